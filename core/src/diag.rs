@@ -73,7 +73,16 @@ impl Diagnostics {
         let mut d = Diagnostics::default();
         // The rendered error carries a snippet; keep the first line, which names the problem.
         let text = err.to_string();
-        let first = text.lines().next().unwrap_or("invalid YAML").trim().to_string();
+        let first = text.lines().next().unwrap_or("invalid YAML").trim();
+        // serde-saphyr prefixes `error: line L column C: `; we print the line ourselves.
+        let first = match first.find(": ") {
+            Some(i) if first.starts_with("error: line ") => {
+                let rest = &first[i + 2..];
+                rest.find(": ").map_or(rest, |j| &rest[j + 2..])
+            }
+            _ => first,
+        };
+        let first = first.to_string();
         d.push(file, line, "", first);
         d
     }
