@@ -87,8 +87,8 @@ pub mod serde_text {
         }
     }
 
-    pub fn deserialize_opt<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Duration>, D::Error> {
-        deserialize(d).map(Some)
+    pub fn serialize<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&super::format_duration(*d))
     }
 }
 

@@ -76,6 +76,54 @@ units! {
     Count => "count", "count (events)", [];
 }
 
+impl Unit {
+    /// The quantity a unit measures and its factor to that quantity's base unit.
+    fn base(self) -> (&'static str, f64) {
+        use Unit::*;
+        match self {
+            Volt => ("voltage", 1.0),
+            Millivolt => ("voltage", 1e-3),
+            Ampere => ("current", 1.0),
+            Milliampere => ("current", 1e-3),
+            Watt => ("power", 1.0),
+            Kilowatt => ("power", 1e3),
+            Var => ("reactive", 1.0),
+            Kilovar => ("reactive", 1e3),
+            VoltAmpere => ("apparent", 1.0),
+            KilovoltAmpere => ("apparent", 1e3),
+            WattHour => ("energy", 1.0),
+            KilowattHour => ("energy", 1e3),
+            MegawattHour => ("energy", 1e6),
+            VarHour => ("reactive_energy", 1.0),
+            KilovarHour => ("reactive_energy", 1e3),
+            Ohm => ("resistance", 1.0),
+            Kiloohm => ("resistance", 1e3),
+            Megaohm => ("resistance", 1e6),
+            Litre => ("volume", 1.0),
+            CubicMetre => ("volume", 1e3),
+            Second => ("time", 1.0),
+            Minute => ("time", 60.0),
+            Hour => ("time", 3600.0),
+            Millimetre => ("length", 1e-3),
+            Metre => ("length", 1.0),
+            LitrePerMinute => ("flow", 1.0 / 60.0),
+            LitrePerHour => ("flow", 1.0 / 3600.0),
+            other => (other.symbol(), 1.0),
+        }
+    }
+
+    /// Convert `value` from this unit to `to` when both measure the same quantity
+    /// (`kWh` -> `Wh`, `mA` -> `A`); `None` otherwise.
+    pub fn convert(self, value: f64, to: Unit) -> Option<f64> {
+        if self == to {
+            return Some(value);
+        }
+        let (qa, fa) = self.base();
+        let (qb, fb) = to.base();
+        (qa == qb).then(|| value * fa / fb)
+    }
+}
+
 impl fmt::Display for Unit {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.symbol())
@@ -98,6 +146,15 @@ mod tests {
         assert_eq!(Unit::parse("°C"), Some(Unit::DegreeCelsius));
         assert_eq!(Unit::parse("dm3"), Some(Unit::Litre));
         assert_eq!(Unit::parse("furlong"), None);
+    }
+
+    #[test]
+    fn converts_within_a_quantity_only() {
+        assert_eq!(Unit::KilowattHour.convert(1.5, Unit::WattHour), Some(1500.0));
+        assert_eq!(Unit::Milliampere.convert(250.0, Unit::Ampere), Some(0.25));
+        assert_eq!(Unit::CubicMetre.convert(2.0, Unit::Litre), Some(2000.0));
+        assert_eq!(Unit::Volt.convert(1.0, Unit::Ampere), None);
+        assert_eq!(Unit::Percent.convert(5.0, Unit::Percent), Some(5.0));
     }
 
     #[test]
