@@ -1,1 +1,237 @@
-fn main(){}
+//! busbar-sim: emulates field devices (meters, transfer switches, insulation monitors, tank
+//! gauges, separators, vapour recovery, EV chargers, breakers, pulse counters) over Modbus TCP,
+//! with their real register maps and physics in simulated time, from YAML scenarios.
+
+use anyhow::Context;
+use busbar_core::profile::{Access, Kind};
+use busbar_sim::load::{demo_scenario, load_scenario, resolve_profiles};
+use busbar_sim::runner::{self, RunOptions};
+use busbar_sim::scenario::Scenario;
+use clap::{Parser, Subcommand};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+#[derive(Parser)]
+#[command(name = "busbar-sim", version, about = "Busbar device-twin simulator: field devices over Modbus TCP, driven by YAML scenarios", long_about = None)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Serve a scenario: Modbus-TCP listeners plus the HTTP control API.
+    Run {
+        /// Scenario file (see scenarios/ and docs/simulator.md).
+        scenario: PathBuf,
+        #[command(flatten)]
+        run: RunArgs,
+    },
+    /// Serve the built-in demo site (scenarios/demo.yaml, compiled in): needs no files.
+    Demo {
+        #[command(flatten)]
+        run: RunArgs,
+    },
+    /// Validate a scenario and its profiles; report every error with file and line.
+    Check {
+        scenario: PathBuf,
+        /// Profile directory (default: profiles/ beside the scenario's folder, else built-in).
+        #[arg(long)]
+        profiles: Option<PathBuf>,
+    },
+    /// Print a profile's register map as a table.
+    Registers {
+        /// Profile name, e.g. socomec-diris-a40.
+        profile: String,
+        #[arg(long)]
+        profiles: Option<PathBuf>,
+    },
+    /// List the available profiles.
+    Profiles {
+        #[arg(long)]
+        profiles: Option<PathBuf>,
+    },
+}
+
+#[derive(clap::Args)]
+struct RunArgs {
+    /// Address of the (first) gateway listener, overriding the scenario's (port 0 = any).
+    #[arg(long)]
+    listen: Option<SocketAddr>,
+    /// Address of the HTTP control API.
+    #[arg(long, default_value = "127.0.0.1:8081")]
+    control: SocketAddr,
+    /// Do not serve the control API.
+    #[arg(long)]
+    no_control: bool,
+    /// Simulated seconds per real second.
+    #[arg(long, default_value_t = 1.0)]
+    speed: f64,
+    /// Seed of every random process (the scenario's by default).
+    #[arg(long)]
+    seed: Option<u64>,
+    /// Stop after this much simulated time, e.g. 1h or 90m (default: run until Ctrl-C).
+    #[arg(long, value_parser = parse_duration_arg)]
+    duration: Option<std::time::Duration>,
+    /// Profile directory (default: profiles/ beside the scenario's folder, else built-in).
+    #[arg(long)]
+    profiles: Option<PathBuf>,
+}
+
+fn parse_duration_arg(s: &str) -> Result<std::time::Duration, String> {
+    busbar_core::duration::parse_duration(s)
+}
+
+fn main() -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::try_from_env("BUSBAR_LOG").unwrap_or_else(|_| "info".into()))
+        .with_writer(std::io::stderr)
+        .init();
+    let cli = Cli::parse();
+    match run(cli) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    match cli.command {
+        Command::Check { scenario, profiles } => match load_scenario(&scenario, profiles.as_deref()) {
+            Ok((s, from)) => {
+                println!(
+                    "{}: ok: site `{}` with {} devices on {} listeners, {} timeline entries (profiles from {from})",
+                    scenario.display(),
+                    s.name,
+                    s.devices.len(),
+                    s.listeners.len(),
+                    s.timeline.len()
+                );
+                Ok(ExitCode::SUCCESS)
+            }
+            Err(d) => {
+                eprintln!("{d}");
+                eprintln!("{} error(s)", d.len());
+                Ok(ExitCode::from(1))
+            }
+        },
+        Command::Registers { profile, profiles } => {
+            let (set, _) = resolve_profiles(profiles.as_deref(), None).map_err(|d| anyhow::anyhow!("{d}"))?;
+            let p = set.get(&profile).with_context(|| format!("unknown profile `{profile}` (try `busbar-sim profiles`)"))?;
+            print_registers(p);
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Profiles { profiles } => {
+            let (set, from) = resolve_profiles(profiles.as_deref(), None).map_err(|d| anyhow::anyhow!("{d}"))?;
+            let mut o = format!("profiles from {from}:\n");
+            for p in set.values() {
+                o.push_str(&format!("  {:28} {:18} {} {} ({} points)\n", p.name, p.family.as_str(), p.manufacturer, p.model, p.points.len()));
+            }
+            emit(&o);
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Run { scenario, run } => {
+            let (s, from) = match load_scenario(&scenario, run.profiles.as_deref()) {
+                Ok(x) => x,
+                Err(d) => {
+                    eprintln!("{d}");
+                    return Ok(ExitCode::from(1));
+                }
+            };
+            tracing::info!(scenario = %scenario.display(), profiles = %from, "scenario loaded");
+            serve(s, run)
+        }
+        Command::Demo { run } => {
+            let s = demo_scenario().map_err(|d| anyhow::anyhow!("built-in demo is invalid:\n{d}"))?;
+            serve(s, run)
+        }
+    }
+}
+
+fn serve(scenario: Scenario, args: RunArgs) -> anyhow::Result<ExitCode> {
+    if !(args.speed > 0.0 && args.speed <= 100_000.0) {
+        anyhow::bail!("--speed must be within (0, 100000]");
+    }
+    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    rt.block_on(async move {
+        let opts = RunOptions {
+            speed: args.speed,
+            seed: args.seed,
+            duration: args.duration,
+            listen: args.listen,
+            control: (!args.no_control).then_some(args.control),
+            progress: args.duration.is_some() && args.speed > 1.0,
+            ..RunOptions::default()
+        };
+        let mut running = runner::start(&scenario, opts).await?;
+        println!("busbar-sim: site `{}` ({} devices), seed {}, speed x{}", scenario.name, scenario.devices.len(), running.site.lock().map(|s| s.seed).unwrap_or(0), args.speed);
+        for (name, addr) in &running.gateways {
+            let units: Vec<String> = scenario
+                .devices
+                .iter()
+                .filter(|d| scenario.listeners.get(d.listener).is_some_and(|l| &l.name == name))
+                .map(|d| format!("{}={}", d.unit_id, d.name))
+                .collect();
+            println!("  modbus-tcp {name}: {addr}  units: {}", units.join(" "));
+        }
+        if let Some(c) = running.control {
+            println!("  control API: http://{c}/api/devices  (docs/simulator.md)");
+        }
+        tokio::select! {
+            _ = running.finished() => tracing::info!("duration reached"),
+            r = tokio::signal::ctrl_c() => {
+                if let Err(e) = r {
+                    tracing::warn!("cannot listen for Ctrl-C: {e}");
+                }
+                tracing::info!("stopping");
+            }
+        }
+        running.stop().await;
+        Ok::<_, anyhow::Error>(())
+    })?;
+    Ok(ExitCode::SUCCESS)
+}
+
+fn print_registers(p: &busbar_core::profile::Profile) {
+    use std::fmt::Write as _;
+    let mut o = String::new();
+    let _ = writeln!(o, "{} — {} {} ({})", p.name, p.manufacturer, p.model, p.family.as_str());
+    if !p.description.is_empty() {
+        let _ = writeln!(o, "{}", p.description);
+    }
+    let _ = writeln!(o, "{:<9} {:>6} {:>7}  {:<9} {:<5} {:>9}  {:<7} {:<3} point", "table", "addr", "hex", "type", "order", "scale", "unit", "rw");
+    let mut points: Vec<_> = p.points.iter().collect();
+    points.sort_by_key(|x| (x.register.table, x.register.address));
+    for x in points {
+        let r = &x.register;
+        let extra = match (&x.constant, x.kind) {
+            (Some(busbar_core::profile::Constant::Text(t)), _) => format!(" = \"{t}\""),
+            (Some(busbar_core::profile::Constant::Number(n)), _) => format!(" = {n}"),
+            (None, Kind::Enum | Kind::Bitmask) => format!(" {{{}}}", x.labels.iter().map(|(k, v)| format!("{k}:{v}")).collect::<Vec<_>>().join(", ")),
+            _ => String::new(),
+        };
+        let _ = writeln!(o, 
+            "{:<9} {:>6} {:>7}  {:<9} {:<5} {:>9}  {:<7} {:<3} {}{}",
+            r.table.as_str(),
+            r.address,
+            format!("{:#06x}", r.address),
+            r.data_type.name(),
+            if r.data_type.words() > 1 && !matches!(r.data_type, busbar_core::profile::DataType::Ascii(_)) { r.order.as_str() } else { "" },
+            r.scale,
+            x.unit.symbol(),
+            if x.access == Access::ReadWrite { "rw" } else { "r" },
+            x.id,
+            extra
+        );
+    }
+    emit(&o);
+}
+
+/// Print to stdout; a closed pipe (`| head`) is not an error worth a panic.
+fn emit(text: &str) {
+    use std::io::Write as _;
+    let _ = std::io::stdout().lock().write_all(text.as_bytes());
+}

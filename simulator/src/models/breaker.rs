@@ -3,7 +3,7 @@
 //! event, Modbus commands open / close / reset. Downstream devices lose their supply when it
 //! is not closed.
 
-use super::{daily_curve, not_for_this_device, not_writable, DeviceModel, Emit, Env, Refusal, Supply};
+use super::{daily_curve, Links, not_for_this_device, not_writable, DeviceModel, Emit, Env, Refusal, Supply};
 use crate::events::Event;
 use crate::rng::{SimRng, Wander};
 use busbar_core::units::Unit;
@@ -48,6 +48,7 @@ pub enum State {
 
 pub struct Breaker {
     p: BreakerParams,
+    own_index: usize,
     supply: Option<usize>,
     state: State,
     cause: f64,
@@ -62,8 +63,8 @@ pub struct Breaker {
 }
 
 impl Breaker {
-    pub fn new(p: BreakerParams, supply: Option<usize>) -> Breaker {
-        Breaker { p, supply, state: State::Closed, cause: 0.0, thermal: 0.0, forced: None, noise: Wander::new(0.05, 60.0), current: 0.0, voltage: 0.0, energy_wh: 0.0, trips: 0.0, last_command: 0.0 }
+    pub fn new(p: BreakerParams, links: &Links) -> Breaker {
+        Breaker { p, own_index: links.own, supply: links.supply, state: State::Closed, cause: 0.0, thermal: 0.0, forced: None, noise: Wander::new(0.05, 60.0), current: 0.0, voltage: 0.0, energy_wh: 0.0, trips: 0.0, last_command: 0.0 }
     }
 
     pub fn state(&self) -> State {
@@ -95,9 +96,11 @@ impl DeviceModel for Breaker {
             return;
         }
         let load_w = (self.p.base_kw + (self.p.peak_kw - self.p.base_kw) * daily_curve(env.time_of_day_h)) * 1000.0 * (1.0 + n).max(0.0);
+        // Its own feeder's load plus what chargers behind it draw (mean of the phases).
+        let downstream = env.extra_current.get(self.own_index).map_or(0.0, |c| (c[0] + c[1] + c[2]) / 3.0);
         self.current = match self.forced {
             Some((i, _)) => i,
-            None => load_w / (3.0 * supply.voltage * 0.95),
+            None => load_w / (3.0 * supply.voltage * 0.95) + downstream,
         };
         let ratio = self.current / self.p.rated_current_a.max(0.1);
         if ratio > 10.0 {
@@ -207,7 +210,7 @@ mod tests {
 
     #[test]
     fn overload_trips_on_the_thermal_curve_and_needs_a_reset() {
-        let mut b = Breaker::new(serde_json::from_value(serde_json::json!({"rated_current_a": 63})).unwrap_or_else(|e| panic!("{e}")), None);
+        let mut b = Breaker::new(serde_json::from_value(serde_json::json!({"rated_current_a": 63})).unwrap_or_else(|e| panic!("{e}")), &Links::default());
         let env = Env::with_devices(1);
         let mut rng = SimRng::for_device(2, 0);
         b.event(&Event::Overload { current_a: 126.0, duration: Duration::from_secs(600) }, &mut rng).unwrap_or_default();

@@ -153,11 +153,14 @@ impl DeviceModel for Charger {
     }
 
     fn contribute(&self, _index: usize, env: &mut Env) {
-        if let Some(slot) = self.meter.and_then(|m| env.extra_current.get_mut(m)) {
-            slot[0] += self.current;
-            if self.p.phases >= 3 {
-                slot[1] += self.current;
-                slot[2] += self.current;
+        // The current flows through the meter and through the breaker feeding the charger.
+        for target in [self.meter, self.supply].into_iter().flatten() {
+            if let Some(slot) = env.extra_current.get_mut(target) {
+                slot[0] += self.current;
+                if self.p.phases >= 3 {
+                    slot[1] += self.current;
+                    slot[2] += self.current;
+                }
             }
         }
     }

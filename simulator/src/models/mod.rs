@@ -135,11 +135,6 @@ pub struct LinkNames {
     pub imd: Option<String>,
 }
 
-/// Parse a family's parameters (unknown keys are errors) and return the link names they hold.
-pub fn parse_params(family: Family, params: &serde_json::Value) -> Result<LinkNames, String> {
-    build(family, params, &Links::default(), 0.0, 1).map(|(_, names)| names)
-}
-
 /// Build the model for `family` from its parameters.
 pub fn build(
     family: Family,
@@ -177,7 +172,7 @@ pub fn build(
         Family::Breaker => {
             let params: breaker::BreakerParams = p(params)?;
             let names = LinkNames { supply: params.supply.clone(), ..Default::default() };
-            (Box::new(breaker::Breaker::new(params, links.supply)), names)
+            (Box::new(breaker::Breaker::new(params, links)), names)
         }
         Family::PulseCounter => (Box::new(pulse::PulseConcentrator::new(p(params)?, block_count)?), LinkNames::default()),
     })

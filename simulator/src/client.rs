@@ -1,0 +1,64 @@
+//! A minimal Modbus-TCP client (one request in flight), for the simulator's own tests and
+//! benchmarks. Built on busbar-core's codec; the bridge has its own acquisition driver.
+
+use busbar_core::modbus::{self, Header, Request, Response};
+use std::io;
+use std::net::SocketAddr;
+use std::time::Duration;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+pub struct Client {
+    stream: TcpStream,
+    transaction: u16,
+    buf: Vec<u8>,
+    out: Vec<u8>,
+    pub timeout: Duration,
+}
+
+impl Client {
+    pub async fn connect(addr: SocketAddr) -> io::Result<Client> {
+        let stream = TcpStream::connect(addr).await?;
+        stream.set_nodelay(true)?;
+        Ok(Client { stream, transaction: 0, buf: Vec::with_capacity(512), out: Vec::with_capacity(512), timeout: Duration::from_secs(2) })
+    }
+
+    /// Send one request and wait for its response (or time out).
+    pub async fn call(&mut self, unit: u8, req: &Request) -> io::Result<Response> {
+        self.transaction = self.transaction.wrapping_add(1);
+        let header = Header { transaction: self.transaction, unit };
+        self.out.clear();
+        modbus::write_request(&mut self.out, header, req);
+        self.stream.write_all(&self.out).await?;
+        let deadline = tokio::time::Instant::now() + self.timeout;
+        loop {
+            if let Some((h, pdu, used)) = modbus::split_frame(&self.buf).map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))? {
+                let resp = modbus::decode_response(req, pdu).map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e));
+                let same = h.transaction == self.transaction;
+                self.buf.drain(..used);
+                if same {
+                    return resp;
+                }
+                // A late answer to an earlier request: skip it.
+                continue;
+            }
+            let mut chunk = [0u8; 1024];
+            let n = tokio::time::timeout_at(deadline, self.stream.read(&mut chunk))
+                .await
+                .map_err(|_| io::Error::new(io::ErrorKind::TimedOut, "no response"))??;
+            if n == 0 {
+                return Err(io::Error::new(io::ErrorKind::UnexpectedEof, "connection closed"));
+            }
+            self.buf.extend_from_slice(&chunk[..n]);
+        }
+    }
+
+    /// Read holding registers; exceptions become errors.
+    pub async fn read_holding(&mut self, unit: u8, address: u16, count: u16) -> io::Result<Result<Vec<u16>, modbus::Exception>> {
+        match self.call(unit, &Request::ReadHoldingRegisters { address, count }).await? {
+            Response::Registers(r) => Ok(Ok(r)),
+            Response::Exception(e) => Ok(Err(e)),
+            other => Err(io::Error::new(io::ErrorKind::InvalidData, format!("unexpected {other:?}"))),
+        }
+    }
+}

@@ -1,0 +1,213 @@
+//! The Modbus-TCP front end: one listener per scenario listener, like a Modbus-TCP gateway in
+//! front of an RS485 bus, with a unit id per device. Faults are applied here: a silent device
+//! never answers, an exception fault answers its code, a delay fault answers late, a drop
+//! fault closes the connection. An unknown unit id answers 0x0B (gateway target failed to
+//! respond), as gateways do. A malformed MBAP header closes the connection (its framing is
+//! lost); a malformed PDU answers the exception the standard gives. Nothing a peer sends can
+//! stop the listener.
+
+use crate::events::Fault;
+use crate::site::{DeviceShared, Site, WriteError};
+use busbar_core::modbus::{self, Exception, Header, Request};
+use busbar_core::profile::Table;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{watch, Semaphore};
+
+/// Limits of one listener.
+#[derive(Debug, Clone, Copy)]
+pub struct GatewayLimits {
+    pub max_connections: usize,
+    pub idle_timeout: Duration,
+}
+
+impl Default for GatewayLimits {
+    fn default() -> Self {
+        GatewayLimits { max_connections: 64, idle_timeout: Duration::from_secs(120) }
+    }
+}
+
+/// Everything one listener serves.
+pub struct Gateway {
+    pub name: String,
+    units: Vec<Option<(usize, Arc<DeviceShared>)>>,
+    site: Arc<Mutex<Site>>,
+    limits: GatewayLimits,
+}
+
+impl Gateway {
+    pub fn new(name: String, listener_index: usize, site: Arc<Mutex<Site>>, limits: GatewayLimits) -> Gateway {
+        let mut units = vec![None; 256];
+        if let Ok(s) = site.lock() {
+            for (i, d) in s.devices().enumerate() {
+                if d.listener == listener_index {
+                    units[usize::from(d.unit_id)] = Some((i, d.clone()));
+                }
+            }
+        }
+        Gateway { name, units, site, limits }
+    }
+
+    /// Accept connections until `shutdown` turns true.
+    pub async fn serve(self: Arc<Self>, listener: TcpListener, mut shutdown: watch::Receiver<bool>) {
+        let permits = Arc::new(Semaphore::new(self.limits.max_connections));
+        loop {
+            let accepted = tokio::select! {
+                a = listener.accept() => a,
+                _ = shutdown.changed() => break,
+            };
+            let (stream, peer) = match accepted {
+                Ok(x) => x,
+                Err(e) => {
+                    // Out of descriptors and the like: wait a little, never give up.
+                    tracing::warn!(listener = %self.name, "accept failed: {e}");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            };
+            let Ok(permit) = permits.clone().try_acquire_owned() else {
+                tracing::warn!(listener = %self.name, %peer, "connection limit reached, closing");
+                drop(stream);
+                continue;
+            };
+            let _ = stream.set_nodelay(true);
+            let gw = self.clone();
+            let mut stop = shutdown.clone();
+            tokio::spawn(async move {
+                tokio::select! {
+                    r = gw.connection(stream) => {
+                        if let Err(e) = r {
+                            tracing::debug!(listener = %gw.name, %peer, "connection closed: {e}");
+                        }
+                    }
+                    _ = stop.changed() => {}
+                }
+                drop(permit);
+            });
+        }
+    }
+
+    async fn connection(&self, mut stream: TcpStream) -> std::io::Result<()> {
+        let mut buf = Vec::with_capacity(1024);
+        let mut out = Vec::with_capacity(1024);
+        let mut chunk = [0u8; 4096];
+        loop {
+            let n = match tokio::time::timeout(self.limits.idle_timeout, stream.read(&mut chunk)).await {
+                Ok(r) => r?,
+                Err(_) => return Ok(()),
+            };
+            if n == 0 {
+                return Ok(());
+            }
+            buf.extend_from_slice(&chunk[..n]);
+            let mut used = 0;
+            out.clear();
+            loop {
+                let (header, pdu, len) = match modbus::split_frame(&buf[used..]) {
+                    Ok(Some(f)) => f,
+                    Ok(None) => break,
+                    Err(e) => {
+                        stream.write_all(&out).await?;
+                        return Err(std::io::Error::new(std::io::ErrorKind::InvalidData, e));
+                    }
+                };
+                let pdu = pdu.to_vec();
+                used += len;
+                match self.answer(header, &pdu, &mut out).await {
+                    Answer::Sent | Answer::Silent => {}
+                    Answer::Drop => {
+                        stream.write_all(&out).await?;
+                        return Ok(());
+                    }
+                }
+            }
+            buf.drain(..used);
+            if !out.is_empty() {
+                stream.write_all(&out).await?;
+            }
+        }
+    }
+
+    async fn answer(&self, header: Header, pdu: &[u8], out: &mut Vec<u8>) -> Answer {
+        let function = pdu.first().copied().unwrap_or(0);
+        let Some((index, device)) = self.units.get(usize::from(header.unit)).cloned().flatten() else {
+            modbus::write_exception(out, header, function, Exception::GatewayTargetFailed);
+            return Answer::Sent;
+        };
+        let (delay, exception, silent, drop_conn) = {
+            let rt = device.lock();
+            let mut delay = None;
+            let mut exception = None;
+            for f in &rt.faults {
+                match &f.fault {
+                    Fault::Delay { delay: d } => delay = Some(*d),
+                    Fault::Exception { code } => exception = Some(Exception::from_code(*code)),
+                    _ => {}
+                }
+            }
+            (delay, exception, rt.has(|f| matches!(f, Fault::Silent)), rt.has(|f| matches!(f, Fault::DropConnection)))
+        };
+        if drop_conn {
+            return Answer::Drop;
+        }
+        if silent {
+            return Answer::Silent;
+        }
+        if let Some(d) = delay {
+            tokio::time::sleep(d).await;
+        }
+        if let Some(e) = exception {
+            modbus::write_exception(out, header, function, e);
+            return Answer::Sent;
+        }
+        let req = match modbus::decode_request(pdu) {
+            Ok(r) => r,
+            Err(e) => {
+                modbus::write_exception(out, header, function, e);
+                return Answer::Sent;
+            }
+        };
+        let read = |table: Table, address: u16, count: u16, out: &mut Vec<u8>, bits: bool| {
+            let rt = device.lock();
+            match rt.image.read(table, address, count) {
+                Ok(words) if bits => modbus::write_bits_response(out, header, function, words),
+                Ok(words) => modbus::write_registers_response(out, header, function, words),
+                Err(_) => modbus::write_exception(out, header, function, Exception::IllegalDataAddress),
+            }
+        };
+        match &req {
+            Request::ReadHoldingRegisters { address, count } => read(Table::Holding, *address, *count, out, false),
+            Request::ReadInputRegisters { address, count } => read(Table::Input, *address, *count, out, false),
+            Request::ReadCoils { address, count } => read(Table::Coil, *address, *count, out, true),
+            Request::ReadDiscreteInputs { address, count } => read(Table::Discrete, *address, *count, out, true),
+            Request::WriteSingleRegister { address, value } => self.write(index, Table::Holding, *address, &[*value], header, &req, out),
+            Request::WriteMultipleRegisters { address, values } => self.write(index, Table::Holding, *address, values, header, &req, out),
+            Request::WriteSingleCoil { address, value } => self.write(index, Table::Coil, *address, &[u16::from(*value)], header, &req, out),
+            Request::WriteMultipleCoils { address, values } => {
+                let words: Vec<u16> = values.iter().map(|b| u16::from(*b)).collect();
+                self.write(index, Table::Coil, *address, &words, header, &req, out)
+            }
+        }
+        Answer::Sent
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn write(&self, index: usize, table: Table, address: u16, values: &[u16], header: Header, req: &Request, out: &mut Vec<u8>) {
+        let result = match self.site.lock() {
+            Ok(mut site) => site.write_registers(index, table, address, values),
+            Err(_) => Err(WriteError::Exception(Exception::ServerDeviceFailure)),
+        };
+        match result {
+            Ok(()) => modbus::write_write_response(out, header, req),
+            Err(WriteError::Exception(e)) => modbus::write_exception(out, header, req.function(), e),
+        }
+    }
+}
+
+enum Answer {
+    Sent,
+    Silent,
+    Drop,
+}

@@ -1,0 +1,441 @@
+//! Scenarios (scenarios/*.yaml): the site, its Modbus listeners, its devices with their
+//! parameters, and a timeline of events and faults. Parse, then validate without IO,
+//! reporting every error with its file, line and path.
+
+use crate::events::{Event, Fault};
+use crate::models;
+use busbar_core::diag::Diagnostics;
+use busbar_core::duration::parse_duration;
+use busbar_core::profile::{Family, Profile, ProfileSet};
+use serde::Deserialize;
+use serde_saphyr::Spanned;
+use std::collections::{HashMap, HashSet};
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ScenarioDoc {
+    site: SiteDoc,
+    #[serde(default)]
+    seed: Option<u64>,
+    #[serde(default)]
+    clock: ClockDoc,
+    listeners: Vec<Spanned<ListenerDoc>>,
+    devices: Vec<Spanned<DeviceDoc>>,
+    #[serde(default)]
+    timeline: Vec<Spanned<serde_json::Value>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SiteDoc {
+    name: String,
+    id: String,
+    #[serde(default)]
+    description: String,
+}
+
+#[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct ClockDoc {
+    /// Time of day at which the scenario starts, `HH:MM`.
+    #[serde(default)]
+    start: Option<String>,
+    /// Simulation step in simulated milliseconds.
+    #[serde(default)]
+    step_ms: Option<u64>,
+    /// Opening hours of the station, `["06:00", "22:00"]`.
+    #[serde(default)]
+    opening_hours: Option<[String; 2]>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ListenerDoc {
+    name: String,
+    listen: String,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct DeviceDoc {
+    name: String,
+    profile: String,
+    #[serde(default)]
+    description: String,
+    #[serde(default)]
+    listener: Option<String>,
+    unit_id: i64,
+    #[serde(default)]
+    params: serde_json::Value,
+}
+
+/// A Modbus TCP listener: a gateway port with a unit id per device.
+#[derive(Debug, Clone)]
+pub struct ListenerSpec {
+    pub name: String,
+    pub listen: SocketAddr,
+}
+
+/// A device of the site.
+#[derive(Debug, Clone)]
+pub struct DeviceSpec {
+    pub name: String,
+    pub description: String,
+    pub profile: Arc<Profile>,
+    pub listener: usize,
+    pub unit_id: u8,
+    pub params: serde_json::Value,
+    /// Resolved links to other devices (by index).
+    pub links: models::Links,
+}
+
+/// What happens at a timeline entry.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Action {
+    Event(Event),
+    Fault { fault: Fault, duration: Option<Duration> },
+    ClearFaults,
+}
+
+/// One timeline entry.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TimelineEntry {
+    pub at: Duration,
+    pub device: Option<String>,
+    pub action: Action,
+    /// `file:line` for logs.
+    pub origin: String,
+}
+
+/// A validated scenario.
+#[derive(Debug, Clone)]
+pub struct Scenario {
+    pub name: String,
+    pub id: String,
+    pub description: String,
+    pub seed: u64,
+    pub start_hour: f64,
+    pub step: Duration,
+    pub opening_hours: (f64, f64),
+    pub listeners: Vec<ListenerSpec>,
+    pub devices: Vec<DeviceSpec>,
+    pub timeline: Vec<TimelineEntry>,
+}
+
+fn parse_hhmm(s: &str) -> Option<f64> {
+    let (h, m) = s.trim().split_once(':')?;
+    let (h, m): (u32, u32) = (h.parse().ok()?, m.parse().ok()?);
+    (h < 24 && m < 60).then(|| f64::from(h) + f64::from(m) / 60.0)
+}
+
+/// Split an event/fault entry (JSON object) into its action, its device and its extra keys.
+/// Used by the timeline and by the control API. `extra` lists keys the caller consumes.
+pub fn parse_action(value: &serde_json::Value) -> Result<(Action, Option<String>), String> {
+    let mut map = match value {
+        serde_json::Value::Object(m) => m.clone(),
+        _ => return Err("expected a mapping with `event`, `fault` or `clear_faults`".into()),
+    };
+    let device = match map.remove("device") {
+        Some(serde_json::Value::String(s)) => Some(s),
+        Some(other) => return Err(format!("`device` must be a name, got {other}")),
+        None => None,
+    };
+    map.remove("at");
+    let duration = match map.remove("duration") {
+        None => None,
+        Some(serde_json::Value::String(s)) => Some(parse_duration(&s)?),
+        Some(serde_json::Value::Number(n)) => Some(parse_duration(&n.to_string())?),
+        Some(other) => return Err(format!("`duration` must be like `90s` or `2h30m`, got {other}")),
+    };
+    let kinds = ["event", "fault", "clear_faults"].iter().filter(|k| map.contains_key(**k)).count();
+    if kinds != 1 {
+        return Err("an entry needs exactly one of `event`, `fault`, `clear_faults`".into());
+    }
+    let action = if map.contains_key("event") {
+        if duration.is_some() && !matches!(map.get("event").and_then(|e| e.as_str()), Some("delivery" | "leak_test" | "overload")) {
+            return Err("`duration` applies to faults (and to delivery, leak_test, overload events)".into());
+        }
+        if let Some(d) = duration {
+            map.insert("duration".into(), serde_json::Value::String(busbar_core::duration::format_duration(d)));
+        }
+        Action::Event(serde_json::from_value(serde_json::Value::Object(map)).map_err(|e| e.to_string())?)
+    } else if map.contains_key("fault") {
+        Action::Fault { fault: serde_json::from_value(serde_json::Value::Object(map)).map_err(|e| e.to_string())?, duration }
+    } else {
+        if map.len() != 1 || map.get("clear_faults") != Some(&serde_json::Value::Bool(true)) {
+            return Err("write `clear_faults: true` alone".into());
+        }
+        Action::ClearFaults
+    };
+    Ok((action, device))
+}
+
+/// Parse and validate a scenario against a profile set.
+pub fn parse_scenario(file: &str, text: &str, profiles: &ProfileSet) -> Result<Scenario, Diagnostics> {
+    let doc: ScenarioDoc = serde_saphyr::from_str(text).map_err(|e| Diagnostics::from_yaml_error(file, &e))?;
+    let mut d = Diagnostics::default();
+
+    let start_hour = match doc.clock.start.as_deref() {
+        None => 8.0,
+        Some(s) => parse_hhmm(s).unwrap_or_else(|| {
+            d.push(file, 0, "clock.start", format!("`{s}` is not a time of day HH:MM"));
+            8.0
+        }),
+    };
+    let step_ms = doc.clock.step_ms.unwrap_or(100);
+    if !(10..=10_000).contains(&step_ms) {
+        d.push(file, 0, "clock.step_ms", "must be within 10..=10000");
+    }
+    let opening_hours = match &doc.clock.opening_hours {
+        None => (6.0, 22.0),
+        Some([a, b]) => match (parse_hhmm(a), parse_hhmm(b)) {
+            (Some(a), Some(b)) => (a, b),
+            _ => {
+                d.push(file, 0, "clock.opening_hours", "expected [\"HH:MM\", \"HH:MM\"]");
+                (6.0, 22.0)
+            }
+        },
+    };
+
+    let mut listeners = Vec::new();
+    let mut listener_index = HashMap::new();
+    let mut addrs = HashSet::new();
+    for (i, l) in doc.listeners.iter().enumerate() {
+        let line = l.referenced.line();
+        let path = format!("listeners[{i}] ({})", l.value.name);
+        if listener_index.insert(l.value.name.clone(), i).is_some() {
+            d.push(file, line, &path, "duplicate listener name");
+        }
+        match l.value.listen.parse::<SocketAddr>() {
+            Ok(a) => {
+                if a.port() != 0 && !addrs.insert(a) {
+                    d.push(file, line, &path, format!("{a} is used by another listener"));
+                }
+                listeners.push(ListenerSpec { name: l.value.name.clone(), listen: a });
+            }
+            Err(_) => {
+                d.push(file, line, &path, format!("`{}` is not an address like 127.0.0.1:15020", l.value.listen));
+                listeners.push(ListenerSpec { name: l.value.name.clone(), listen: SocketAddr::from(([127, 0, 0, 1], 0)) });
+            }
+        }
+    }
+    if listeners.is_empty() {
+        d.push(file, 0, "listeners", "a scenario needs at least one listener");
+    }
+
+    // Devices, first pass: names, profiles, listeners, unit ids.
+    let mut devices: Vec<DeviceSpec> = Vec::new();
+    let mut names = HashMap::new();
+    let mut units = HashMap::new();
+    let mut lines = Vec::new();
+    for (i, sd) in doc.devices.iter().enumerate() {
+        let dv = &sd.value;
+        let line = sd.referenced.line();
+        let path = format!("devices[{i}] ({})", dv.name);
+        if dv.name.is_empty() || !dv.name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-') {
+            d.push(file, line, &path, "device names use letters, digits, `_` and `-`");
+        }
+        if let Some(prev) = names.insert(dv.name.clone(), i) {
+            d.push(file, line, &path, format!("duplicate device name (first at devices[{prev}])"));
+        }
+        let Some(profile) = profiles.get(&dv.profile) else {
+            let known: Vec<_> = profiles.keys().cloned().collect();
+            d.push(file, line, &path, format!("unknown profile `{}` (known: {})", dv.profile, known.join(", ")));
+            continue;
+        };
+        let listener = match &dv.listener {
+            None => 0,
+            Some(n) => match listener_index.get(n) {
+                Some(&l) => l,
+                None => {
+                    d.push(file, line, &path, format!("unknown listener `{n}`"));
+                    0
+                }
+            },
+        };
+        let unit_id = match u8::try_from(dv.unit_id) {
+            Ok(u) if (1..=247).contains(&u) => u,
+            _ => {
+                d.push(file, line, &path, format!("unit_id {} is outside 1..=247", dv.unit_id));
+                1
+            }
+        };
+        if let Some(other) = units.insert((listener, unit_id), dv.name.clone()) {
+            d.push(file, line, &path, format!("unit id {unit_id} is already used by `{other}` on this listener"));
+        }
+        lines.push((line, path));
+        devices.push(DeviceSpec {
+            name: dv.name.clone(),
+            description: dv.description.clone(),
+            profile: profile.clone(),
+            listener,
+            unit_id,
+            params: dv.params.clone(),
+            links: models::Links { own: devices.len(), ..Default::default() },
+        });
+    }
+
+    // Second pass: parameters and links between devices.
+    let index: HashMap<String, usize> = devices.iter().enumerate().map(|(i, dv)| (dv.name.clone(), i)).collect();
+    for (i, dv) in devices.iter_mut().enumerate() {
+        let (line, path) = &lines[i];
+        let family = dv.profile.family;
+        let blocks = block_count(&dv.profile);
+        let names = match models::build(family, &dv.params, &models::Links::default(), start_hour, blocks).map(|(_, n)| n) {
+            Ok(n) => n,
+            Err(e) => {
+                d.push(file, *line, format!("{path}.params"), e);
+                continue;
+            }
+        };
+        let mut resolve = |what: &str, name: &Option<String>, allowed: &[Family]| -> Option<usize> {
+            let name = name.as_ref()?;
+            match index.get(name) {
+                None => {
+                    d.push(file, *line, format!("{path}.params.{what}"), format!("unknown device `{name}`"));
+                    None
+                }
+                Some(&j) if !allowed.contains(&doc_family(profiles, &doc.devices[j].value.profile)) => {
+                    let allowed: Vec<_> = allowed.iter().map(|f| f.as_str()).collect();
+                    d.push(file, *line, format!("{path}.params.{what}"), format!("`{name}` must be a {}", allowed.join(" or ")));
+                    None
+                }
+                Some(&j) => Some(j),
+            }
+        };
+        dv.links.supply = resolve("supply", &names.supply, &[Family::TransferSwitch, Family::Breaker]);
+        dv.links.meter = resolve("meter", &names.meter, &[Family::Meter]);
+        dv.links.imd = resolve("imd", &names.imd, &[Family::InsulationMonitor]);
+    }
+
+    // Timeline.
+    let mut timeline = Vec::new();
+    for (i, se) in doc.timeline.iter().enumerate() {
+        let line = se.referenced.line();
+        let path = format!("timeline[{i}]");
+        let at = match se.value.get("at") {
+            Some(serde_json::Value::String(s)) => parse_duration(s),
+            Some(serde_json::Value::Number(n)) => parse_duration(&n.to_string()),
+            _ => Err("needs `at:` (a duration since the start, like 2h30m)".to_string()),
+        };
+        let at = match at {
+            Ok(a) => a,
+            Err(e) => {
+                d.push(file, line, &path, e);
+                continue;
+            }
+        };
+        match parse_action(&se.value) {
+            Err(e) => d.push(file, line, &path, e),
+            Ok((action, device)) => {
+                if let Some(name) = &device {
+                    match index.get(name) {
+                        None => d.push(file, line, &path, format!("unknown device `{name}`")),
+                        Some(&j) => {
+                            if let Action::Fault { fault: Fault::OutOfRange { point, .. }, .. } = &action {
+                                if devices[j].profile.point(point).is_none() {
+                                    d.push(file, line, &path, format!("`{name}` has no point `{point}`"));
+                                }
+                            }
+                        }
+                    }
+                } else {
+                    let site_wide = matches!(&action, Action::Event(e) if e.is_site_wide());
+                    if !site_wide {
+                        d.push(file, line, &path, "this entry needs `device:`");
+                    }
+                }
+                timeline.push(TimelineEntry { at, device, action, origin: format!("{file}:{line}") });
+            }
+        }
+    }
+    timeline.sort_by_key(|e| e.at);
+
+    let scenario = Scenario {
+        name: doc.site.name,
+        id: doc.site.id,
+        description: doc.site.description,
+        seed: doc.seed.unwrap_or(1),
+        start_hour,
+        step: Duration::from_millis(step_ms),
+        opening_hours,
+        listeners,
+        devices,
+        timeline,
+    };
+    d.into_result(scenario)
+}
+
+fn doc_family(profiles: &ProfileSet, name: &str) -> Family {
+    profiles.get(name).map_or(Family::Meter, |p| p.family)
+}
+
+/// Instances of the profile's repeated block (tanks, circuits...), 0 without blocks.
+pub fn block_count(profile: &Profile) -> u16 {
+    profile
+        .points
+        .iter()
+        .filter_map(|p| p.block.as_ref())
+        .filter(|b| !matches!(b.name.as_str(), "product"))
+        .map(|b| b.index)
+        .max()
+        .unwrap_or(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn profiles() -> ProfileSet {
+        crate::embedded::profiles().unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    #[test]
+    fn reports_every_error_with_its_line() {
+        let text = r#"
+site: { name: Bad, id: bad }
+listeners:
+  - { name: gw, listen: "127.0.0.1:15020" }
+devices:
+  - { name: m1, profile: socomec-diris-a40, unit_id: 1 }
+  - { name: m1, profile: socomec-diris-a40, unit_id: 2 }
+  - { name: m2, profile: no-such-profile, unit_id: 3 }
+  - { name: m3, profile: socomec-diris-a40, unit_id: 1 }
+  - { name: m4, profile: socomec-diris-a40, unit_id: 300 }
+  - { name: m5, profile: socomec-diris-a40, unit_id: 5, params: { supply: m1, colour: red } }
+timeline:
+  - { at: 1m, device: ghost, event: mains_lost }
+  - { at: soon, device: m1, event: mains_lost }
+  - { at: 2m, device: m1, fault: out_of_range, point: nope, value: 1 }
+"#;
+        let err = parse_scenario("s.yaml", text, &profiles()).err().unwrap_or_default();
+        let t = err.to_string();
+        for want in [
+            "s.yaml:7: devices[1] (m1): duplicate device name",
+            "s.yaml:8: devices[2] (m2): unknown profile `no-such-profile`",
+            "s.yaml:9: devices[3] (m3): unit id 1 is already used by `m1`",
+            "s.yaml:10: devices[4] (m4): unit_id 300 is outside 1..=247",
+            "s.yaml:11: devices[5] (m5).params: unknown field `colour`",
+            "s.yaml:13: timeline[0]: unknown device `ghost`",
+            "s.yaml:14: timeline[1]: invalid duration `soon`",
+            "s.yaml:15: timeline[2]: `m1` has no point `nope`",
+        ] {
+            assert!(t.contains(want), "missing `{want}` in:\n{t}");
+        }
+    }
+
+    #[test]
+    fn actions_parse_from_json() {
+        let (a, dev) = parse_action(&serde_json::json!({"device": "t", "event": "delivery", "tank": 2, "volume_l": 12000, "duration": "40m"})).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(dev.as_deref(), Some("t"));
+        assert_eq!(a, Action::Event(Event::Delivery { tank: 2, volume_l: 12000.0, duration: Duration::from_secs(2400), temperature_c: None }));
+        let (f, _) = parse_action(&serde_json::json!({"fault": "silent", "duration": "2m"})).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(f, Action::Fault { fault: Fault::Silent, duration: Some(Duration::from_secs(120)) });
+        assert!(parse_action(&serde_json::json!({"fault": "silent", "event": "mains_lost"})).is_err());
+        assert!(parse_action(&serde_json::json!({"event": "mains_lost", "duration": "1m"})).is_err());
+        assert!(parse_action(&serde_json::json!({"event": "warp_drive"})).is_err());
+    }
+}
