@@ -128,8 +128,14 @@ impl Site {
             journal: VecDeque::new(),
         };
         site.update_clock_env();
-        // One step at t=0 so that every image holds consistent values before the first read.
-        site.contribute_all();
+        // Settle at t=0 with zero-length steps (twice, so that links between devices — supply,
+        // charger current — propagate) so every image holds consistent values from the start.
+        for _ in 0..2 {
+            for d in &mut site.devices {
+                d.model.step(0.0, &site.env, &mut d.rng);
+            }
+            site.contribute_all();
+        }
         site.publish();
         Ok(site)
     }
