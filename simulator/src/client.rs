@@ -13,14 +13,15 @@ pub struct Client {
     transaction: u16,
     buf: Vec<u8>,
     out: Vec<u8>,
-    pub timeout: Duration,
+    /// `None` = wait for ever (benchmarks, where a timer per call would be measured too).
+    pub timeout: Option<Duration>,
 }
 
 impl Client {
     pub async fn connect(addr: SocketAddr) -> io::Result<Client> {
         let stream = TcpStream::connect(addr).await?;
         stream.set_nodelay(true)?;
-        Ok(Client { stream, transaction: 0, buf: Vec::with_capacity(512), out: Vec::with_capacity(512), timeout: Duration::from_secs(2) })
+        Ok(Client { stream, transaction: 0, buf: Vec::with_capacity(512), out: Vec::with_capacity(512), timeout: Some(Duration::from_secs(2)) })
     }
 
     /// Send one request and wait for its response (or time out).
@@ -30,7 +31,7 @@ impl Client {
         self.out.clear();
         modbus::write_request(&mut self.out, header, req);
         self.stream.write_all(&self.out).await?;
-        let deadline = tokio::time::Instant::now() + self.timeout;
+        let deadline = self.timeout.map(|t| tokio::time::Instant::now() + t);
         loop {
             if let Some((h, pdu, used)) = modbus::split_frame(&self.buf).map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))? {
                 let resp = modbus::decode_response(req, pdu).map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e));
@@ -43,9 +44,12 @@ impl Client {
                 continue;
             }
             let mut chunk = [0u8; 1024];
-            let n = tokio::time::timeout_at(deadline, self.stream.read(&mut chunk))
-                .await
-                .map_err(|_| io::Error::new(io::ErrorKind::TimedOut, "no response"))??;
+            let n = match deadline {
+                Some(d) => tokio::time::timeout_at(d, self.stream.read(&mut chunk))
+                    .await
+                    .map_err(|_| io::Error::new(io::ErrorKind::TimedOut, "no response"))??,
+                None => self.stream.read(&mut chunk).await?,
+            };
             if n == 0 {
                 return Err(io::Error::new(io::ErrorKind::UnexpectedEof, "connection closed"));
             }

@@ -93,19 +93,33 @@ impl Gateway {
         let mut buf = Vec::with_capacity(1024);
         let mut out = Vec::with_capacity(1024);
         let mut chunk = [0u8; 4096];
+        let mut pdu = Vec::with_capacity(256);
+        // Idle timeout without a timer per read: the deadline is re-armed lazily when it fires.
+        let idle = self.limits.idle_timeout;
+        let mut last_activity = tokio::time::Instant::now();
+        let sleep = tokio::time::sleep(idle);
+        tokio::pin!(sleep);
         loop {
-            let n = match tokio::time::timeout(self.limits.idle_timeout, stream.read(&mut chunk)).await {
-                Ok(r) => r?,
-                Err(_) => return Ok(()),
+            let n = tokio::select! {
+                r = stream.read(&mut chunk) => r?,
+                _ = &mut sleep => {
+                    let deadline = last_activity + idle;
+                    if deadline <= tokio::time::Instant::now() {
+                        return Ok(());
+                    }
+                    sleep.as_mut().reset(deadline);
+                    continue;
+                }
             };
             if n == 0 {
                 return Ok(());
             }
+            last_activity = tokio::time::Instant::now();
             buf.extend_from_slice(&chunk[..n]);
             let mut used = 0;
             out.clear();
             loop {
-                let (header, pdu, len) = match modbus::split_frame(&buf[used..]) {
+                let (header, frame, len) = match modbus::split_frame(&buf[used..]) {
                     Ok(Some(f)) => f,
                     Ok(None) => break,
                     Err(e) => {
@@ -113,7 +127,8 @@ impl Gateway {
                         return Err(std::io::Error::new(std::io::ErrorKind::InvalidData, e));
                     }
                 };
-                let pdu = pdu.to_vec();
+                pdu.clear();
+                pdu.extend_from_slice(frame);
                 used += len;
                 match self.answer(header, &pdu, &mut out).await {
                     Answer::Sent | Answer::Silent => {}
@@ -138,6 +153,19 @@ impl Gateway {
         };
         let (delay, exception, silent, drop_conn) = {
             let rt = device.lock();
+            if rt.faults.is_empty() {
+                // The common case: no fault, answer under this same lock.
+                if let Ok(req) = modbus::decode_request(pdu) {
+                    if let Some((table, address, count, bits)) = read_target(&req) {
+                        match rt.image.read(table, address, count) {
+                            Ok(words) if bits => modbus::write_bits_response(out, header, function, words),
+                            Ok(words) => modbus::write_registers_response(out, header, function, words),
+                            Err(_) => modbus::write_exception(out, header, function, Exception::IllegalDataAddress),
+                        }
+                        return Answer::Sent;
+                    }
+                }
+            }
             let mut delay = None;
             let mut exception = None;
             for f in &rt.faults {
@@ -169,19 +197,17 @@ impl Gateway {
                 return Answer::Sent;
             }
         };
-        let read = |table: Table, address: u16, count: u16, out: &mut Vec<u8>, bits: bool| {
+        if let Some((table, address, count, bits)) = read_target(&req) {
             let rt = device.lock();
             match rt.image.read(table, address, count) {
                 Ok(words) if bits => modbus::write_bits_response(out, header, function, words),
                 Ok(words) => modbus::write_registers_response(out, header, function, words),
                 Err(_) => modbus::write_exception(out, header, function, Exception::IllegalDataAddress),
             }
-        };
+            return Answer::Sent;
+        }
         match &req {
-            Request::ReadHoldingRegisters { address, count } => read(Table::Holding, *address, *count, out, false),
-            Request::ReadInputRegisters { address, count } => read(Table::Input, *address, *count, out, false),
-            Request::ReadCoils { address, count } => read(Table::Coil, *address, *count, out, true),
-            Request::ReadDiscreteInputs { address, count } => read(Table::Discrete, *address, *count, out, true),
+            Request::ReadHoldingRegisters { .. } | Request::ReadInputRegisters { .. } | Request::ReadCoils { .. } | Request::ReadDiscreteInputs { .. } => {}
             Request::WriteSingleRegister { address, value } => self.write(index, Table::Holding, *address, &[*value], header, &req, out),
             Request::WriteMultipleRegisters { address, values } => self.write(index, Table::Holding, *address, values, header, &req, out),
             Request::WriteSingleCoil { address, value } => self.write(index, Table::Coil, *address, &[u16::from(*value)], header, &req, out),
@@ -203,6 +229,17 @@ impl Gateway {
             Ok(()) => modbus::write_write_response(out, header, req),
             Err(WriteError::Exception(e)) => modbus::write_exception(out, header, req.function(), e),
         }
+    }
+}
+
+/// The table and range of a read request (`bits` for coils and discrete inputs).
+fn read_target(req: &Request) -> Option<(Table, u16, u16, bool)> {
+    match *req {
+        Request::ReadHoldingRegisters { address, count } => Some((Table::Holding, address, count, false)),
+        Request::ReadInputRegisters { address, count } => Some((Table::Input, address, count, false)),
+        Request::ReadCoils { address, count } => Some((Table::Coil, address, count, true)),
+        Request::ReadDiscreteInputs { address, count } => Some((Table::Discrete, address, count, true)),
+        _ => None,
     }
 }
 

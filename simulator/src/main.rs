@@ -155,7 +155,11 @@ fn serve(scenario: Scenario, args: RunArgs) -> anyhow::Result<ExitCode> {
     if !(args.speed > 0.0 && args.speed <= 100_000.0) {
         anyhow::bail!("--speed must be within (0, 100000]");
     }
-    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    let mut builder = tokio::runtime::Builder::new_multi_thread();
+    if let Some(n) = std::env::var("BUSBAR_WORKERS").ok().and_then(|v| v.parse::<usize>().ok()).filter(|n| *n > 0) {
+        builder.worker_threads(n);
+    }
+    let rt = builder.enable_all().build()?;
     rt.block_on(async move {
         let opts = RunOptions {
             speed: args.speed,

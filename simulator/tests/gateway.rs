@@ -83,7 +83,7 @@ async fn writes_act_on_the_device_or_get_the_right_exception() {
 async fn faults_silence_delay_and_break_devices_but_not_the_others() {
     let r = start().await;
     let mut c = client(&r).await;
-    c.timeout = Duration::from_millis(400);
+    c.timeout = Some(Duration::from_millis(400));
     let inject = |device: &str, fault: Fault| {
         let mut site = r.site.lock().unwrap_or_else(|p| p.into_inner());
         site.apply(Some(device), Action::Fault { fault, duration: None }).unwrap_or_else(|e| panic!("{e}"));
