@@ -8,7 +8,14 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 /// Requests per second answered, and errors seen.
-pub async fn read_load(addr: SocketAddr, unit: u8, address: u16, count: u16, clients: usize, window: Duration) -> anyhow::Result<(f64, u64)> {
+pub async fn read_load(
+    addr: SocketAddr,
+    unit: u8,
+    address: u16,
+    count: u16,
+    clients: usize,
+    window: Duration,
+) -> anyhow::Result<(f64, u64)> {
     let done = Arc::new(AtomicU64::new(0));
     let errors = Arc::new(AtomicU64::new(0));
     let stop = Arc::new(AtomicBool::new(false));

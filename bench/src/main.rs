@@ -31,7 +31,10 @@ fn main() -> anyhow::Result<()> {
     if let Some(port) = args.echo_server {
         return echo::serve(port);
     }
-    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()?;
     let table = rt.block_on(rows::run_all(&args))?;
     println!("{table}");
     Ok(())

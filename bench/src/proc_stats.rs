@@ -35,7 +35,11 @@ pub struct CpuWindow {
 
 impl CpuWindow {
     pub fn start(pid: u32) -> CpuWindow {
-        CpuWindow { pid, cpu0: cpu_seconds(pid).unwrap_or(0.0), t0: Instant::now() }
+        CpuWindow {
+            pid,
+            cpu0: cpu_seconds(pid).unwrap_or(0.0),
+            t0: Instant::now(),
+        }
     }
 
     /// Percent of one core since `start`.

@@ -16,7 +16,9 @@ fn repo_root() -> PathBuf {
 }
 
 fn binary(name: &str) -> PathBuf {
-    let target = std::env::var_os("CARGO_TARGET_DIR").map(PathBuf::from).unwrap_or_else(|| repo_root().join("target"));
+    let target = std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| repo_root().join("target"));
     let profile = if cfg!(debug_assertions) { "debug" } else { "release" };
     target.join(profile).join(name)
 }
@@ -51,7 +53,9 @@ fn scaled_scenario(n: usize, first_port: u16) -> anyhow::Result<String> {
     let demo = demo_scenario().map_err(|e| anyhow::anyhow!("{e}"))?;
     let groups = n.div_ceil(demo.devices.len());
     let ports = n.div_ceil(200);
-    let listeners: Vec<Value> = (0..ports).map(|p| json!({"name": format!("gw{p}"), "listen": format!("127.0.0.1:{}", first_port + p as u16)})).collect();
+    let listeners: Vec<Value> = (0..ports)
+        .map(|p| json!({"name": format!("gw{p}"), "listen": format!("127.0.0.1:{}", first_port + p as u16)}))
+        .collect();
     let mut devices = Vec::new();
     'outer: for g in 0..groups {
         for d in &demo.devices {
@@ -77,10 +81,15 @@ fn scaled_scenario(n: usize, first_port: u16) -> anyhow::Result<String> {
         }
     }
     // A link may point past the last device of a partial group: drop such devices' links.
-    let names: std::collections::HashSet<String> = devices.iter().filter_map(|d| d["name"].as_str().map(str::to_string)).collect();
+    let names: std::collections::HashSet<String> = devices
+        .iter()
+        .filter_map(|d| d["name"].as_str().map(str::to_string))
+        .collect();
     for d in &mut devices {
         if let Some(Value::Object(m)) = d.get_mut("params") {
-            m.retain(|k, v| !(["supply", "meter", "imd"].contains(&k.as_str()) && v.as_str().is_some_and(|s| !names.contains(s))));
+            m.retain(|k, v| {
+                !(["supply", "meter", "imd"].contains(&k.as_str()) && v.as_str().is_some_and(|s| !names.contains(s)))
+            });
         }
     }
     let doc = json!({
@@ -95,7 +104,11 @@ fn scaled_scenario(n: usize, first_port: u16) -> anyhow::Result<String> {
 
 fn sim_cmd(scenario: &Path, extra: &[String]) -> Command {
     let mut c = Command::new(binary("busbar-sim"));
-    c.arg("run").arg(scenario).arg("--profiles").arg(repo_root().join("profiles")).arg("--no-control");
+    c.arg("run")
+        .arg(scenario)
+        .arg("--profiles")
+        .arg(repo_root().join("profiles"))
+        .arg("--no-control");
     c.args(extra);
     c.env("BUSBAR_LOG", "warn").stdout(Stdio::null()).stderr(Stdio::null());
     c
@@ -107,14 +120,20 @@ async fn simulated_devices_row(n: usize, window: Duration) -> anyhow::Result<Str
     let port = free_port()?;
     let path = dir.join(format!("scale-{n}.yaml"));
     std::fs::write(&path, scaled_scenario(n, port)?)?;
-    let child = Proc(sim_cmd(&path, &[]).spawn().context("start busbar-sim (build it with --release)")?);
+    let child = Proc(
+        sim_cmd(&path, &[])
+            .spawn()
+            .context("start busbar-sim (build it with --release)")?,
+    );
     wait_port(port).await?;
     tokio::time::sleep(Duration::from_secs(1)).await;
     let w = CpuWindow::start(child.0.id());
     tokio::time::sleep(window).await;
     let cpu = w.percent();
     let rss = rss_mib(child.0.id()).unwrap_or(f64::NAN);
-    Ok(format!("| simulator: {n} devices at speed 1 | {cpu:.1} % of a core | {rss:.0} MiB RSS | target: 1000 devices < 25 % |"))
+    Ok(format!(
+        "| simulator: {n} devices at speed 1 | {cpu:.1} % of a core | {rss:.0} MiB RSS | target: 1000 devices < 25 % |"
+    ))
 }
 
 async fn modbus_rows(window: Duration) -> anyhow::Result<Vec<String>> {
@@ -122,9 +141,12 @@ async fn modbus_rows(window: Duration) -> anyhow::Result<Vec<String>> {
     // busbar-sim serving the demo site.
     let port = free_port()?;
     let sim = Proc(
-        sim_cmd(&repo_root().join("scenarios/demo.yaml"), &["--listen".into(), format!("127.0.0.1:{port}")])
-            .spawn()
-            .context("start busbar-sim")?,
+        sim_cmd(
+            &repo_root().join("scenarios/demo.yaml"),
+            &["--listen".into(), format!("127.0.0.1:{port}")],
+        )
+        .spawn()
+        .context("start busbar-sim")?,
     );
     wait_port(port).await?;
     let addr = SocketAddr::from(([127, 0, 0, 1], port));
@@ -166,7 +188,8 @@ async fn modbus_rows(window: Duration) -> anyhow::Result<Vec<String>> {
             let peer = Proc(child);
             if wait_port(pport).await.is_ok() {
                 let cpu = CpuWindow::start(peer.0.id());
-                let (theirs, errors) = read_load(SocketAddr::from(([127, 0, 0, 1], pport)), 2, 50512, 38, 8, window).await?;
+                let (theirs, errors) =
+                    read_load(SocketAddr::from(([127, 0, 0, 1], pport)), 2, 50512, 38, 8, window).await?;
                 let their_cpu = cpu.percent();
                 rows.push(format!("| modbus: pymodbus 3 server, same load | {theirs:.0} req/s | {their_cpu:.0} % CPU, {errors} errors | ratio {:.1}x (target >= 20x) |", ours / theirs.max(1e-9)));
             } else {
@@ -179,10 +202,18 @@ async fn modbus_rows(window: Duration) -> anyhow::Result<Vec<String>> {
 }
 
 pub async fn run_all(args: &Args) -> anyhow::Result<String> {
-    let window = if args.quick { Duration::from_secs(2) } else { Duration::from_secs(8) };
+    let window = if args.quick {
+        Duration::from_secs(2)
+    } else {
+        Duration::from_secs(8)
+    };
     let want = |name: &str| args.only.as_deref().is_none_or(|o| name.contains(o));
     let mut out = vec![
-        format!("busbar-bench ({} build, {} cores)", if cfg!(debug_assertions) { "debug" } else { "release" }, std::thread::available_parallelism().map_or(0, |n| n.get())),
+        format!(
+            "busbar-bench ({} build, {} cores)",
+            if cfg!(debug_assertions) { "debug" } else { "release" },
+            std::thread::available_parallelism().map_or(0, |n| n.get())
+        ),
         String::new(),
         "| row | figure | cost | note |".to_string(),
         "|---|---|---|---|".to_string(),

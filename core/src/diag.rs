@@ -31,13 +31,7 @@ impl fmt::Display for Diagnostic {
 pub struct Diagnostics(pub Vec<Diagnostic>);
 
 impl Diagnostics {
-    pub fn push(
-        &mut self,
-        file: &str,
-        line: u64,
-        path: impl Into<String>,
-        message: impl Into<String>,
-    ) {
+    pub fn push(&mut self, file: &str, line: u64, path: impl Into<String>, message: impl Into<String>) {
         self.0.push(Diagnostic {
             file: file.to_string(),
             line,

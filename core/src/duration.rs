@@ -36,8 +36,16 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
             "m" | "min" => 60.0,
             "h" => 3600.0,
             "d" => 86400.0,
-            "" => return Err(format!("invalid duration `{text}`: a unit is missing after `{value}` (ms, s, m, h, d)")),
-            other => return Err(format!("invalid duration `{text}`: unknown unit `{other}` (ms, s, m, h, d)")),
+            "" => {
+                return Err(format!(
+                    "invalid duration `{text}`: a unit is missing after `{value}` (ms, s, m, h, d)"
+                ))
+            }
+            other => {
+                return Err(format!(
+                    "invalid duration `{text}`: unknown unit `{other}` (ms, s, m, h, d)"
+                ))
+            }
         };
         total += value * factor;
     }
@@ -45,7 +53,7 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
 }
 
 fn seconds(secs: f64, text: &str) -> Result<Duration, String> {
-    if !secs.is_finite() || secs < 0.0 || secs > 1.0e12 {
+    if !secs.is_finite() || !(0.0..=1.0e12).contains(&secs) {
         return Err(format!("invalid duration `{text}`"));
     }
     Ok(Duration::from_secs_f64(secs))
@@ -59,7 +67,13 @@ pub fn format_duration(d: Duration) -> String {
     }
     let mut out = String::new();
     let mut rest = ms;
-    for (unit, size) in [("d", 86_400_000u128), ("h", 3_600_000), ("m", 60_000), ("s", 1000), ("ms", 1)] {
+    for (unit, size) in [
+        ("d", 86_400_000u128),
+        ("h", 3_600_000),
+        ("m", 60_000),
+        ("s", 1000),
+        ("ms", 1),
+    ] {
         if rest >= size {
             out.push_str(&format!("{}{}", rest / size, unit));
             rest %= size;

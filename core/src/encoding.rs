@@ -52,7 +52,10 @@ fn from_words(regs: &[u16], order: WordOrder) -> u64 {
 pub fn encode(reg: &Register, kind: Kind, value: f64, out: &mut [u16]) -> Result<(), EncodingError> {
     let n = usize::from(reg.data_type.words());
     if out.len() != n {
-        return Err(EncodingError::Length { expected: n, got: out.len() });
+        return Err(EncodingError::Length {
+            expected: n,
+            got: out.len(),
+        });
     }
     if !value.is_finite() {
         return Err(EncodingError::NotFinite);
@@ -106,7 +109,10 @@ fn unsigned(raw: f64, bits: u32, wraps: bool) -> u64 {
 pub fn decode(reg: &Register, regs: &[u16]) -> Result<f64, EncodingError> {
     let n = usize::from(reg.data_type.words());
     if regs.len() != n {
-        return Err(EncodingError::Length { expected: n, got: regs.len() });
+        return Err(EncodingError::Length {
+            expected: n,
+            got: regs.len(),
+        });
     }
     let raw = match reg.data_type {
         DataType::U16 => f64::from(regs[0]),
@@ -175,7 +181,14 @@ mod tests {
     use crate::profile::Table;
 
     fn reg(data_type: DataType, order: WordOrder, scale: f64) -> Register {
-        Register { table: Table::Holding, address: 0, data_type, order, scale, offset: 0.0 }
+        Register {
+            table: Table::Holding,
+            address: 0,
+            data_type,
+            order,
+            scale,
+            offset: 0.0,
+        }
     }
 
     #[test]
@@ -198,7 +211,10 @@ mod tests {
             assert_eq!(decode(&r, &out), Ok(v), "{order:?}");
             seen.push(out);
         }
-        assert_eq!(seen, vec![[0x1122, 0x3344], [0x3344, 0x1122], [0x2211, 0x4433], [0x4433, 0x2211]]);
+        assert_eq!(
+            seen,
+            vec![[0x1122, 0x3344], [0x3344, 0x1122], [0x2211, 0x4433], [0x4433, 0x2211]]
+        );
     }
 
     #[test]

@@ -87,7 +87,10 @@ impl RegisterImage {
             }
             table.segments = merged
                 .into_iter()
-                .map(|(s, e)| Segment { start: s as u16, words: vec![0; (e - s) as usize] })
+                .map(|(s, e)| Segment {
+                    start: s as u16,
+                    words: vec![0; (e - s) as usize],
+                })
                 .collect();
         }
         let slots = profile
@@ -98,7 +101,12 @@ impl RegisterImage {
                 let words = usize::from(p.register.data_type.words());
                 // Every point's span is inside a segment by construction.
                 let (segment, offset) = tables[ti].locate(p.register.address, words as u16).unwrap_or((0, 0));
-                Slot { table: ti, segment, offset, words }
+                Slot {
+                    table: ti,
+                    segment,
+                    offset,
+                    words,
+                }
             })
             .collect();
         let mut image = RegisterImage { tables, slots };
@@ -149,7 +157,9 @@ impl RegisterImage {
 
     /// Encode a numeric engineering value into point `index`.
     pub fn set(&mut self, profile: &Profile, index: usize, value: f64) -> Result<(), EncodingError> {
-        let Some(p) = profile.points.get(index) else { return Ok(()) };
+        let Some(p) = profile.points.get(index) else {
+            return Ok(());
+        };
         if p.register.table.is_bits() {
             let w = self.point_words_mut(index);
             if let Some(first) = w.first_mut() {
@@ -165,13 +175,17 @@ impl RegisterImage {
 
     /// Encode text into a string point.
     pub fn set_text(&mut self, profile: &Profile, index: usize, text: &str) -> Result<(), EncodingError> {
-        let Some(p) = profile.points.get(index) else { return Ok(()) };
+        let Some(p) = profile.points.get(index) else {
+            return Ok(());
+        };
         encoding::encode_text(&p.register, text, self.point_words_mut(index))
     }
 
     /// Decode point `index` back to an engineering value.
     pub fn get(&self, profile: &Profile, index: usize) -> Result<f64, EncodingError> {
-        let Some(p) = profile.points.get(index) else { return Err(EncodingError::NotFinite) };
+        let Some(p) = profile.points.get(index) else {
+            return Err(EncodingError::NotFinite);
+        };
         if p.register.table.is_bits() {
             return Ok(f64::from(self.point_words(index).first().copied().unwrap_or(0) & 1));
         }

@@ -89,9 +89,12 @@ pub enum FrameError {
     Length(u16),
 }
 
+/// One ADU cut off a buffer: its header, its PDU and the bytes it took.
+pub type Frame<'a> = (Header, &'a [u8], usize);
+
 /// Cut one ADU off the front of `buf`. `Ok(None)` = need more bytes. On success returns the
 /// header, the PDU and the number of bytes consumed.
-pub fn split_frame(buf: &[u8]) -> Result<Option<(Header, &[u8], usize)>, FrameError> {
+pub fn split_frame(buf: &[u8]) -> Result<Option<Frame<'_>>, FrameError> {
     if buf.len() < MBAP_LEN {
         return Ok(None);
     }
@@ -108,7 +111,10 @@ pub fn split_frame(buf: &[u8]) -> Result<Option<(Header, &[u8], usize)>, FrameEr
     if buf.len() < total {
         return Ok(None);
     }
-    let header = Header { transaction, unit: buf[6] };
+    let header = Header {
+        transaction,
+        unit: buf[6],
+    };
     Ok(Some((header, &buf[MBAP_LEN..total], total)))
 }
 
@@ -151,7 +157,7 @@ pub fn decode_request(pdu: &[u8]) -> Result<Request, Exception> {
     let a = be16(body, 0).ok_or(bad);
     let b = be16(body, 2).ok_or(bad);
     let req = match fc {
-        0x01 | 0x02 | 0x03 | 0x04 => {
+        0x01..=0x04 => {
             let (address, count) = (a?, b?);
             if body.len() != 4 {
                 return Err(bad);
@@ -187,20 +193,33 @@ pub fn decode_request(pdu: &[u8]) -> Result<Request, Exception> {
         0x0F => {
             let (address, count) = (a?, b?);
             let byte_count = usize::from(*body.get(4).ok_or(bad)?);
-            if count == 0 || count > MAX_WRITE_BITS || byte_count != usize::from(count).div_ceil(8) || body.len() != 5 + byte_count {
+            if count == 0
+                || count > MAX_WRITE_BITS
+                || byte_count != usize::from(count).div_ceil(8)
+                || body.len() != 5 + byte_count
+            {
                 return Err(bad);
             }
             let bytes = &body[5..];
-            let values = (0..usize::from(count)).map(|i| bytes[i / 8] >> (i % 8) & 1 == 1).collect();
+            let values = (0..usize::from(count))
+                .map(|i| bytes[i / 8] >> (i % 8) & 1 == 1)
+                .collect();
             Request::WriteMultipleCoils { address, values }
         }
         0x10 => {
             let (address, count) = (a?, b?);
             let byte_count = usize::from(*body.get(4).ok_or(bad)?);
-            if count == 0 || count > MAX_WRITE_REGISTERS || byte_count != usize::from(count) * 2 || body.len() != 5 + byte_count {
+            if count == 0
+                || count > MAX_WRITE_REGISTERS
+                || byte_count != usize::from(count) * 2
+                || body.len() != 5 + byte_count
+            {
                 return Err(bad);
             }
-            let values = body[5..].chunks_exact(2).map(|c| u16::from_be_bytes([c[0], c[1]])).collect();
+            let values = body[5..]
+                .chunks_exact(2)
+                .map(|c| u16::from_be_bytes([c[0], c[1]]))
+                .collect();
             Request::WriteMultipleRegisters { address, values }
         }
         _ => return Err(Exception::IllegalFunction),
@@ -380,14 +399,23 @@ pub fn decode_response(req: &Request, pdu: &[u8]) -> Result<Response, ResponseEr
             if n != usize::from(*count) * 2 || body.len() != 1 + n {
                 return Err(ResponseError::Malformed);
             }
-            Ok(Response::Registers(body[1..].chunks_exact(2).map(|c| u16::from_be_bytes([c[0], c[1]])).collect()))
+            Ok(Response::Registers(
+                body[1..]
+                    .chunks_exact(2)
+                    .map(|c| u16::from_be_bytes([c[0], c[1]]))
+                    .collect(),
+            ))
         }
         Request::ReadCoils { count, .. } | Request::ReadDiscreteInputs { count, .. } => {
             let n = usize::from(*body.first().ok_or(ResponseError::Malformed)?);
             if n != usize::from(*count).div_ceil(8) || body.len() != 1 + n {
                 return Err(ResponseError::Malformed);
             }
-            Ok(Response::Bits((0..usize::from(*count)).map(|i| body[1 + i / 8] >> (i % 8) & 1 == 1).collect()))
+            Ok(Response::Bits(
+                (0..usize::from(*count))
+                    .map(|i| body[1 + i / 8] >> (i % 8) & 1 == 1)
+                    .collect(),
+            ))
         }
         _ => {
             if body.len() != 4 {
@@ -407,9 +435,22 @@ mod tests {
         let adu = [0x00, 0x01, 0, 0, 0, 6, 1, 3, 0x9C, 0x40, 0, 2];
         assert_eq!(split_frame(&adu[..5]), Ok(None));
         assert_eq!(split_frame(&adu[..11]), Ok(None));
-        let (h, pdu, used) = split_frame(&adu).ok().flatten().unwrap_or((Header { transaction: 0, unit: 0 }, &[], 0));
+        let (h, pdu, used) = split_frame(&adu).ok().flatten().unwrap_or((
+            Header {
+                transaction: 0,
+                unit: 0,
+            },
+            &[],
+            0,
+        ));
         assert_eq!((h.transaction, h.unit, used), (1, 1, 12));
-        assert_eq!(decode_request(pdu), Ok(Request::ReadHoldingRegisters { address: 40000, count: 2 }));
+        assert_eq!(
+            decode_request(pdu),
+            Ok(Request::ReadHoldingRegisters {
+                address: 40000,
+                count: 2
+            })
+        );
         assert_eq!(split_frame(&[0, 1, 0, 9, 0, 6, 1, 3]), Err(FrameError::Protocol(9)));
         assert_eq!(split_frame(&[0, 1, 0, 0, 1, 0, 1, 3]), Err(FrameError::Length(256)));
     }
@@ -418,11 +459,25 @@ mod tests {
     fn malformed_requests_get_the_right_exception() {
         assert_eq!(decode_request(&[]), Err(Exception::IllegalFunction));
         assert_eq!(decode_request(&[0x2B, 0x0E, 1, 0]), Err(Exception::IllegalFunction));
-        assert_eq!(decode_request(&[3, 0, 0, 0, 0]), Err(Exception::IllegalDataValue), "count 0");
-        assert_eq!(decode_request(&[3, 0, 0, 0, 126]), Err(Exception::IllegalDataValue), "count > 125");
-        assert_eq!(decode_request(&[3, 0xFF, 0xFF, 0, 2]), Err(Exception::IllegalDataAddress));
+        assert_eq!(
+            decode_request(&[3, 0, 0, 0, 0]),
+            Err(Exception::IllegalDataValue),
+            "count 0"
+        );
+        assert_eq!(
+            decode_request(&[3, 0, 0, 0, 126]),
+            Err(Exception::IllegalDataValue),
+            "count > 125"
+        );
+        assert_eq!(
+            decode_request(&[3, 0xFF, 0xFF, 0, 2]),
+            Err(Exception::IllegalDataAddress)
+        );
         assert_eq!(decode_request(&[5, 0, 1, 0x12, 0x34]), Err(Exception::IllegalDataValue));
-        assert_eq!(decode_request(&[0x10, 0, 1, 0, 2, 3, 0, 1, 0]), Err(Exception::IllegalDataValue));
+        assert_eq!(
+            decode_request(&[0x10, 0, 1, 0, 2, 3, 0, 1, 0]),
+            Err(Exception::IllegalDataValue)
+        );
     }
 
     #[test]
@@ -430,15 +485,41 @@ mod tests {
         let reqs = [
             Request::ReadCoils { address: 1, count: 10 },
             Request::ReadInputRegisters { address: 7, count: 125 },
-            Request::WriteSingleCoil { address: 3, value: true },
-            Request::WriteSingleRegister { address: 0x5000, value: 0xBEEF },
-            Request::WriteMultipleCoils { address: 9, values: vec![true, false, true, true, false, false, false, false, true] },
-            Request::WriteMultipleRegisters { address: 100, values: vec![1, 2, 3] },
+            Request::WriteSingleCoil {
+                address: 3,
+                value: true,
+            },
+            Request::WriteSingleRegister {
+                address: 0x5000,
+                value: 0xBEEF,
+            },
+            Request::WriteMultipleCoils {
+                address: 9,
+                values: vec![true, false, true, true, false, false, false, false, true],
+            },
+            Request::WriteMultipleRegisters {
+                address: 100,
+                values: vec![1, 2, 3],
+            },
         ];
         for r in reqs {
             let mut out = Vec::new();
-            write_request(&mut out, Header { transaction: 7, unit: 2 }, &r);
-            let (_, pdu, used) = split_frame(&out).ok().flatten().unwrap_or((Header { transaction: 0, unit: 0 }, &[], 0));
+            write_request(
+                &mut out,
+                Header {
+                    transaction: 7,
+                    unit: 2,
+                },
+                &r,
+            );
+            let (_, pdu, used) = split_frame(&out).ok().flatten().unwrap_or((
+                Header {
+                    transaction: 0,
+                    unit: 0,
+                },
+                &[],
+                0,
+            ));
             assert_eq!(used, out.len());
             assert_eq!(decode_request(pdu), Ok(r));
         }
@@ -446,18 +527,30 @@ mod tests {
 
     #[test]
     fn responses_decode() {
-        let h = Header { transaction: 1, unit: 1 };
+        let h = Header {
+            transaction: 1,
+            unit: 1,
+        };
         let req = Request::ReadHoldingRegisters { address: 0, count: 2 };
         let mut out = Vec::new();
         write_registers_response(&mut out, h, 3, &[0x1234, 0x5678]);
-        assert_eq!(decode_response(&req, &out[MBAP_LEN..]), Ok(Response::Registers(vec![0x1234, 0x5678])));
+        assert_eq!(
+            decode_response(&req, &out[MBAP_LEN..]),
+            Ok(Response::Registers(vec![0x1234, 0x5678]))
+        );
         out.clear();
         write_exception(&mut out, h, 3, Exception::GatewayTargetFailed);
         assert_eq!(out[MBAP_LEN..], [0x83, 0x0B]);
-        assert_eq!(decode_response(&req, &out[MBAP_LEN..]), Ok(Response::Exception(Exception::GatewayTargetFailed)));
+        assert_eq!(
+            decode_response(&req, &out[MBAP_LEN..]),
+            Ok(Response::Exception(Exception::GatewayTargetFailed))
+        );
         let bits_req = Request::ReadCoils { address: 0, count: 3 };
         out.clear();
         write_bits_response(&mut out, h, 1, &[1, 0, 1]);
-        assert_eq!(decode_response(&bits_req, &out[MBAP_LEN..]), Ok(Response::Bits(vec![true, false, true])));
+        assert_eq!(
+            decode_response(&bits_req, &out[MBAP_LEN..]),
+            Ok(Response::Bits(vec![true, false, true]))
+        );
     }
 }

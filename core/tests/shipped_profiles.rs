@@ -35,7 +35,10 @@ fn every_shipped_profile_loads() {
 fn socomec_common_table_addresses() {
     let set = profiles();
     let p = &set["socomec-diris-a40"];
-    let at = |id: &str| p.point(id).map(|x| (x.register.address, x.register.data_type, x.register.scale));
+    let at = |id: &str| {
+        p.point(id)
+            .map(|x| (x.register.address, x.register.data_type, x.register.scale))
+    };
     assert_eq!(at("hour_meter"), Some((50512, DataType::U32, 0.01)));
     assert_eq!(at("u12"), Some((50514, DataType::U32, 0.01)));
     assert_eq!(at("v1"), Some((50520, DataType::U32, 0.01)));
@@ -96,7 +99,10 @@ fn atys_public_block() {
     ] {
         assert_eq!(p.point(id).map(|x| x.register.address), Some(addr), "{id}");
     }
-    assert_eq!(p.point("mode").map(|x| x.labels.get(&0x10).cloned()), Some(Some("auto".into())));
+    assert_eq!(
+        p.point("mode").map(|x| x.labels.get(&0x10).cloned()),
+        Some(Some("auto".into()))
+    );
     let img = RegisterImage::new(p);
     assert_eq!(img.read(Table::Holding, 50004, 1), Ok(&[300][..]), "family ATyS = 300");
 }

@@ -21,19 +21,30 @@ impl Client {
     pub async fn connect(addr: SocketAddr) -> io::Result<Client> {
         let stream = TcpStream::connect(addr).await?;
         stream.set_nodelay(true)?;
-        Ok(Client { stream, transaction: 0, buf: Vec::with_capacity(512), out: Vec::with_capacity(512), timeout: Some(Duration::from_secs(2)) })
+        Ok(Client {
+            stream,
+            transaction: 0,
+            buf: Vec::with_capacity(512),
+            out: Vec::with_capacity(512),
+            timeout: Some(Duration::from_secs(2)),
+        })
     }
 
     /// Send one request and wait for its response (or time out).
     pub async fn call(&mut self, unit: u8, req: &Request) -> io::Result<Response> {
         self.transaction = self.transaction.wrapping_add(1);
-        let header = Header { transaction: self.transaction, unit };
+        let header = Header {
+            transaction: self.transaction,
+            unit,
+        };
         self.out.clear();
         modbus::write_request(&mut self.out, header, req);
         self.stream.write_all(&self.out).await?;
         let deadline = self.timeout.map(|t| tokio::time::Instant::now() + t);
         loop {
-            if let Some((h, pdu, used)) = modbus::split_frame(&self.buf).map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))? {
+            if let Some((h, pdu, used)) =
+                modbus::split_frame(&self.buf).map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))?
+            {
                 let resp = modbus::decode_response(req, pdu).map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e));
                 let same = h.transaction == self.transaction;
                 self.buf.drain(..used);
@@ -58,11 +69,22 @@ impl Client {
     }
 
     /// Read holding registers; exceptions become errors.
-    pub async fn read_holding(&mut self, unit: u8, address: u16, count: u16) -> io::Result<Result<Vec<u16>, modbus::Exception>> {
-        match self.call(unit, &Request::ReadHoldingRegisters { address, count }).await? {
+    pub async fn read_holding(
+        &mut self,
+        unit: u8,
+        address: u16,
+        count: u16,
+    ) -> io::Result<Result<Vec<u16>, modbus::Exception>> {
+        match self
+            .call(unit, &Request::ReadHoldingRegisters { address, count })
+            .await?
+        {
             Response::Registers(r) => Ok(Ok(r)),
             Response::Exception(e) => Ok(Err(e)),
-            other => Err(io::Error::new(io::ErrorKind::InvalidData, format!("unexpected {other:?}"))),
+            other => Err(io::Error::new(
+                io::ErrorKind::InvalidData,
+                format!("unexpected {other:?}"),
+            )),
         }
     }
 }

@@ -76,7 +76,9 @@ async fn site_info(State(s): State<AppState>) -> Json<Value> {
 }
 
 fn device_summary(site: &Site, i: usize) -> Value {
-    let Some(d) = site.devices().nth(i) else { return Value::Null };
+    let Some(d) = site.devices().nth(i) else {
+        return Value::Null;
+    };
     let faults = d.lock().faults.clone();
     json!({
         "name": d.name,
@@ -96,7 +98,9 @@ async fn devices(State(s): State<AppState>) -> Json<Value> {
 
 async fn device(State(s): State<AppState>, Path(name): Path<String>) -> Response {
     let site = s.site();
-    let Some(i) = site.device_index(&name) else { return error(StatusCode::NOT_FOUND, format!("unknown device `{name}`")) };
+    let Some(i) = site.device_index(&name) else {
+        return error(StatusCode::NOT_FOUND, format!("unknown device `{name}`"));
+    };
     let mut v = device_summary(&site, i);
     let truth: serde_json::Map<String, Value> = site
         .truth(i)
@@ -118,7 +122,14 @@ fn act(s: &AppState, device: Option<&str>, body: &Value, want_fault: bool) -> Re
     }
     let is_fault = matches!(action, Action::Fault { .. } | Action::ClearFaults);
     if is_fault != want_fault {
-        return error(StatusCode::BAD_REQUEST, if want_fault { "expected a `fault`" } else { "expected an `event`" });
+        return error(
+            StatusCode::BAD_REQUEST,
+            if want_fault {
+                "expected a `fault`"
+            } else {
+                "expected an `event`"
+            },
+        );
     }
     let mut site = s.site();
     if let Some(name) = device {

@@ -2,18 +2,33 @@
 
 /// `(profile name, YAML text)` of every shipped profile.
 pub const PROFILES: &[(&str, &str)] = &[
-    ("fafnir-oil-separator", include_str!("../../profiles/fafnir-oil-separator.yaml")),
+    (
+        "fafnir-oil-separator",
+        include_str!("../../profiles/fafnir-oil-separator.yaml"),
+    ),
     ("fafnir-vaporix", include_str!("../../profiles/fafnir-vaporix.yaml")),
-    ("fafnir-visy-tanks", include_str!("../../profiles/fafnir-visy-tanks.yaml")),
+    (
+        "fafnir-visy-tanks",
+        include_str!("../../profiles/fafnir-visy-tanks.yaml"),
+    ),
     ("legrand-dpx3", include_str!("../../profiles/legrand-dpx3.yaml")),
     ("legrand-emdx3", include_str!("../../profiles/legrand-emdx3.yaml")),
     ("legrand-greenup", include_str!("../../profiles/legrand-greenup.yaml")),
-    ("legrand-pulse-concentrator", include_str!("../../profiles/legrand-pulse-concentrator.yaml")),
+    (
+        "legrand-pulse-concentrator",
+        include_str!("../../profiles/legrand-pulse-concentrator.yaml"),
+    ),
     ("socomec-atys-pm", include_str!("../../profiles/socomec-atys-pm.yaml")),
-    ("socomec-diris-a40", include_str!("../../profiles/socomec-diris-a40.yaml")),
+    (
+        "socomec-diris-a40",
+        include_str!("../../profiles/socomec-diris-a40.yaml"),
+    ),
     ("socomec-isom-f60", include_str!("../../profiles/socomec-isom-f60.yaml")),
     ("socomec-isom-l60", include_str!("../../profiles/socomec-isom-l60.yaml")),
-    ("sunspec-meter-203", include_str!("../../profiles/sunspec-meter-203.yaml")),
+    (
+        "sunspec-meter-203",
+        include_str!("../../profiles/sunspec-meter-203.yaml"),
+    ),
 ];
 
 /// scenarios/demo.yaml.

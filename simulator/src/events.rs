@@ -142,7 +142,10 @@ impl Event {
 
     /// Events that need no device.
     pub fn is_site_wide(&self) -> bool {
-        matches!(self, Event::StationOpen | Event::StationClosed | Event::VehicleArrives { .. })
+        matches!(
+            self,
+            Event::StationOpen | Event::StationClosed | Event::VehicleArrives { .. }
+        )
     }
 }
 

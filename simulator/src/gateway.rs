@@ -25,7 +25,10 @@ pub struct GatewayLimits {
 
 impl Default for GatewayLimits {
     fn default() -> Self {
-        GatewayLimits { max_connections: 64, idle_timeout: Duration::from_secs(120) }
+        GatewayLimits {
+            max_connections: 64,
+            idle_timeout: Duration::from_secs(120),
+        }
     }
 }
 
@@ -47,7 +50,12 @@ impl Gateway {
                 }
             }
         }
-        Gateway { name, units, site, limits }
+        Gateway {
+            name,
+            units,
+            site,
+            limits,
+        }
     }
 
     /// Accept connections until `shutdown` turns true.
@@ -175,7 +183,12 @@ impl Gateway {
                     _ => {}
                 }
             }
-            (delay, exception, rt.has(|f| matches!(f, Fault::Silent)), rt.has(|f| matches!(f, Fault::DropConnection)))
+            (
+                delay,
+                exception,
+                rt.has(|f| matches!(f, Fault::Silent)),
+                rt.has(|f| matches!(f, Fault::DropConnection)),
+            )
         };
         if drop_conn {
             return Answer::Drop;
@@ -207,10 +220,19 @@ impl Gateway {
             return Answer::Sent;
         }
         match &req {
-            Request::ReadHoldingRegisters { .. } | Request::ReadInputRegisters { .. } | Request::ReadCoils { .. } | Request::ReadDiscreteInputs { .. } => {}
-            Request::WriteSingleRegister { address, value } => self.write(index, Table::Holding, *address, &[*value], header, &req, out),
-            Request::WriteMultipleRegisters { address, values } => self.write(index, Table::Holding, *address, values, header, &req, out),
-            Request::WriteSingleCoil { address, value } => self.write(index, Table::Coil, *address, &[u16::from(*value)], header, &req, out),
+            Request::ReadHoldingRegisters { .. }
+            | Request::ReadInputRegisters { .. }
+            | Request::ReadCoils { .. }
+            | Request::ReadDiscreteInputs { .. } => {}
+            Request::WriteSingleRegister { address, value } => {
+                self.write(index, Table::Holding, *address, &[*value], header, &req, out)
+            }
+            Request::WriteMultipleRegisters { address, values } => {
+                self.write(index, Table::Holding, *address, values, header, &req, out)
+            }
+            Request::WriteSingleCoil { address, value } => {
+                self.write(index, Table::Coil, *address, &[u16::from(*value)], header, &req, out)
+            }
             Request::WriteMultipleCoils { address, values } => {
                 let words: Vec<u16> = values.iter().map(|b| u16::from(*b)).collect();
                 self.write(index, Table::Coil, *address, &words, header, &req, out)
@@ -220,7 +242,16 @@ impl Gateway {
     }
 
     #[allow(clippy::too_many_arguments)]
-    fn write(&self, index: usize, table: Table, address: u16, values: &[u16], header: Header, req: &Request, out: &mut Vec<u8>) {
+    fn write(
+        &self,
+        index: usize,
+        table: Table,
+        address: u16,
+        values: &[u16],
+        header: Header,
+        req: &Request,
+        out: &mut Vec<u8>,
+    ) {
         let result = match self.site.lock() {
             Ok(mut site) => site.write_registers(index, table, address, values),
             Err(_) => Err(WriteError::Exception(Exception::ServerDeviceFailure)),

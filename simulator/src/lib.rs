@@ -2,10 +2,10 @@
 //! tests and benchmarks run sites in-process.
 
 pub mod client;
+pub mod embedded;
 pub mod events;
 pub mod models;
 pub mod rng;
-pub mod embedded;
 pub mod scenario;
 pub mod site;
 
@@ -15,10 +15,13 @@ pub fn clock_text(sim_s: f64, start_hour: f64) -> String {
     let day = total / 86400;
     let s = total % 86400;
     let hms = format!("{:02}:{:02}:{:02}", s / 3600, s / 60 % 60, s % 60);
-    if day > 0 { format!("day {} {hms}", day + 1) } else { hms }
+    if day > 0 {
+        format!("day {} {hms}", day + 1)
+    } else {
+        hms
+    }
 }
-pub mod gateway;
 pub mod control;
-pub mod runner;
+pub mod gateway;
 pub mod load;
-
+pub mod runner;

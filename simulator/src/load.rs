@@ -40,5 +40,9 @@ pub fn load_scenario(path: &Path, profiles_dir: Option<&Path>) -> Result<(Scenar
 /// The embedded demo site with the embedded profiles.
 pub fn demo_scenario() -> Result<Scenario, Diagnostics> {
     let profiles = crate::embedded::profiles()?;
-    parse_scenario("<embedded>/scenarios/demo.yaml", crate::embedded::DEMO_SCENARIO, &profiles)
+    parse_scenario(
+        "<embedded>/scenarios/demo.yaml",
+        crate::embedded::DEMO_SCENARIO,
+        &profiles,
+    )
 }

@@ -120,7 +120,9 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         },
         Command::Registers { profile, profiles } => {
             let (set, _) = resolve_profiles(profiles.as_deref(), None).map_err(|d| anyhow::anyhow!("{d}"))?;
-            let p = set.get(&profile).with_context(|| format!("unknown profile `{profile}` (try `busbar-sim profiles`)"))?;
+            let p = set
+                .get(&profile)
+                .with_context(|| format!("unknown profile `{profile}` (try `busbar-sim profiles`)"))?;
             print_registers(p);
             Ok(ExitCode::SUCCESS)
         }
@@ -128,7 +130,14 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             let (set, from) = resolve_profiles(profiles.as_deref(), None).map_err(|d| anyhow::anyhow!("{d}"))?;
             let mut o = format!("profiles from {from}:\n");
             for p in set.values() {
-                o.push_str(&format!("  {:28} {:18} {} {} ({} points)\n", p.name, p.family.as_str(), p.manufacturer, p.model, p.points.len()));
+                o.push_str(&format!(
+                    "  {:28} {:18} {} {} ({} points)\n",
+                    p.name,
+                    p.family.as_str(),
+                    p.manufacturer,
+                    p.model,
+                    p.points.len()
+                ));
             }
             emit(&o);
             Ok(ExitCode::SUCCESS)
@@ -156,7 +165,11 @@ fn serve(scenario: Scenario, args: RunArgs) -> anyhow::Result<ExitCode> {
         anyhow::bail!("--speed must be within (0, 100000]");
     }
     let mut builder = tokio::runtime::Builder::new_multi_thread();
-    if let Some(n) = std::env::var("BUSBAR_WORKERS").ok().and_then(|v| v.parse::<usize>().ok()).filter(|n| *n > 0) {
+    if let Some(n) = std::env::var("BUSBAR_WORKERS")
+        .ok()
+        .and_then(|v| v.parse::<usize>().ok())
+        .filter(|n| *n > 0)
+    {
         builder.worker_threads(n);
     }
     let rt = builder.enable_all().build()?;
@@ -171,7 +184,13 @@ fn serve(scenario: Scenario, args: RunArgs) -> anyhow::Result<ExitCode> {
             ..RunOptions::default()
         };
         let mut running = runner::start(&scenario, opts).await?;
-        println!("busbar-sim: site `{}` ({} devices), seed {}, speed x{}", scenario.name, scenario.devices.len(), running.site.lock().map(|s| s.seed).unwrap_or(0), args.speed);
+        println!(
+            "busbar-sim: site `{}` ({} devices), seed {}, speed x{}",
+            scenario.name,
+            scenario.devices.len(),
+            running.site.lock().map(|s| s.seed).unwrap_or(0),
+            args.speed
+        );
         for (name, addr) in &running.gateways {
             let units: Vec<String> = scenario
                 .devices
@@ -206,7 +225,11 @@ fn print_registers(p: &busbar_core::profile::Profile) {
     if !p.description.is_empty() {
         let _ = writeln!(o, "{}", p.description);
     }
-    let _ = writeln!(o, "{:<9} {:>6} {:>7}  {:<9} {:<5} {:>9}  {:<7} {:<3} point", "table", "addr", "hex", "type", "order", "scale", "unit", "rw");
+    let _ = writeln!(
+        o,
+        "{:<9} {:>6} {:>7}  {:<9} {:<5} {:>9}  {:<7} {:<3} point",
+        "table", "addr", "hex", "type", "order", "scale", "unit", "rw"
+    );
     let mut points: Vec<_> = p.points.iter().collect();
     points.sort_by_key(|x| (x.register.table, x.register.address));
     for x in points {
@@ -214,16 +237,28 @@ fn print_registers(p: &busbar_core::profile::Profile) {
         let extra = match (&x.constant, x.kind) {
             (Some(busbar_core::profile::Constant::Text(t)), _) => format!(" = \"{t}\""),
             (Some(busbar_core::profile::Constant::Number(n)), _) => format!(" = {n}"),
-            (None, Kind::Enum | Kind::Bitmask) => format!(" {{{}}}", x.labels.iter().map(|(k, v)| format!("{k}:{v}")).collect::<Vec<_>>().join(", ")),
+            (None, Kind::Enum | Kind::Bitmask) => format!(
+                " {{{}}}",
+                x.labels
+                    .iter()
+                    .map(|(k, v)| format!("{k}:{v}"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
             _ => String::new(),
         };
-        let _ = writeln!(o, 
+        let _ = writeln!(
+            o,
             "{:<9} {:>6} {:>7}  {:<9} {:<5} {:>9}  {:<7} {:<3} {}{}",
             r.table.as_str(),
             r.address,
             format!("{:#06x}", r.address),
             r.data_type.name(),
-            if r.data_type.words() > 1 && !matches!(r.data_type, busbar_core::profile::DataType::Ascii(_)) { r.order.as_str() } else { "" },
+            if r.data_type.words() > 1 && !matches!(r.data_type, busbar_core::profile::DataType::Ascii(_)) {
+                r.order.as_str()
+            } else {
+                ""
+            },
             r.scale,
             x.unit.symbol(),
             if x.access == Access::ReadWrite { "rw" } else { "r" },

@@ -52,7 +52,11 @@ pub struct Wander {
 
 impl Wander {
     pub fn new(sigma: f64, tau_s: f64) -> Wander {
-        Wander { value: 0.0, tau_s: tau_s.max(1e-3), sigma }
+        Wander {
+            value: 0.0,
+            tau_s: tau_s.max(1e-3),
+            sigma,
+        }
     }
 
     pub fn step(&mut self, dt: f64, rng: &mut SimRng) -> f64 {

@@ -33,7 +33,15 @@ pub struct RunOptions {
 
 impl Default for RunOptions {
     fn default() -> Self {
-        RunOptions { speed: 1.0, seed: None, duration: None, listen: None, control: None, progress: false, limits: GatewayLimits::default() }
+        RunOptions {
+            speed: 1.0,
+            seed: None,
+            duration: None,
+            listen: None,
+            control: None,
+            progress: false,
+            limits: GatewayLimits::default(),
+        }
     }
 }
 
@@ -63,7 +71,10 @@ pub struct Running {
 impl Running {
     /// The address of the first (or only) gateway.
     pub fn gateway(&self) -> SocketAddr {
-        self.gateways.first().map(|g| g.1).unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 0)))
+        self.gateways
+            .first()
+            .map(|g| g.1)
+            .unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 0)))
     }
 
     /// Wait until the duration is reached (never without a duration) or `stop` is called.
@@ -97,16 +108,24 @@ pub async fn start(scenario: &Scenario, opts: RunOptions) -> anyhow::Result<Runn
             (0, Some(a)) => a,
             _ => l.listen,
         };
-        let listener = TcpListener::bind(addr).await.with_context(|| format!("listener `{}`: cannot bind {addr}", l.name))?;
+        let listener = TcpListener::bind(addr)
+            .await
+            .with_context(|| format!("listener `{}`: cannot bind {addr}", l.name))?;
         let bound = listener.local_addr()?;
         let gw = Arc::new(Gateway::new(l.name.clone(), i, site.clone(), opts.limits));
         tasks.push(tokio::spawn(gw.serve(listener, shutdown.subscribe())));
         gateways.push((l.name.clone(), bound));
     }
-    let clock: Clock = Arc::new(Mutex::new(ClockState { speed: opts.speed.max(0.0), paused: false, pending_s: 0.0 }));
+    let clock: Clock = Arc::new(Mutex::new(ClockState {
+        speed: opts.speed.max(0.0),
+        paused: false,
+        pending_s: 0.0,
+    }));
     let control = match opts.control {
         Some(addr) => {
-            let listener = TcpListener::bind(addr).await.with_context(|| format!("control API: cannot bind {addr}"))?;
+            let listener = TcpListener::bind(addr)
+                .await
+                .with_context(|| format!("control API: cannot bind {addr}"))?;
             let bound = listener.local_addr()?;
             let app = control::router(site.clone(), clock.clone());
             let mut stop = shutdown.subscribe();
@@ -122,11 +141,31 @@ pub async fn start(scenario: &Scenario, opts: RunOptions) -> anyhow::Result<Runn
         }
         None => None,
     };
-    tasks.push(tokio::spawn(tick(site.clone(), clock.clone(), opts.clone(), shutdown.subscribe(), done_tx)));
-    Ok(Running { site, clock, gateways, control, shutdown, done, tasks })
+    tasks.push(tokio::spawn(tick(
+        site.clone(),
+        clock.clone(),
+        opts.clone(),
+        shutdown.subscribe(),
+        done_tx,
+    )));
+    Ok(Running {
+        site,
+        clock,
+        gateways,
+        control,
+        shutdown,
+        done,
+        tasks,
+    })
 }
 
-async fn tick(site: Arc<Mutex<Site>>, clock: Clock, opts: RunOptions, mut shutdown: watch::Receiver<bool>, done: watch::Sender<bool>) {
+async fn tick(
+    site: Arc<Mutex<Site>>,
+    clock: Clock,
+    opts: RunOptions,
+    mut shutdown: watch::Receiver<bool>,
+    done: watch::Sender<bool>,
+) {
     let period = Duration::from_millis(100);
     let mut interval = tokio::time::interval(period);
     interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -174,7 +213,9 @@ async fn tick(site: Arc<Mutex<Site>>, clock: Clock, opts: RunOptions, mut shutdo
         }
         let took = started.elapsed();
         if took > period * 5 && !behind_warned {
-            tracing::warn!("the simulation is slower than asked: {took:?} of work for {period:?} of wall time; lower --speed");
+            tracing::warn!(
+                "the simulation is slower than asked: {took:?} of work for {period:?} of wall time; lower --speed"
+            );
             behind_warned = true;
         }
         let sim = site.lock().map(|s| s.sim_time_s()).unwrap_or(0.0);

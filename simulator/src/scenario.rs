@@ -150,20 +150,34 @@ pub fn parse_action(value: &serde_json::Value) -> Result<(Action, Option<String>
         Some(serde_json::Value::Number(n)) => Some(parse_duration(&n.to_string())?),
         Some(other) => return Err(format!("`duration` must be like `90s` or `2h30m`, got {other}")),
     };
-    let kinds = ["event", "fault", "clear_faults"].iter().filter(|k| map.contains_key(**k)).count();
+    let kinds = ["event", "fault", "clear_faults"]
+        .iter()
+        .filter(|k| map.contains_key(**k))
+        .count();
     if kinds != 1 {
         return Err("an entry needs exactly one of `event`, `fault`, `clear_faults`".into());
     }
     let action = if map.contains_key("event") {
-        if duration.is_some() && !matches!(map.get("event").and_then(|e| e.as_str()), Some("delivery" | "leak_test" | "overload")) {
+        if duration.is_some()
+            && !matches!(
+                map.get("event").and_then(|e| e.as_str()),
+                Some("delivery" | "leak_test" | "overload")
+            )
+        {
             return Err("`duration` applies to faults (and to delivery, leak_test, overload events)".into());
         }
         if let Some(d) = duration {
-            map.insert("duration".into(), serde_json::Value::String(busbar_core::duration::format_duration(d)));
+            map.insert(
+                "duration".into(),
+                serde_json::Value::String(busbar_core::duration::format_duration(d)),
+            );
         }
         Action::Event(serde_json::from_value(serde_json::Value::Object(map)).map_err(|e| e.to_string())?)
     } else if map.contains_key("fault") {
-        Action::Fault { fault: serde_json::from_value(serde_json::Value::Object(map)).map_err(|e| e.to_string())?, duration }
+        Action::Fault {
+            fault: serde_json::from_value(serde_json::Value::Object(map)).map_err(|e| e.to_string())?,
+            duration,
+        }
     } else {
         if map.len() != 1 || map.get("clear_faults") != Some(&serde_json::Value::Bool(true)) {
             return Err("write `clear_faults: true` alone".into());
@@ -214,11 +228,22 @@ pub fn parse_scenario(file: &str, text: &str, profiles: &ProfileSet) -> Result<S
                 if a.port() != 0 && !addrs.insert(a) {
                     d.push(file, line, &path, format!("{a} is used by another listener"));
                 }
-                listeners.push(ListenerSpec { name: l.value.name.clone(), listen: a });
+                listeners.push(ListenerSpec {
+                    name: l.value.name.clone(),
+                    listen: a,
+                });
             }
             Err(_) => {
-                d.push(file, line, &path, format!("`{}` is not an address like 127.0.0.1:15020", l.value.listen));
-                listeners.push(ListenerSpec { name: l.value.name.clone(), listen: SocketAddr::from(([127, 0, 0, 1], 0)) });
+                d.push(
+                    file,
+                    line,
+                    &path,
+                    format!("`{}` is not an address like 127.0.0.1:15020", l.value.listen),
+                );
+                listeners.push(ListenerSpec {
+                    name: l.value.name.clone(),
+                    listen: SocketAddr::from(([127, 0, 0, 1], 0)),
+                });
             }
         }
     }
@@ -235,15 +260,30 @@ pub fn parse_scenario(file: &str, text: &str, profiles: &ProfileSet) -> Result<S
         let dv = &sd.value;
         let line = sd.referenced.line();
         let path = format!("devices[{i}] ({})", dv.name);
-        if dv.name.is_empty() || !dv.name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-') {
+        if dv.name.is_empty()
+            || !dv
+                .name
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+        {
             d.push(file, line, &path, "device names use letters, digits, `_` and `-`");
         }
         if let Some(prev) = names.insert(dv.name.clone(), i) {
-            d.push(file, line, &path, format!("duplicate device name (first at devices[{prev}])"));
+            d.push(
+                file,
+                line,
+                &path,
+                format!("duplicate device name (first at devices[{prev}])"),
+            );
         }
         let Some(profile) = profiles.get(&dv.profile) else {
             let known: Vec<_> = profiles.keys().cloned().collect();
-            d.push(file, line, &path, format!("unknown profile `{}` (known: {})", dv.profile, known.join(", ")));
+            d.push(
+                file,
+                line,
+                &path,
+                format!("unknown profile `{}` (known: {})", dv.profile, known.join(", ")),
+            );
             continue;
         };
         let listener = match &dv.listener {
@@ -264,7 +304,12 @@ pub fn parse_scenario(file: &str, text: &str, profiles: &ProfileSet) -> Result<S
             }
         };
         if let Some(other) = units.insert((listener, unit_id), dv.name.clone()) {
-            d.push(file, line, &path, format!("unit id {unit_id} is already used by `{other}` on this listener"));
+            d.push(
+                file,
+                line,
+                &path,
+                format!("unit id {unit_id} is already used by `{other}` on this listener"),
+            );
         }
         lines.push((line, path));
         devices.push(DeviceSpec {
@@ -274,7 +319,10 @@ pub fn parse_scenario(file: &str, text: &str, profiles: &ProfileSet) -> Result<S
             listener,
             unit_id,
             params: dv.params.clone(),
-            links: models::Links { own: devices.len(), ..Default::default() },
+            links: models::Links {
+                own: devices.len(),
+                ..Default::default()
+            },
         });
     }
 
@@ -284,23 +332,34 @@ pub fn parse_scenario(file: &str, text: &str, profiles: &ProfileSet) -> Result<S
         let (line, path) = &lines[i];
         let family = dv.profile.family;
         let blocks = block_count(&dv.profile);
-        let names = match models::build(family, &dv.params, &models::Links::default(), start_hour, blocks).map(|(_, n)| n) {
-            Ok(n) => n,
-            Err(e) => {
-                d.push(file, *line, format!("{path}.params"), e);
-                continue;
-            }
-        };
+        let names =
+            match models::build(family, &dv.params, &models::Links::default(), start_hour, blocks).map(|(_, n)| n) {
+                Ok(n) => n,
+                Err(e) => {
+                    d.push(file, *line, format!("{path}.params"), e);
+                    continue;
+                }
+            };
         let mut resolve = |what: &str, name: &Option<String>, allowed: &[Family]| -> Option<usize> {
             let name = name.as_ref()?;
             match index.get(name) {
                 None => {
-                    d.push(file, *line, format!("{path}.params.{what}"), format!("unknown device `{name}`"));
+                    d.push(
+                        file,
+                        *line,
+                        format!("{path}.params.{what}"),
+                        format!("unknown device `{name}`"),
+                    );
                     None
                 }
                 Some(&j) if !allowed.contains(&doc_family(profiles, &doc.devices[j].value.profile)) => {
                     let allowed: Vec<_> = allowed.iter().map(|f| f.as_str()).collect();
-                    d.push(file, *line, format!("{path}.params.{what}"), format!("`{name}` must be a {}", allowed.join(" or ")));
+                    d.push(
+                        file,
+                        *line,
+                        format!("{path}.params.{what}"),
+                        format!("`{name}` must be a {}", allowed.join(" or ")),
+                    );
                     None
                 }
                 Some(&j) => Some(j),
@@ -335,7 +394,11 @@ pub fn parse_scenario(file: &str, text: &str, profiles: &ProfileSet) -> Result<S
                     match index.get(name) {
                         None => d.push(file, line, &path, format!("unknown device `{name}`")),
                         Some(&j) => {
-                            if let Action::Fault { fault: Fault::OutOfRange { point, .. }, .. } = &action {
+                            if let Action::Fault {
+                                fault: Fault::OutOfRange { point, .. },
+                                ..
+                            } = &action
+                            {
                                 if devices[j].profile.point(point).is_none() {
                                     d.push(file, line, &path, format!("`{name}` has no point `{point}`"));
                                 }
@@ -348,7 +411,12 @@ pub fn parse_scenario(file: &str, text: &str, profiles: &ProfileSet) -> Result<S
                         d.push(file, line, &path, "this entry needs `device:`");
                     }
                 }
-                timeline.push(TimelineEntry { at, device, action, origin: format!("{file}:{line}") });
+                timeline.push(TimelineEntry {
+                    at,
+                    device,
+                    action,
+                    origin: format!("{file}:{line}"),
+                });
             }
         }
     }
@@ -429,11 +497,29 @@ timeline:
 
     #[test]
     fn actions_parse_from_json() {
-        let (a, dev) = parse_action(&serde_json::json!({"device": "t", "event": "delivery", "tank": 2, "volume_l": 12000, "duration": "40m"})).unwrap_or_else(|e| panic!("{e}"));
+        let (a, dev) = parse_action(
+            &serde_json::json!({"device": "t", "event": "delivery", "tank": 2, "volume_l": 12000, "duration": "40m"}),
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(dev.as_deref(), Some("t"));
-        assert_eq!(a, Action::Event(Event::Delivery { tank: 2, volume_l: 12000.0, duration: Duration::from_secs(2400), temperature_c: None }));
-        let (f, _) = parse_action(&serde_json::json!({"fault": "silent", "duration": "2m"})).unwrap_or_else(|e| panic!("{e}"));
-        assert_eq!(f, Action::Fault { fault: Fault::Silent, duration: Some(Duration::from_secs(120)) });
+        assert_eq!(
+            a,
+            Action::Event(Event::Delivery {
+                tank: 2,
+                volume_l: 12000.0,
+                duration: Duration::from_secs(2400),
+                temperature_c: None
+            })
+        );
+        let (f, _) =
+            parse_action(&serde_json::json!({"fault": "silent", "duration": "2m"})).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(
+            f,
+            Action::Fault {
+                fault: Fault::Silent,
+                duration: Some(Duration::from_secs(120))
+            }
+        );
         assert!(parse_action(&serde_json::json!({"fault": "silent", "event": "mains_lost"})).is_err());
         assert!(parse_action(&serde_json::json!({"event": "mains_lost", "duration": "1m"})).is_err());
         assert!(parse_action(&serde_json::json!({"event": "warp_drive"})).is_err());

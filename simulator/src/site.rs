@@ -96,15 +96,24 @@ impl Site {
         let mut devices = Vec::new();
         for (i, spec) in scenario.devices.iter().enumerate() {
             let blocks = block_count(&spec.profile);
-            let (model, _) = models::build(spec.profile.family, &spec.params, &spec.links, scenario.start_hour, blocks)
-                .map_err(|e| format!("device `{}`: {e}", spec.name))?;
+            let (model, _) = models::build(
+                spec.profile.family,
+                &spec.params,
+                &spec.links,
+                scenario.start_hour,
+                blocks,
+            )
+            .map_err(|e| format!("device `{}`: {e}", spec.name))?;
             devices.push(SimDevice {
                 shared: Arc::new(DeviceShared {
                     name: spec.name.clone(),
                     profile: spec.profile.clone(),
                     unit_id: spec.unit_id,
                     listener: spec.listener,
-                    state: Mutex::new(DeviceRuntime { image: RegisterImage::new(&spec.profile), faults: Vec::new() }),
+                    state: Mutex::new(DeviceRuntime {
+                        image: RegisterImage::new(&spec.profile),
+                        faults: Vec::new(),
+                    }),
                 }),
                 model,
                 rng: SimRng::for_device(seed, i),
@@ -175,7 +184,11 @@ impl Site {
         self.env.time_of_day_h = self.time_of_day_h();
         let (open, close) = self.opening_hours;
         let h = self.env.time_of_day_h;
-        let by_hours = if open <= close { h >= open && h < close } else { h >= open || h < close };
+        let by_hours = if open <= close {
+            h >= open && h < close
+        } else {
+            h >= open || h < close
+        };
         self.env.station_open = self.station_override.unwrap_or(by_hours);
     }
 
@@ -183,7 +196,10 @@ impl Site {
         if self.journal.len() >= 200 {
             self.journal.pop_front();
         }
-        self.journal.push_back(format!("[{}] {line}", crate::clock_text(self.sim_time_s(), self.start_hour)));
+        self.journal.push_back(format!(
+            "[{}] {line}",
+            crate::clock_text(self.sim_time_s(), self.start_hour)
+        ));
     }
 
     fn contribute_all(&mut self) {
@@ -237,8 +253,12 @@ impl Site {
 
     fn serve_vehicle_queue(&mut self) {
         while !self.vehicle_queue.is_empty() {
-            let Some(i) = self.devices.iter().position(|d| d.model.accepts_vehicle()) else { return };
-            let Some(ev) = self.vehicle_queue.pop_front() else { return };
+            let Some(i) = self.devices.iter().position(|d| d.model.accepts_vehicle()) else {
+                return;
+            };
+            let Some(ev) = self.vehicle_queue.pop_front() else {
+                return;
+            };
             let d = &mut self.devices[i];
             let name = d.shared.name.clone();
             match d.model.event(&ev, &mut d.rng) {
@@ -257,7 +277,9 @@ impl Site {
             (None, Action::Event(ev)) => self.site_event(ev),
             (None, _) => Err("faults need a device".into()),
             (Some(name), action) => {
-                let i = self.device_index(name).ok_or_else(|| format!("unknown device `{name}`"))?;
+                let i = self
+                    .device_index(name)
+                    .ok_or_else(|| format!("unknown device `{name}`"))?;
                 match action {
                     Action::Event(ev) => {
                         if matches!(ev, Event::StationOpen | Event::StationClosed) {
@@ -284,12 +306,20 @@ impl Site {
         match ev {
             Event::StationOpen => self.station_override = Some(true),
             Event::StationClosed => self.station_override = Some(false),
-            Event::VehicleArrives { count, energy_kwh, max_current_a } => {
+            Event::VehicleArrives {
+                count,
+                energy_kwh,
+                max_current_a,
+            } => {
                 if count == 0 || count > 1000 {
                     return Err("count must be within 1..=1000".into());
                 }
                 for _ in 0..count {
-                    self.vehicle_queue.push_back(Event::VehicleArrives { count: 1, energy_kwh, max_current_a });
+                    self.vehicle_queue.push_back(Event::VehicleArrives {
+                        count: 1,
+                        energy_kwh,
+                        max_current_a,
+                    });
                 }
                 self.serve_vehicle_queue();
             }
@@ -322,8 +352,12 @@ impl Site {
         tracing::warn!(device = %name, fault = fault.name(), duration = ?duration, "fault injected");
         {
             let mut rt = d.shared.lock();
-            rt.faults.retain(|f| std::mem::discriminant(&f.fault) != std::mem::discriminant(&fault));
-            rt.faults.push(ActiveFault { fault: fault.clone(), until_s: duration.map(|d| now + d.as_secs_f64()) });
+            rt.faults
+                .retain(|f| std::mem::discriminant(&f.fault) != std::mem::discriminant(&fault));
+            rt.faults.push(ActiveFault {
+                fault: fault.clone(),
+                until_s: duration.map(|d| now + d.as_secs_f64()),
+            });
         }
         self.note(format!("{name}: fault {}", fault.name()));
         // Garbage and out-of-range faults show at once.
@@ -335,7 +369,8 @@ impl Site {
     pub fn truth(&self, index: usize) -> Vec<(String, f64, Unit)> {
         let mut out = Vec::new();
         if let Some(d) = self.devices.get(index) {
-            d.model.emit(&mut |name, value, unit| out.push((name.to_string(), value, unit)));
+            d.model
+                .emit(&mut |name, value, unit| out.push((name.to_string(), value, unit)));
         }
         out
     }
@@ -364,7 +399,9 @@ impl Site {
             let v = match unit.convert(value, point.unit) {
                 Some(v) => v,
                 // Dimensionless codes (enums, counts) carry no unit to convert.
-                None if matches!(unit, Unit::None | Unit::Count) || matches!(point.unit, Unit::None | Unit::Count) => value,
+                None if matches!(unit, Unit::None | Unit::Count) || matches!(point.unit, Unit::None | Unit::Count) => {
+                    value
+                }
                 None => {
                     tracing::debug!(device = %d.shared.name, point = name, "unit mismatch {unit} -> {}", point.unit);
                     return;
@@ -396,16 +433,26 @@ impl Site {
     /// profile, check them, hand them to the model, republish. Exceptions as a device answers:
     /// 02 for unmapped or read-only registers, 03 for a partial or implausible value, 04 when
     /// the device refuses.
-    pub fn write_registers(&mut self, index: usize, table: Table, address: u16, values: &[u16]) -> Result<(), WriteError> {
+    pub fn write_registers(
+        &mut self,
+        index: usize,
+        table: Table,
+        address: u16,
+        values: &[u16],
+    ) -> Result<(), WriteError> {
         let ex = |e| Err(WriteError::Exception(e));
-        let Some(d) = self.devices.get_mut(index) else { return ex(Exception::GatewayTargetFailed) };
+        let Some(d) = self.devices.get_mut(index) else {
+            return ex(Exception::GatewayTargetFailed);
+        };
         let profile = d.shared.profile.clone();
         let end = u32::from(address) + values.len() as u32;
         let touched: Vec<usize> = profile
             .points
             .iter()
             .enumerate()
-            .filter(|(_, p)| p.register.table == table && p.register.span().start < end && p.register.span().end > u32::from(address))
+            .filter(|(_, p)| {
+                p.register.table == table && p.register.span().start < end && p.register.span().end > u32::from(address)
+            })
             .map(|(i, _)| i)
             .collect();
         // Every written register must belong to a point.
@@ -428,10 +475,19 @@ impl Site {
                 }
                 let off = (span.start - u32::from(address)) as usize;
                 let mut scratch = rt.image.clone();
-                if scratch.write(table, span.start as u16, &values[off..off + (span.end - span.start) as usize]).is_err() {
+                if scratch
+                    .write(
+                        table,
+                        span.start as u16,
+                        &values[off..off + (span.end - span.start) as usize],
+                    )
+                    .is_err()
+                {
                     return ex(Exception::IllegalDataAddress);
                 }
-                let Ok(v) = scratch.get(&profile, i) else { return ex(Exception::IllegalDataValue) };
+                let Ok(v) = scratch.get(&profile, i) else {
+                    return ex(Exception::IllegalDataValue);
+                };
                 let ok = match p.kind {
                     Kind::Enum => p.labels.contains_key(&(v.round() as i64)),
                     Kind::Binary => v == 0.0 || v == 1.0,

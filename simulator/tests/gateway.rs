@@ -37,16 +37,45 @@ async fn reads_answer_at_published_addresses_and_exceptions_are_right() {
     // SunSpec marker on unit 4.
     assert_eq!(c.read_holding(4, 40000, 2).await.ok(), Some(Ok(vec![0x5375, 0x6E53])));
     // Unmapped address: 02. Unknown unit behind the gateway: 0B. Bad count: 03.
-    assert_eq!(c.read_holding(2, 1000, 2).await.ok(), Some(Err(Exception::IllegalDataAddress)));
-    assert_eq!(c.read_holding(2, 50001, 2).await.ok(), Some(Err(Exception::IllegalDataAddress)), "runs into a gap");
-    assert_eq!(c.read_holding(99, 50000, 2).await.ok(), Some(Err(Exception::GatewayTargetFailed)));
+    assert_eq!(
+        c.read_holding(2, 1000, 2).await.ok(),
+        Some(Err(Exception::IllegalDataAddress))
+    );
+    assert_eq!(
+        c.read_holding(2, 50001, 2).await.ok(),
+        Some(Err(Exception::IllegalDataAddress)),
+        "runs into a gap"
+    );
+    assert_eq!(
+        c.read_holding(99, 50000, 2).await.ok(),
+        Some(Err(Exception::GatewayTargetFailed))
+    );
     // More than 125 registers: 03. (Our client's encoder writes what it is told.)
     assert_eq!(
-        c.call(2, &Request::ReadHoldingRegisters { address: 50512, count: 126 }).await.ok(),
+        c.call(
+            2,
+            &Request::ReadHoldingRegisters {
+                address: 50512,
+                count: 126
+            }
+        )
+        .await
+        .ok(),
         Some(Response::Exception(Exception::IllegalDataValue))
     );
     // Input registers are not mapped on these devices.
-    assert_eq!(c.call(2, &Request::ReadInputRegisters { address: 50512, count: 2 }).await.ok(), Some(Response::Exception(Exception::IllegalDataAddress)));
+    assert_eq!(
+        c.call(
+            2,
+            &Request::ReadInputRegisters {
+                address: 50512,
+                count: 2
+            }
+        )
+        .await
+        .ok(),
+        Some(Response::Exception(Exception::IllegalDataAddress))
+    );
     r.stop().await;
 }
 
@@ -56,26 +85,47 @@ async fn writes_act_on_the_device_or_get_the_right_exception() {
     let mut c = client(&r).await;
     // Read-only register: 02. Partial write of a 32-bit value: 02/03. Unknown enum value: 03.
     let w = |address, value| Request::WriteSingleRegister { address, value };
-    assert_eq!(c.call(2, &w(50520, 1)).await.ok(), Some(Response::Exception(Exception::IllegalDataAddress)));
-    assert_eq!(c.call(1, &w(20784, 99)).await.ok(), Some(Response::Exception(Exception::IllegalDataValue)));
+    assert_eq!(
+        c.call(2, &w(50520, 1)).await.ok(),
+        Some(Response::Exception(Exception::IllegalDataAddress))
+    );
+    assert_eq!(
+        c.call(1, &w(20784, 99)).await.ok(),
+        Some(Response::Exception(Exception::IllegalDataValue))
+    );
     // ATS command 2: transfer to position 0. The switch moves and reports it.
     assert_eq!(c.call(1, &w(20784, 2)).await.ok(), Some(Response::Written));
     let mut position = 0;
     for _ in 0..30 {
         tokio::time::sleep(Duration::from_millis(100)).await;
-        position = c.read_holding(1, 20482, 1).await.ok().and_then(|r| r.ok()).map_or(0, |r| r[0]);
+        position = c
+            .read_holding(1, 20482, 1)
+            .await
+            .ok()
+            .and_then(|r| r.ok())
+            .map_or(0, |r| r[0]);
         if position == 1 {
             break;
         }
     }
     assert_eq!(position, 1, "ATS in position 0 after the command");
-    assert_eq!(c.read_holding(1, 20481, 1).await.ok(), Some(Ok(vec![0x20])), "remote mode");
+    assert_eq!(
+        c.read_holding(1, 20481, 1).await.ok(),
+        Some(Ok(vec![0x20])),
+        "remote mode"
+    );
     // Charger current limit (unit 10): accepted within the rating, refused above (03).
     assert_eq!(c.call(10, &w(4101, 10)).await.ok(), Some(Response::Written));
     assert_eq!(c.read_holding(10, 4101, 1).await.ok(), Some(Ok(vec![10])));
-    assert_eq!(c.call(10, &w(4101, 80)).await.ok(), Some(Response::Exception(Exception::IllegalDataValue)));
+    assert_eq!(
+        c.call(10, &w(4101, 80)).await.ok(),
+        Some(Response::Exception(Exception::IllegalDataValue))
+    );
     // A command the device refuses: start with no vehicle connected -> 04.
-    assert_eq!(c.call(12, &w(4120, 1)).await.ok(), Some(Response::Exception(Exception::ServerDeviceFailure)));
+    assert_eq!(
+        c.call(12, &w(4120, 1)).await.ok(),
+        Some(Response::Exception(Exception::ServerDeviceFailure))
+    );
     r.stop().await;
 }
 
@@ -86,7 +136,8 @@ async fn faults_silence_delay_and_break_devices_but_not_the_others() {
     c.timeout = Some(Duration::from_millis(400));
     let inject = |device: &str, fault: Fault| {
         let mut site = r.site.lock().unwrap_or_else(|p| p.into_inner());
-        site.apply(Some(device), Action::Fault { fault, duration: None }).unwrap_or_else(|e| panic!("{e}"));
+        site.apply(Some(device), Action::Fault { fault, duration: None })
+            .unwrap_or_else(|e| panic!("{e}"));
     };
     inject("ev1", Fault::Silent);
     let silent = c.read_holding(10, 4096, 1).await;
@@ -94,23 +145,49 @@ async fn faults_silence_delay_and_break_devices_but_not_the_others() {
     // Others answer on the same connection, and a late answer is never taken for another's.
     assert_eq!(c.read_holding(2, 50000, 2).await.ok(), Some(Ok(vec![0x534F, 0x434F])));
     inject("ev2", Fault::Exception { code: 6 });
-    assert_eq!(c.read_holding(11, 4096, 1).await.ok(), Some(Err(Exception::ServerDeviceBusy)));
-    inject("main_meter", Fault::OutOfRange { point: "v1".into(), value: 1657.0 });
-    let v1 = c.read_holding(2, 50520, 2).await.ok().and_then(|r| r.ok()).unwrap_or_default();
+    assert_eq!(
+        c.read_holding(11, 4096, 1).await.ok(),
+        Some(Err(Exception::ServerDeviceBusy))
+    );
+    inject(
+        "main_meter",
+        Fault::OutOfRange {
+            point: "v1".into(),
+            value: 1657.0,
+        },
+    );
+    let v1 = c
+        .read_holding(2, 50520, 2)
+        .await
+        .ok()
+        .and_then(|r| r.ok())
+        .unwrap_or_default();
     assert_eq!(v1, vec![0x0002, 0x8744], "1657.00 V as the fault asked");
-    inject("shop_meter", Fault::Delay { delay: Duration::from_millis(250) });
+    inject(
+        "shop_meter",
+        Fault::Delay {
+            delay: Duration::from_millis(250),
+        },
+    );
     let t = std::time::Instant::now();
     assert!(c.read_holding(3, 4096, 2).await.is_ok_and(|r| r.is_ok()));
     assert!(t.elapsed() >= Duration::from_millis(250));
     {
         let mut site = r.site.lock().unwrap_or_else(|p| p.into_inner());
-        site.apply(Some("ev1"), Action::ClearFaults).unwrap_or_else(|e| panic!("{e}"));
+        site.apply(Some("ev1"), Action::ClearFaults)
+            .unwrap_or_else(|e| panic!("{e}"));
     }
-    assert!(c.read_holding(10, 4096, 1).await.is_ok_and(|r| r.is_ok()), "back after the fault is cleared");
+    assert!(
+        c.read_holding(10, 4096, 1).await.is_ok_and(|r| r.is_ok()),
+        "back after the fault is cleared"
+    );
     inject("ev4", Fault::DropConnection);
     assert!(c.read_holding(13, 4096, 1).await.is_err(), "connection dropped");
     let mut c2 = client(&r).await;
-    assert!(c2.read_holding(2, 50000, 2).await.is_ok_and(|r| r.is_ok()), "the server still accepts");
+    assert!(
+        c2.read_holding(2, 50000, 2).await.is_ok_and(|r| r.is_ok()),
+        "the server still accepts"
+    );
     r.stop().await;
 }
 
@@ -157,7 +234,10 @@ async fn malformed_frames_and_floods_never_stop_the_server() {
 #[tokio::test]
 async fn control_api_drives_the_site() {
     let r = start().await;
-    let base = format!("http://{}", r.control.unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 0))));
+    let base = format!(
+        "http://{}",
+        r.control.unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 0)))
+    );
     let http = |method: &str, path: &str, body: Option<&str>| {
         let url = format!("{base}{path}");
         let method = method.to_string();
@@ -176,17 +256,32 @@ async fn control_api_drives_the_site() {
     let (_, body) = http("GET", "/api/devices/ats", None).await;
     let v: serde_json::Value = serde_json::from_str(&body).unwrap_or_default();
     assert_eq!(v["truth"]["position"]["value"], 3.0, "on the genset after 30 s: {body}");
-    let (status, body) = http("POST", "/api/devices/ats/events", Some(r#"{"event": "delivery", "tank": 1, "volume_l": 10}"#)).await;
+    let (status, body) = http(
+        "POST",
+        "/api/devices/ats/events",
+        Some(r#"{"event": "delivery", "tank": 1, "volume_l": 10}"#),
+    )
+    .await;
     assert_eq!(status, 409, "an ATS takes no delivery: {body}");
     let (status, _) = http("POST", "/api/devices/nope/events", Some(r#"{"event": "mains_lost"}"#)).await;
     assert_eq!(status, 404);
-    let (status, _) = http("POST", "/api/devices/ev1/faults", Some(r#"{"fault": "silent", "duration": "1m"}"#)).await;
+    let (status, _) = http(
+        "POST",
+        "/api/devices/ev1/faults",
+        Some(r#"{"fault": "silent", "duration": "1m"}"#),
+    )
+    .await;
     assert_eq!(status, 200);
     let (_, body) = http("GET", "/api/devices/ev1", None).await;
     assert!(body.contains("\"silent\""), "{body}");
     let (status, _) = http("DELETE", "/api/devices/ev1/faults", None).await;
     assert_eq!(status, 200);
-    let (status, _) = http("POST", "/api/events", Some(r#"{"event": "vehicle_arrives", "count": 3}"#)).await;
+    let (status, _) = http(
+        "POST",
+        "/api/events",
+        Some(r#"{"event": "vehicle_arrives", "count": 3}"#),
+    )
+    .await;
     assert_eq!(status, 200);
     let (status, _) = http("POST", "/api/events", Some(r#"{"event": "teleport"}"#)).await;
     assert_eq!(status, 400);
@@ -196,8 +291,13 @@ async fn control_api_drives_the_site() {
 /// A tiny HTTP/1.1 client (no extra dependency): status and body.
 async fn raw_http(method: &str, url: &str, body: Option<&str>) -> (u16, String) {
     let rest = url.trim_start_matches("http://");
-    let (host, path) = rest.split_once('/').map(|(h, p)| (h, format!("/{p}"))).unwrap_or((rest, "/".into()));
-    let Ok(mut s) = TcpStream::connect(host).await else { return (0, String::new()) };
+    let (host, path) = rest
+        .split_once('/')
+        .map(|(h, p)| (h, format!("/{p}")))
+        .unwrap_or((rest, "/".into()));
+    let Ok(mut s) = TcpStream::connect(host).await else {
+        return (0, String::new());
+    };
     let body = body.unwrap_or("");
     let req = format!("{method} {path} HTTP/1.1\r\nHost: {host}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}", body.len());
     let _ = s.write_all(req.as_bytes()).await;
@@ -205,6 +305,9 @@ async fn raw_http(method: &str, url: &str, body: Option<&str>) -> (u16, String) 
     let _ = s.read_to_end(&mut buf).await;
     let text = String::from_utf8_lossy(&buf).to_string();
     let status = text.split_whitespace().nth(1).and_then(|c| c.parse().ok()).unwrap_or(0);
-    let body = text.split_once("\r\n\r\n").map(|(_, b)| b.to_string()).unwrap_or_default();
+    let body = text
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_string())
+        .unwrap_or_default();
     (status, body)
 }

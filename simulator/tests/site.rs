@@ -20,9 +20,15 @@ fn site_at(scenario: &Scenario, seed: Option<u64>, sim_s: f64) -> Site {
 }
 
 fn regs(site: &Site, device: &str, address: u16, count: u16) -> Vec<u16> {
-    let d = site.devices().find(|d| d.name == device).unwrap_or_else(|| panic!("no {device}"));
+    let d = site
+        .devices()
+        .find(|d| d.name == device)
+        .unwrap_or_else(|| panic!("no {device}"));
     let rt = d.lock();
-    rt.image.read(Table::Holding, address, count).map(|r| r.to_vec()).unwrap_or_else(|e| panic!("{device} {address}: {e}"))
+    rt.image
+        .read(Table::Holding, address, count)
+        .map(|r| r.to_vec())
+        .unwrap_or_else(|e| panic!("{device} {address}: {e}"))
 }
 
 fn u32_at(r: &[u16], i: usize) -> f64 {
@@ -43,7 +49,11 @@ fn every_profile_point_is_fed_by_its_model() {
             let idx: u16 = b[name.len()..].parse().unwrap_or(0);
             *per_instance.entry((name, idx)).or_default() += 1;
         }
-        let instances: HashSet<(String, u16)> = per_instance.into_iter().filter(|(_, n)| *n > 1).map(|(k, _)| k).collect();
+        let instances: HashSet<(String, u16)> = per_instance
+            .into_iter()
+            .filter(|(_, n)| *n > 1)
+            .map(|(k, _)| k)
+            .collect();
         for p in &d.profile.points {
             if p.constant.is_some() {
                 continue;
@@ -53,7 +63,13 @@ fn every_profile_point_is_fed_by_its_model() {
                     continue; // an instance the device does not use (tank 9 of 5)
                 }
             }
-            assert!(emitted.contains(&p.id), "{}: the {} model never sets `{}`", d.name, d.profile.family, p.id);
+            assert!(
+                emitted.contains(&p.id),
+                "{}: the {} model never sets `{}`",
+                d.name,
+                d.profile.family,
+                p.id
+            );
         }
     }
 }
@@ -92,7 +108,11 @@ fn meter_physics_at_the_socomec_addresses() {
     site.publish();
     let e1 = u32_at(&regs(&site, "main_meter", 50780, 2), 0);
     assert!(e1 > e0, "Ea+ grows: {e0} -> {e1}");
-    assert!(e1 - e0 > 5.0 && e1 - e0 < 120.0, "an hour of a 6..35 kW site plus chargers: {} kWh", e1 - e0);
+    assert!(
+        e1 - e0 > 5.0 && e1 - e0 < 120.0,
+        "an hour of a 6..35 kW site plus chargers: {} kWh",
+        e1 - e0
+    );
 }
 
 #[test]
@@ -116,7 +136,13 @@ fn hex_dump(site: &Site, device: &str, address: u16, count: u16) -> String {
     regs(site, device, address, count)
         .chunks(8)
         .enumerate()
-        .map(|(i, c)| format!("{:5}: {}", address as usize + i * 8, c.iter().map(|w| format!("{w:04x}")).collect::<Vec<_>>().join(" ")))
+        .map(|(i, c)| {
+            format!(
+                "{:5}: {}",
+                address as usize + i * 8,
+                c.iter().map(|w| format!("{w:04x}")).collect::<Vec<_>>().join(" ")
+            )
+        })
         .collect::<Vec<_>>()
         .join("\n")
 }

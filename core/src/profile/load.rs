@@ -2,8 +2,7 @@
 
 use super::schema::{ConstDoc, PointDoc, ProfileDoc};
 use super::{
-    Access, BlockRef, Constant, DataType, Family, Kind, Point, Profile, ProfileSet, Register,
-    Table, WordOrder,
+    Access, BlockRef, Constant, DataType, Family, Kind, Point, Profile, ProfileSet, Register, Table, WordOrder,
 };
 use crate::diag::Diagnostics;
 use crate::units::Unit;
@@ -18,7 +17,12 @@ pub fn load_dir(dir: &Path) -> Result<ProfileSet, Diagnostics> {
     let entries = match std::fs::read_dir(dir) {
         Ok(e) => e,
         Err(e) => {
-            diags.push(&dir.display().to_string(), 0, "", format!("cannot read profile directory: {e}"));
+            diags.push(
+                &dir.display().to_string(),
+                0,
+                "",
+                format!("cannot read profile directory: {e}"),
+            );
             return Err(diags);
         }
     };
@@ -53,23 +57,30 @@ pub fn load_file(path: &Path) -> Result<Profile, Diagnostics> {
 /// Parse and validate a profile from text. `expected_name` is the file stem, which the
 /// `profile:` key must equal.
 pub fn parse_profile(file: &str, text: &str, expected_name: Option<&str>) -> Result<Profile, Diagnostics> {
-    let doc: ProfileDoc =
-        serde_saphyr::from_str(text).map_err(|e| Diagnostics::from_yaml_error(file, &e))?;
+    let doc: ProfileDoc = serde_saphyr::from_str(text).map_err(|e| Diagnostics::from_yaml_error(file, &e))?;
     let mut d = Diagnostics::default();
 
     let name = doc.profile.value.clone();
     if let Some(expected) = expected_name {
         if name != expected {
-            d.push(file, doc.profile.referenced.line(), "profile",
-                format!("profile `{name}` must be named like its file (`{expected}`)"));
+            d.push(
+                file,
+                doc.profile.referenced.line(),
+                "profile",
+                format!("profile `{name}` must be named like its file (`{expected}`)"),
+            );
         }
     }
     let family = match Family::parse(&doc.family.value) {
         Some(f) => f,
         None => {
             let known: Vec<_> = Family::ALL.iter().map(|f| f.as_str()).collect();
-            d.push(file, doc.family.referenced.line(), "family",
-                format!("unknown family `{}` (known: {})", doc.family.value, known.join(", ")));
+            d.push(
+                file,
+                doc.family.referenced.line(),
+                "family",
+                format!("unknown family `{}` (known: {})", doc.family.value, known.join(", ")),
+            );
             Family::Meter
         }
     };
@@ -88,18 +99,41 @@ pub fn parse_profile(file: &str, text: &str, expected_name: Option<&str>) -> Res
         let b = &block.value;
         let bline = block.referenced.line();
         if b.count == 0 {
-            d.push(file, bline, format!("blocks[{bi}] ({})", b.name), "count must be at least 1");
+            d.push(
+                file,
+                bline,
+                format!("blocks[{bi}] ({})", b.name),
+                "count must be at least 1",
+            );
         }
         if !is_identifier(&b.name) {
-            d.push(file, bline, format!("blocks[{bi}]"), format!("block name `{}` must be lower_snake_case", b.name));
+            d.push(
+                file,
+                bline,
+                format!("blocks[{bi}]"),
+                format!("block name `{}` must be lower_snake_case", b.name),
+            );
         }
         let label = b.label.clone().unwrap_or_else(|| capitalise(&b.name));
         for index in 1..=b.count {
             for (pi, sp) in b.points.iter().enumerate() {
                 let path = format!("blocks[{bi}] ({}).points[{pi}] ({}) #{index}", b.name, sp.value.name);
-                let block_ref = BlockRef { name: b.name.clone(), label: label.clone(), index };
+                let block_ref = BlockRef {
+                    name: b.name.clone(),
+                    label: label.clone(),
+                    index,
+                };
                 let shift = u32::from(index - 1) * u32::from(b.stride);
-                if let Some(p) = resolve_point(file, sp.referenced.line(), &path, &sp.value, Some(block_ref), shift, &doc, &mut d) {
+                if let Some(p) = resolve_point(
+                    file,
+                    sp.referenced.line(),
+                    &path,
+                    &sp.value,
+                    Some(block_ref),
+                    shift,
+                    &doc,
+                    &mut d,
+                ) {
                     points.push((p, sp.referenced.line(), path));
                 }
             }
@@ -115,7 +149,12 @@ pub fn parse_profile(file: &str, text: &str, expected_name: Option<&str>) -> Res
     for (i, (p, line, path)) in points.iter().enumerate() {
         if let Some(prev) = index.insert(p.id.clone(), i) {
             let (_, pline, _) = &points[prev];
-            d.push(file, *line, path.clone(), format!("duplicate point id `{}` (first at line {pline})", p.id));
+            d.push(
+                file,
+                *line,
+                path.clone(),
+                format!("duplicate point id `{}` (first at line {pline})", p.id),
+            );
         }
     }
     check_overlaps(file, &points, &mut d);
@@ -147,18 +186,26 @@ fn resolve_point(
     doc: &ProfileDoc,
     d: &mut Diagnostics,
 ) -> Option<Point> {
-    let before = d.len();
     let mut err = |msg: String| d.push(file, line, path, msg);
 
     if !is_identifier(&p.name) {
-        err(format!("point name `{}` must be lower_snake_case (letters, digits, _)", p.name));
+        err(format!(
+            "point name `{}` must be lower_snake_case (letters, digits, _)",
+            p.name
+        ));
     }
     let kind = Kind::parse(&p.kind).unwrap_or_else(|| {
-        err(format!("unknown kind `{}` (analog, counter, binary, enum, bitmask, string)", p.kind));
+        err(format!(
+            "unknown kind `{}` (analog, counter, binary, enum, bitmask, string)",
+            p.kind
+        ));
         Kind::Analog
     });
     let unit = Unit::parse(&p.unit).unwrap_or_else(|| {
-        err(format!("unknown unit `{}` (see docs/profiles.md for the unit table)", p.unit));
+        err(format!(
+            "unknown unit `{}` (see docs/profiles.md for the unit table)",
+            p.unit
+        ));
         Unit::None
     });
     let access = match p.access.as_deref() {
@@ -186,7 +233,10 @@ fn resolve_point(
     let data_type = match (table.is_bits(), p.data_type.as_deref()) {
         (true, None) | (true, Some("bit")) => DataType::Bit(0),
         (true, Some(t)) => {
-            err(format!("type `{t}` is not allowed in the {} table (bits only)", table.as_str()));
+            err(format!(
+                "type `{t}` is not allowed in the {} table (bits only)",
+                table.as_str()
+            ));
             DataType::Bit(0)
         }
         (false, t) => match parse_type(t.unwrap_or("u16"), p.bit, p.length) {
@@ -226,8 +276,15 @@ fn resolve_point(
     if u32::from(address) + u32::from(data_type.words()) > 65536 {
         err(format!("{} at {address} runs past register 65535", data_type.name()));
     }
-    if doc.modbus.even_alignment && data_type.words() >= 2 && !matches!(data_type, DataType::Ascii(_)) && address % 2 == 1 {
-        err(format!("{} at odd address {address}: this map requires 32/64-bit values at even addresses", data_type.name()));
+    if doc.modbus.even_alignment
+        && data_type.words() >= 2
+        && !matches!(data_type, DataType::Ascii(_))
+        && address % 2 == 1
+    {
+        err(format!(
+            "{} at odd address {address}: this map requires 32/64-bit values at even addresses",
+            data_type.name()
+        ));
     }
     match kind {
         Kind::Enum | Kind::Bitmask if p.labels.is_empty() => {
@@ -236,7 +293,10 @@ fn resolve_point(
         Kind::Bitmask => {
             let bits = i64::from(data_type.words()) * 16;
             if let Some((b, _)) = p.labels.iter().find(|(b, _)| **b < 0 || **b >= bits) {
-                err(format!("bitmask label for bit {b} does not fit in {}", data_type.name()));
+                err(format!(
+                    "bitmask label for bit {b} does not fit in {}",
+                    data_type.name()
+                ));
             }
         }
         Kind::String if !matches!(data_type, DataType::Ascii(_)) => {
@@ -287,12 +347,14 @@ fn resolve_point(
     if constant.is_some() && access == Access::ReadWrite {
         err("a constant cannot be writable".into());
     }
-    if access == Access::ReadWrite && table == Table::Input || access == Access::ReadWrite && table == Table::Discrete {
-        err(format!("the {} table is read-only: a writable point must be holding or coil", table.as_str()));
+    if access == Access::ReadWrite && matches!(table, Table::Input | Table::Discrete) {
+        err(format!(
+            "the {} table is read-only: a writable point must be holding or coil",
+            table.as_str()
+        ));
     }
     // A point with errors is still returned (with fallbacks) so that overlaps involving it
     // are reported in the same pass; the profile as a whole is rejected anyway.
-    let _ = before;
     let id = match &block {
         Some(b) => format!("{}{}.{}", b.name, b.index, p.name),
         None => p.name.clone(),
@@ -308,7 +370,14 @@ fn resolve_point(
         labels: p.labels.clone(),
         range,
         constant,
-        register: Register { table, address, data_type, order, scale, offset },
+        register: Register {
+            table,
+            address,
+            data_type,
+            order,
+            scale,
+            offset,
+        },
     })
 }
 
@@ -361,9 +430,18 @@ fn check_overlaps(file: &str, points: &[(Point, u64, String)], d: &mut Diagnosti
             };
             if !both_bits_in_register {
                 let (_, line, path) = &points[j];
-                d.push(file, *line, path.clone(), format!(
-                    "{} register {s2}..{} overlaps `{}` ({start}..{})",
-                    table.as_str(), e2 - 1, a.id, end - 1));
+                d.push(
+                    file,
+                    *line,
+                    path.clone(),
+                    format!(
+                        "{} register {s2}..{} overlaps `{}` ({start}..{})",
+                        table.as_str(),
+                        e2 - 1,
+                        a.id,
+                        end - 1
+                    ),
+                );
             }
         }
     }
@@ -372,7 +450,8 @@ fn check_overlaps(file: &str, points: &[(Point, u64, String)], d: &mut Diagnosti
 fn is_identifier(s: &str) -> bool {
     !s.is_empty()
         && s.chars().next().is_some_and(|c| c.is_ascii_lowercase())
-        && s.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
+        && s.chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
 }
 
 fn capitalise(s: &str) -> String {
@@ -431,13 +510,30 @@ points:
   - { name: p, unit: furlong, kind: analog, address: 300, range: [0, 1] }
   - { name: mode, kind: enum, address: 400 }
 "#;
-        let err = parse_profile("bad.yaml", bad, Some("test-meter")).err().unwrap_or_default();
+        let err = parse_profile("bad.yaml", bad, Some("test-meter"))
+            .err()
+            .unwrap_or_default();
         let text = err.to_string();
-        assert!(text.contains("bad.yaml:2: profile: profile `wrong-name` must be named"), "{text}");
-        assert!(text.contains("bad.yaml:9: points[1] (v2): u32 at odd address 101"), "{text}");
-        assert!(text.contains("bad.yaml:9: points[1] (v2): holding register 101..102 overlaps `v1` (100..101)"), "{text}");
-        assert!(text.contains("bad.yaml:10: points[2] (p): unknown unit `furlong`"), "{text}");
-        assert!(text.contains("bad.yaml:11: points[3] (mode): enum points need `labels`"), "{text}");
+        assert!(
+            text.contains("bad.yaml:2: profile: profile `wrong-name` must be named"),
+            "{text}"
+        );
+        assert!(
+            text.contains("bad.yaml:9: points[1] (v2): u32 at odd address 101"),
+            "{text}"
+        );
+        assert!(
+            text.contains("bad.yaml:9: points[1] (v2): holding register 101..102 overlaps `v1` (100..101)"),
+            "{text}"
+        );
+        assert!(
+            text.contains("bad.yaml:10: points[2] (p): unknown unit `furlong`"),
+            "{text}"
+        );
+        assert!(
+            text.contains("bad.yaml:11: points[3] (mode): enum points need `labels`"),
+            "{text}"
+        );
         assert_eq!(err.len(), 5, "{text}");
     }
 

@@ -264,7 +264,11 @@ impl Ats {
                 match self.position {
                     Position::Two => {
                         if !self.s2_watch.available {
-                            if s1_ok { Position::One } else { Position::Zero }
+                            if s1_ok {
+                                Position::One
+                            } else {
+                                Position::Zero
+                            }
                         } else if s1_ok && self.t_s1_good >= self.p.t_1rt_s && self.test != Test::OnLoad {
                             Position::One
                         } else {
@@ -354,14 +358,22 @@ impl DeviceModel for Ats {
         let fnom = self.p.nominal_frequency_hz;
         let n = self.noise.step(dt, rng);
         // Source I follows the grid (events set its voltage).
-        self.s1 = if self.mains_voltage > 1.0 { (self.mains_voltage * (1.0 + n), fnom + 10.0 * n) } else { (0.0, 0.0) };
+        self.s1 = if self.mains_voltage > 1.0 {
+            (self.mains_voltage * (1.0 + n), fnom + 10.0 * n)
+        } else {
+            (0.0, 0.0)
+        };
         // Source II: the genset runs up after its start order.
         if self.start_output && !self.genset_broken {
             self.genset_started_for += dt;
         } else if !self.start_output {
             self.genset_started_for = 0.0;
         }
-        self.s2 = if self.genset_running() { (vn * (1.0 - n), fnom - 5.0 * n) } else { (0.0, 0.0) };
+        self.s2 = if self.genset_running() {
+            (vn * (1.0 - n), fnom - 5.0 * n)
+        } else {
+            (0.0, 0.0)
+        };
         let s1_ok = self.s1_watch.update(self.s1.0, self.s1.1, vn, fnom);
         let s2_ok = self.s2_watch.update(self.s2.0, self.s2.1, vn, fnom);
         if s1_ok {
@@ -442,8 +454,14 @@ impl DeviceModel for Ats {
 
     fn contribute(&self, index: usize, env: &mut Env) {
         let supply = match self.position {
-            Position::One if self.s1.0 > 1.0 => Supply { voltage: self.s1.0, frequency: self.s1.1 },
-            Position::Two if self.s2.0 > 1.0 => Supply { voltage: self.s2.0, frequency: self.s2.1 },
+            Position::One if self.s1.0 > 1.0 => Supply {
+                voltage: self.s1.0,
+                frequency: self.s1.1,
+            },
+            Position::Two if self.s2.0 > 1.0 => Supply {
+                voltage: self.s2.0,
+                frequency: self.s2.1,
+            },
             _ => Supply::DEAD,
         };
         if let Some(slot) = env.supplies.get_mut(index) {
@@ -564,7 +582,9 @@ impl DeviceModel for Ats {
         match event {
             Event::MainsLost => self.mains_voltage = 0.0,
             Event::MainsRestored => self.mains_voltage = self.p.nominal_voltage_v,
-            Event::MainsVoltage { voltage_v } if *voltage_v >= 0.0 && voltage_v.is_finite() => self.mains_voltage = *voltage_v,
+            Event::MainsVoltage { voltage_v } if *voltage_v >= 0.0 && voltage_v.is_finite() => {
+                self.mains_voltage = *voltage_v
+            }
             Event::GensetFail => self.genset_broken = true,
             Event::GensetRepaired => self.genset_broken = false,
             _ => return Err(not_for_this_device(event)),

@@ -3,7 +3,7 @@
 //! event, Modbus commands open / close / reset. Downstream devices lose their supply when it
 //! is not closed.
 
-use super::{daily_curve, Links, not_for_this_device, not_writable, DeviceModel, Emit, Env, Refusal, Supply};
+use super::{daily_curve, not_for_this_device, not_writable, DeviceModel, Emit, Env, Links, Refusal, Supply};
 use crate::events::Event;
 use crate::rng::{SimRng, Wander};
 use busbar_core::units::Unit;
@@ -64,7 +64,21 @@ pub struct Breaker {
 
 impl Breaker {
     pub fn new(p: BreakerParams, links: &Links) -> Breaker {
-        Breaker { p, own_index: links.own, supply: links.supply, state: State::Closed, cause: 0.0, thermal: 0.0, forced: None, noise: Wander::new(0.05, 60.0), current: 0.0, voltage: 0.0, energy_wh: 0.0, trips: 0.0, last_command: 0.0 }
+        Breaker {
+            p,
+            own_index: links.own,
+            supply: links.supply,
+            state: State::Closed,
+            cause: 0.0,
+            thermal: 0.0,
+            forced: None,
+            noise: Wander::new(0.05, 60.0),
+            current: 0.0,
+            voltage: 0.0,
+            energy_wh: 0.0,
+            trips: 0.0,
+            last_command: 0.0,
+        }
     }
 
     pub fn state(&self) -> State {
@@ -81,7 +95,10 @@ impl Breaker {
 
 impl DeviceModel for Breaker {
     fn step(&mut self, dt: f64, env: &Env, rng: &mut SimRng) {
-        let nominal = Supply { voltage: self.p.nominal_voltage_v, frequency: 50.0 };
+        let nominal = Supply {
+            voltage: self.p.nominal_voltage_v,
+            frequency: 50.0,
+        };
         let supply = env.supply_from(self.supply, nominal);
         let n = self.noise.step(dt, rng);
         self.voltage = supply.voltage;
@@ -95,9 +112,14 @@ impl DeviceModel for Breaker {
             self.current = 0.0;
             return;
         }
-        let load_w = (self.p.base_kw + (self.p.peak_kw - self.p.base_kw) * daily_curve(env.time_of_day_h)) * 1000.0 * (1.0 + n).max(0.0);
+        let load_w = (self.p.base_kw + (self.p.peak_kw - self.p.base_kw) * daily_curve(env.time_of_day_h))
+            * 1000.0
+            * (1.0 + n).max(0.0);
         // Its own feeder's load plus what chargers behind it draw (mean of the phases).
-        let downstream = env.extra_current.get(self.own_index).map_or(0.0, |c| (c[0] + c[1] + c[2]) / 3.0);
+        let downstream = env
+            .extra_current
+            .get(self.own_index)
+            .map_or(0.0, |c| (c[0] + c[1] + c[2]) / 3.0);
         self.current = match self.forced {
             Some((i, _)) => i,
             None => load_w / (3.0 * supply.voltage * 0.95) + downstream,
@@ -123,7 +145,10 @@ impl DeviceModel for Breaker {
     fn contribute(&self, index: usize, env: &mut Env) {
         if let Some(slot) = env.supplies.get_mut(index) {
             *slot = Some(if self.state == State::Closed && self.voltage > 1.0 {
-                Supply { voltage: self.voltage, frequency: 50.0 }
+                Supply {
+                    voltage: self.voltage,
+                    frequency: 50.0,
+                }
             } else {
                 Supply::DEAD
             });
@@ -184,7 +209,11 @@ impl DeviceModel for Breaker {
                     Some("overload") => 1.0,
                     Some("short_circuit") => 2.0,
                     Some("earth_fault") => 3.0,
-                    Some(other) => return Err(format!("unknown trip cause `{other}` (overload, short_circuit, earth_fault, test)")),
+                    Some(other) => {
+                        return Err(format!(
+                            "unknown trip cause `{other}` (overload, short_circuit, earth_fault, test)"
+                        ))
+                    }
                 };
                 if self.state == State::Closed {
                     self.trip(code);
@@ -210,10 +239,20 @@ mod tests {
 
     #[test]
     fn overload_trips_on_the_thermal_curve_and_needs_a_reset() {
-        let mut b = Breaker::new(serde_json::from_value(serde_json::json!({"rated_current_a": 63})).unwrap_or_else(|e| panic!("{e}")), &Links::default());
+        let mut b = Breaker::new(
+            serde_json::from_value(serde_json::json!({"rated_current_a": 63})).unwrap_or_else(|e| panic!("{e}")),
+            &Links::default(),
+        );
         let env = Env::with_devices(1);
         let mut rng = SimRng::for_device(2, 0);
-        b.event(&Event::Overload { current_a: 126.0, duration: Duration::from_secs(600) }, &mut rng).unwrap_or_default();
+        b.event(
+            &Event::Overload {
+                current_a: 126.0,
+                duration: Duration::from_secs(600),
+            },
+            &mut rng,
+        )
+        .unwrap_or_default();
         let mut t: f64 = 0.0;
         while b.state() == State::Closed && t < 600.0 {
             b.step(0.1, &env, &mut rng);

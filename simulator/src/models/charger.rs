@@ -122,7 +122,10 @@ impl Charger {
     }
 
     pub fn plug_in(&mut self, wanted_kwh: f64, max_current_a: f64) {
-        self.vehicle = Some(Vehicle { wanted_kwh, max_current_a });
+        self.vehicle = Some(Vehicle {
+            wanted_kwh,
+            max_current_a,
+        });
         self.session_kwh = 0.0;
         self.session_ah = 0.0;
         self.paused = !self.p.autostart;
@@ -131,10 +134,22 @@ impl Charger {
 
 impl DeviceModel for Charger {
     fn step(&mut self, dt: f64, env: &Env, _rng: &mut SimRng) {
-        let supply = env.supply_from(self.supply, Supply { voltage: 230.0, frequency: 50.0 });
+        let supply = env.supply_from(
+            self.supply,
+            Supply {
+                voltage: 230.0,
+                frequency: 50.0,
+            },
+        );
         self.voltage = supply.voltage;
         let target = match &self.vehicle {
-            Some(v) if self.ev_plug && !self.paused && supply.is_live() && !self.full() && self.setpoint() >= MIN_CHARGING_A => {
+            Some(v)
+                if self.ev_plug
+                    && !self.paused
+                    && supply.is_live()
+                    && !self.full()
+                    && self.setpoint() >= MIN_CHARGING_A =>
+            {
                 self.setpoint().min(v.max_current_a)
             }
             _ => 0.0,
@@ -169,7 +184,11 @@ impl DeviceModel for Charger {
         let three = self.p.phases >= 3;
         out("state", self.state(), Unit::None);
         out("ev_plug_enabled", f64::from(u8::from(self.ev_plug)), Unit::None);
-        out("domestic_plug_enabled", f64::from(u8::from(self.domestic_plug)), Unit::None);
+        out(
+            "domestic_plug_enabled",
+            f64::from(u8::from(self.domestic_plug)),
+            Unit::None,
+        );
         out("rated_current", self.p.rated_current_a, Unit::Ampere);
         out("current_setpoint", self.setpoint(), Unit::Ampere);
         out("current_limit", self.limit, Unit::Ampere);
@@ -178,7 +197,11 @@ impl DeviceModel for Charger {
         out("i1", self.current, Unit::Ampere);
         out("i2", if three { self.current } else { 0.0 }, Unit::Ampere);
         out("i3", if three { self.current } else { 0.0 }, Unit::Ampere);
-        out("power", f64::from(self.p.phases) * self.voltage * self.current * 0.99, Unit::Watt);
+        out(
+            "power",
+            f64::from(self.p.phases) * self.voltage * self.current * 0.99,
+            Unit::Watt,
+        );
         out("session_energy", self.session_kwh, Unit::KilowattHour);
         out("session_charge", self.session_ah, Unit::AmpereHour);
         out("total_energy", self.total_kwh, Unit::KilowattHour);
@@ -191,7 +214,10 @@ impl DeviceModel for Charger {
         match point {
             "current_limit" => {
                 if !(0.0..=self.p.rated_current_a).contains(&value) {
-                    return Err(format!("current limit {value} A is outside 0..={} A", self.p.rated_current_a));
+                    return Err(format!(
+                        "current limit {value} A is outside 0..={} A",
+                        self.p.rated_current_a
+                    ));
                 }
                 self.limit = value;
             }
@@ -215,7 +241,11 @@ impl DeviceModel for Charger {
 
     fn event(&mut self, event: &Event, rng: &mut SimRng) -> Result<(), Refusal> {
         match event {
-            Event::VehicleArrives { count, energy_kwh, max_current_a } => {
+            Event::VehicleArrives {
+                count,
+                energy_kwh,
+                max_current_a,
+            } => {
                 if *count != 1 {
                     return Err("one vehicle per charger side; send site-wide arrivals without a device".into());
                 }
@@ -247,7 +277,11 @@ mod tests {
     use super::*;
 
     fn charger() -> Charger {
-        Charger::new(serde_json::from_value(serde_json::json!({})).unwrap_or_else(|e| panic!("{e}")), None, Some(1))
+        Charger::new(
+            serde_json::from_value(serde_json::json!({})).unwrap_or_else(|e| panic!("{e}")),
+            None,
+            Some(1),
+        )
     }
 
     #[test]
@@ -262,7 +296,15 @@ mod tests {
         let mut c = charger();
         let mut env = Env::with_devices(2);
         let mut rng = SimRng::for_device(1, 0);
-        c.event(&Event::VehicleArrives { count: 1, energy_kwh: Some(10.0), max_current_a: Some(16.0) }, &mut rng).unwrap_or_default();
+        c.event(
+            &Event::VehicleArrives {
+                count: 1,
+                energy_kwh: Some(10.0),
+                max_current_a: Some(16.0),
+            },
+            &mut rng,
+        )
+        .unwrap_or_default();
         for _ in 0..100 {
             c.step(0.1, &env, &mut rng);
         }
@@ -284,6 +326,10 @@ mod tests {
         }
         assert_eq!(c.state(), 3.0, "suspended: vehicle full");
         assert!((c.session_kwh - 10.0).abs() < 0.01);
-        assert!((c.session_ah - 10_000.0 / (3.0 * 230.0 * 0.99)).abs() < 0.2, "Ah {}", c.session_ah);
+        assert!(
+            (c.session_ah - 10_000.0 / (3.0 * 230.0 * 0.99)).abs() < 0.2,
+            "Ah {}",
+            c.session_ah
+        );
     }
 }

@@ -78,7 +78,11 @@ pub fn impedance_kohm(rf_kohm: f64, ce_uf: f64, f_hz: f64) -> f64 {
 /// Parallel combination of resistances (kOhm).
 fn parallel(rs: impl Iterator<Item = f64>) -> f64 {
     let g: f64 = rs.map(|r| 1.0 / r.max(1e-6)).sum();
-    if g > 0.0 { 1.0 / g } else { f64::INFINITY }
+    if g > 0.0 {
+        1.0 / g
+    } else {
+        f64::INFINITY
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -103,7 +107,15 @@ fn alarm_with_hysteresis(current: u8, rf: f64, pre: f64, alarm: f64, h: f64) -> 
     }
     // Going down needs the value back above the threshold plus hysteresis.
     match current {
-        2 if rf > alarm * (1.0 + h) => if rf < pre { 1 } else if rf > pre * (1.0 + h) { 0 } else { 1 },
+        2 if rf > alarm * (1.0 + h) => {
+            if rf < pre {
+                1
+            } else if rf > pre * (1.0 + h) {
+                0
+            } else {
+                1
+            }
+        }
         1 if rf > pre * (1.0 + h) => 0,
         c => c,
     }
@@ -124,7 +136,11 @@ pub struct Imd {
 impl Imd {
     pub fn new(p: ImdParams) -> Imd {
         let circuits = (0..p.circuits.max(1))
-            .map(|_| Circuit { rf: p.circuit_rf_kohm, ce: p.circuit_ce_uf, decay: None })
+            .map(|_| Circuit {
+                rf: p.circuit_rf_kohm,
+                ce: p.circuit_ce_uf,
+                decay: None,
+            })
             .collect::<Vec<_>>();
         let rf = parallel(circuits.iter().map(|c| c.rf));
         let ce = circuits.iter().map(|c| c.ce).sum();
@@ -180,14 +196,27 @@ impl DeviceModel for Imd {
             s.2 += v * dt;
             s.3 += dt;
         }
-        self.alarm = alarm_with_hysteresis(self.alarm, self.rf_meas, self.p.prewarning_kohm, self.p.alarm_kohm, self.p.hysteresis);
+        self.alarm = alarm_with_hysteresis(
+            self.alarm,
+            self.rf_meas,
+            self.p.prewarning_kohm,
+            self.p.alarm_kohm,
+            self.p.hysteresis,
+        );
         self.self_test_left = (self.self_test_left - dt).max(0.0);
     }
 
     fn contribute(&self, index: usize, env: &mut Env) {
         if let Some(slot) = env.imd.get_mut(index) {
             *slot = Some(ImdNetwork {
-                circuits: self.circuits.iter().map(|c| CircuitState { rf_kohm: c.rf, ce_uf: c.ce }).collect(),
+                circuits: self
+                    .circuits
+                    .iter()
+                    .map(|c| CircuitState {
+                        rf_kohm: c.rf,
+                        ce_uf: c.ce,
+                    })
+                    .collect(),
                 voltage: self.p.network_voltage_v,
                 frequency: self.p.network_frequency_hz,
                 locating: self.alarm == 2,
@@ -202,7 +231,11 @@ impl DeviceModel for Imd {
         out("rf", self.rf_meas, Unit::Kiloohm);
         out("ce", self.ce_meas, Unit::Microfarad);
         out("zc", zc, Unit::Kiloohm);
-        for (name, s, now) in [("rf", self.stats[0], self.rf_meas), ("ce", self.stats[1], self.ce_meas), ("zc", self.stats[2], zc)] {
+        for (name, s, now) in [
+            ("rf", self.stats[0], self.rf_meas),
+            ("ce", self.stats[1], self.ce_meas),
+            ("zc", self.stats[2], zc),
+        ] {
             let unit = if name == "ce" { Unit::Microfarad } else { Unit::Kiloohm };
             let avg = if s.3 > 0.0 { s.2 / s.3 } else { now };
             out(&format!("{name}_min"), if s.0.is_finite() { s.0 } else { now }, unit);
@@ -212,7 +245,11 @@ impl DeviceModel for Imd {
         out("network_voltage", self.p.network_voltage_v, Unit::Volt);
         out("network_frequency", f, Unit::Hertz);
         out("network_type", 0.0, Unit::None);
-        let state = if self.self_test_left > 0.0 { 0.0 } else { f64::from(self.alarm) };
+        let state = if self.self_test_left > 0.0 {
+            0.0
+        } else {
+            f64::from(self.alarm)
+        };
         out("alarm_state", state, Unit::None);
         out("prewarning_threshold", self.p.prewarning_kohm, Unit::Kiloohm);
         out("alarm_threshold", self.p.alarm_kohm, Unit::Kiloohm);
@@ -280,7 +317,12 @@ pub struct Locator {
 
 impl Locator {
     pub fn new(p: LocatorParams, imd: Option<usize>) -> Locator {
-        Locator { p, imd, circuits: Vec::new(), link_ok: false }
+        Locator {
+            p,
+            imd,
+            circuits: Vec::new(),
+            link_ok: false,
+        }
     }
 }
 
@@ -302,8 +344,16 @@ impl DeviceModel for Locator {
                 let ic = net.voltage * w * c.ce_uf * 1e-6 * 1e3;
                 let residual = (ir * ir + ic * ic).sqrt();
                 // The locating current divides by conductance: it flows through the fault.
-                let il = if net.locating { net.locating_current_ma * (1.0 / c.rf_kohm.max(1e-6)) / g_total } else { 0.0 };
-                let alarm = if il > self.p.detection_ratio * net.locating_current_ma { 2 } else { 0 };
+                let il = if net.locating {
+                    net.locating_current_ma * (1.0 / c.rf_kohm.max(1e-6)) / g_total
+                } else {
+                    0.0
+                };
+                let alarm = if il > self.p.detection_ratio * net.locating_current_ma {
+                    2
+                } else {
+                    0
+                };
                 (residual, il, c.rf_kohm, c.ce_uf, alarm)
             })
             .collect();
@@ -327,7 +377,11 @@ impl DeviceModel for Locator {
     }
 
     fn event(&mut self, event: &Event, _rng: &mut SimRng) -> Result<(), Refusal> {
-        Err(format!("{}: send insulation events to the IMD (`{}`), the locator only watches", not_for_this_device(event), self.p.imd))
+        Err(format!(
+            "{}: send insulation events to the IMD (`{}`), the locator only watches",
+            not_for_this_device(event),
+            self.p.imd
+        ))
     }
 }
 
@@ -362,11 +416,22 @@ mod tests {
 
     #[test]
     fn locator_finds_the_faulty_feeder() {
-        let mut imd = Imd::new(serde_json::from_value(serde_json::json!({"circuits": 4})).unwrap_or_else(|e| panic!("{e}")));
+        let mut imd =
+            Imd::new(serde_json::from_value(serde_json::json!({"circuits": 4})).unwrap_or_else(|e| panic!("{e}")));
         let mut env = Env::with_devices(2);
         let mut rng = SimRng::for_device(3, 0);
-        imd.event(&Event::InsulationFault { circuit: 3, rf_kohm: 5.0 }, &mut rng).unwrap_or_default();
-        let mut loc = Locator::new(serde_json::from_value(serde_json::json!({"imd": "imd"})).unwrap_or_else(|e| panic!("{e}")), Some(0));
+        imd.event(
+            &Event::InsulationFault {
+                circuit: 3,
+                rf_kohm: 5.0,
+            },
+            &mut rng,
+        )
+        .unwrap_or_default();
+        let mut loc = Locator::new(
+            serde_json::from_value(serde_json::json!({"imd": "imd"})).unwrap_or_else(|e| panic!("{e}")),
+            Some(0),
+        );
         for _ in 0..600 {
             imd.step(0.1, &env, &mut rng);
             imd.contribute(0, &mut env);

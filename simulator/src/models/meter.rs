@@ -2,7 +2,7 @@
 //! V and I, energy counters that integrate power and never go backwards, THD, and V/I at 0
 //! when its upstream transfer switch or breaker supplies nothing.
 
-use super::{daily_curve, Links, not_for_this_device, not_writable, DeviceModel, Emit, Env, Refusal, Supply};
+use super::{daily_curve, not_for_this_device, not_writable, DeviceModel, Emit, Env, Links, Refusal, Supply};
 use crate::events::Event;
 use crate::rng::{SimRng, Wander};
 use busbar_core::units::Unit;
@@ -92,7 +92,11 @@ impl Meter {
             own_index: links.own,
             supply: links.supply,
             load_noise: Wander::new(1.0, 120.0),
-            volt_noise: [Wander::new(0.006, 30.0), Wander::new(0.006, 30.0), Wander::new(0.006, 30.0)],
+            volt_noise: [
+                Wander::new(0.006, 30.0),
+                Wander::new(0.006, 30.0),
+                Wander::new(0.006, 30.0),
+            ],
             freq_noise: Wander::new(0.02, 20.0),
             load_factor: 1.0,
             v: [0.0; 3],
@@ -121,7 +125,10 @@ impl Meter {
 
 impl DeviceModel for Meter {
     fn step(&mut self, dt: f64, env: &Env, rng: &mut SimRng) {
-        let nominal = Supply { voltage: self.p.nominal_voltage_v, frequency: self.p.nominal_frequency_hz };
+        let nominal = Supply {
+            voltage: self.p.nominal_voltage_v,
+            frequency: self.p.nominal_frequency_hz,
+        };
         let supply = env.supply_from(self.supply, nominal);
         let n = self.load_noise.step(dt, rng) * self.p.noise;
         let vn: Vec<f64> = self.volt_noise.iter_mut().map(|w| w.step(dt, rng)).collect();
@@ -191,7 +198,9 @@ impl DeviceModel for Meter {
         out("i2", i2, Unit::Ampere);
         out("i3", i3, Unit::Ampere);
         out("i_total", i1 + i2 + i3, Unit::Ampere);
-        let i_n = (i1 * i1 + i2 * i2 + i3 * i3 - i1 * i2 - i2 * i3 - i3 * i1).max(0.0).sqrt();
+        let i_n = (i1 * i1 + i2 * i2 + i3 * i3 - i1 * i2 - i2 * i3 - i3 * i1)
+            .max(0.0)
+            .sqrt();
         out("i_n", i_n, Unit::Ampere);
         let p = self.total_power_w();
         out("p", p, Unit::Watt);
@@ -209,7 +218,11 @@ impl DeviceModel for Meter {
             out(name, (self.thd_v + 0.1 * k as f64).max(0.0), Unit::Percent);
         }
         for (k, name) in ["thd_i1", "thd_i2", "thd_i3"].iter().enumerate() {
-            let v = if self.i[k] > 0.05 { self.thd_i + 0.5 * k as f64 } else { 0.0 };
+            let v = if self.i[k] > 0.05 {
+                self.thd_i + 0.5 * k as f64
+            } else {
+                0.0
+            };
             out(name, v.max(0.0), Unit::Percent);
         }
         out("events", if self.v[0] > 1.0 { 0.0 } else { 4.0 }, Unit::None);

@@ -32,7 +32,10 @@ pub struct Supply {
 }
 
 impl Supply {
-    pub const DEAD: Supply = Supply { voltage: 0.0, frequency: 0.0 };
+    pub const DEAD: Supply = Supply {
+        voltage: 0.0,
+        frequency: 0.0,
+    };
     pub fn is_live(&self) -> bool {
         self.voltage > 1.0
     }
@@ -144,37 +147,66 @@ pub fn build(
     block_count: u16,
 ) -> Result<(Box<dyn DeviceModel>, LinkNames), String> {
     fn p<T: serde::de::DeserializeOwned>(v: &serde_json::Value) -> Result<T, String> {
-        let v = if v.is_null() { serde_json::Value::Object(Default::default()) } else { v.clone() };
+        let v = if v.is_null() {
+            serde_json::Value::Object(Default::default())
+        } else {
+            v.clone()
+        };
         serde_json::from_value(v).map_err(|e| e.to_string())
     }
     let _ = start_hour;
     Ok(match family {
         Family::Meter => {
             let params: meter::MeterParams = p(params)?;
-            let names = LinkNames { supply: params.supply.clone(), ..Default::default() };
+            let names = LinkNames {
+                supply: params.supply.clone(),
+                ..Default::default()
+            };
             (Box::new(meter::Meter::new(params, links)), names)
         }
         Family::TransferSwitch => (Box::new(ats::Ats::new(p(params)?)), LinkNames::default()),
         Family::InsulationMonitor => (Box::new(insulation::Imd::new(p(params)?)), LinkNames::default()),
         Family::FaultLocator => {
             let params: insulation::LocatorParams = p(params)?;
-            let names = LinkNames { imd: Some(params.imd.clone()), ..Default::default() };
+            let names = LinkNames {
+                imd: Some(params.imd.clone()),
+                ..Default::default()
+            };
             (Box::new(insulation::Locator::new(params, links.imd)), names)
         }
-        Family::TankGauge => (Box::new(tank::TankGauge::new(p(params)?, block_count)?), LinkNames::default()),
+        Family::TankGauge => (
+            Box::new(tank::TankGauge::new(p(params)?, block_count)?),
+            LinkNames::default(),
+        ),
         Family::OilSeparator => (Box::new(separator::Separator::new(p(params)?)), LinkNames::default()),
-        Family::VapourRecovery => (Box::new(vapour::Vaporix::new(p(params)?, block_count)), LinkNames::default()),
+        Family::VapourRecovery => (
+            Box::new(vapour::Vaporix::new(p(params)?, block_count)),
+            LinkNames::default(),
+        ),
         Family::Charger => {
             let params: charger::ChargerParams = p(params)?;
-            let names = LinkNames { meter: params.meter.clone(), supply: params.supply.clone(), ..Default::default() };
-            (Box::new(charger::Charger::new(params, links.supply, links.meter)), names)
+            let names = LinkNames {
+                meter: params.meter.clone(),
+                supply: params.supply.clone(),
+                ..Default::default()
+            };
+            (
+                Box::new(charger::Charger::new(params, links.supply, links.meter)),
+                names,
+            )
         }
         Family::Breaker => {
             let params: breaker::BreakerParams = p(params)?;
-            let names = LinkNames { supply: params.supply.clone(), ..Default::default() };
+            let names = LinkNames {
+                supply: params.supply.clone(),
+                ..Default::default()
+            };
             (Box::new(breaker::Breaker::new(params, links)), names)
         }
-        Family::PulseCounter => (Box::new(pulse::PulseConcentrator::new(p(params)?, block_count)?), LinkNames::default()),
+        Family::PulseCounter => (
+            Box::new(pulse::PulseConcentrator::new(p(params)?, block_count)?),
+            LinkNames::default(),
+        ),
     })
 }
 

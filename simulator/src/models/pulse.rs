@@ -47,7 +47,10 @@ pub struct PulseConcentrator {
 impl PulseConcentrator {
     pub fn new(p: PulseParams, slots: u16) -> Result<PulseConcentrator, String> {
         if p.inputs.len() > usize::from(slots) {
-            return Err(format!("{} inputs configured, the concentrator has {slots}", p.inputs.len()));
+            return Err(format!(
+                "{} inputs configured, the concentrator has {slots}",
+                p.inputs.len()
+            ));
         }
         let inputs = p
             .inputs
@@ -59,7 +62,14 @@ impl PulseConcentrator {
                     "gas" => 2,
                     other => return Err(format!("input {}: unknown medium `{other}` (water, gas)", i + 1)),
                 };
-                Ok(Input { litres: ip.initial_l.max(0.0), medium, flow: 0.0, factor: 1.0, noise: Wander::new(0.2, 300.0), p: ip })
+                Ok(Input {
+                    litres: ip.initial_l.max(0.0),
+                    medium,
+                    flow: 0.0,
+                    factor: 1.0,
+                    noise: Wander::new(0.2, 300.0),
+                    p: ip,
+                })
             })
             .collect::<Result<Vec<_>, String>>()?;
         Ok(PulseConcentrator { inputs })
@@ -81,7 +91,11 @@ impl DeviceModel for PulseConcentrator {
             out(&format!("input{n}.medium"), f64::from(i.medium), Unit::None);
             out(&format!("input{n}.consumption"), i.litres, Unit::Litre);
             out(&format!("input{n}.flow_rate"), i.flow, Unit::LitrePerHour);
-            let kwh = if i.medium == 2 { i.litres / 1000.0 * i.p.kwh_per_m3 } else { 0.0 };
+            let kwh = if i.medium == 2 {
+                i.litres / 1000.0 * i.p.kwh_per_m3
+            } else {
+                0.0
+            };
             out(&format!("input{n}.energy_equivalent"), kwh, Unit::KilowattHour);
         }
     }

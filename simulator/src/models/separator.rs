@@ -67,12 +67,24 @@ pub struct Separator {
 
 impl Separator {
     pub fn new(p: SeparatorParams) -> Separator {
-        Separator { ll: p.light_liquid_mm, sludge: p.sludge_mm, water: p.water_level_mm, rain: Wander::new(15.0, 1800.0), ll_alarm: false, sludge_alarm: false, p }
+        Separator {
+            ll: p.light_liquid_mm,
+            sludge: p.sludge_mm,
+            water: p.water_level_mm,
+            rain: Wander::new(15.0, 1800.0),
+            ll_alarm: false,
+            sludge_alarm: false,
+            p,
+        }
     }
 }
 
 fn hysteresis(active: bool, value: f64, threshold: f64) -> bool {
-    if active { value > threshold * 0.9 } else { value > threshold }
+    if active {
+        value > threshold * 0.9
+    } else {
+        value > threshold
+    }
 }
 
 impl DeviceModel for Separator {

@@ -155,17 +155,30 @@ impl TankGauge {
         for (i, t) in p.tanks.iter().enumerate() {
             let n = i + 1;
             let (code, typical) = product_info(&t.product).ok_or_else(|| {
-                format!("tank {n}: unknown product `{}` (super_95, super_e10, super_plus, diesel, biodiesel, lpg)", t.product)
+                format!(
+                    "tank {n}: unknown product `{}` (super_95, super_e10, super_plus, diesel, biodiesel, lpg)",
+                    t.product
+                )
             })?;
             let geometry = match (&t.strapping, t.diameter_mm, t.length_mm) {
                 (Some(s), None, None) => Geometry::Strapping { strapping: s.clone() },
-                (None, Some(d), Some(l)) => Geometry::Cylinder { diameter_mm: d, length_mm: l },
-                _ => return Err(format!("tank {n}: give either diameter_mm and length_mm, or a strapping table")),
+                (None, Some(d), Some(l)) => Geometry::Cylinder {
+                    diameter_mm: d,
+                    length_mm: l,
+                },
+                _ => {
+                    return Err(format!(
+                        "tank {n}: give either diameter_mm and length_mm, or a strapping table"
+                    ))
+                }
             };
             geometry.validate().map_err(|e| format!("tank {n}: {e}"))?;
             let capacity = geometry.nominal_l() * p.capacity_pct / 100.0;
             if !(0.0..=capacity).contains(&t.volume_l) {
-                return Err(format!("tank {n}: volume_l {} is outside 0..={capacity:.0} (capacity)", t.volume_l));
+                return Err(format!(
+                    "tank {n}: volume_l {} is outside 0..={capacity:.0} (capacity)",
+                    t.volume_l
+                ));
             }
             tanks.push(Tank {
                 product: code,
@@ -191,7 +204,9 @@ impl TankGauge {
 
     fn tank(&mut self, n: u16) -> Result<&mut Tank, Refusal> {
         let count = self.tanks.len();
-        self.tanks.get_mut(usize::from(n).wrapping_sub(1)).ok_or_else(|| format!("tank {n} does not exist (1..={count})"))
+        self.tanks
+            .get_mut(usize::from(n).wrapping_sub(1))
+            .ok_or_else(|| format!("tank {n} does not exist (1..={count})"))
     }
 
     fn capacity(&self, t: &Tank) -> f64 {
@@ -232,10 +247,18 @@ impl TankGauge {
         out("density", t.density, Unit::KilogramPerCubicMetre);
         out("product_alarm", product_alarm, Unit::None);
         out("water_alarm", water_alarm, Unit::None);
-        out("delivery_in_progress", f64::from(u8::from(t.delivery.is_some())), Unit::None);
+        out(
+            "delivery_in_progress",
+            f64::from(u8::from(t.delivery.is_some())),
+            Unit::None,
+        );
         out("last_delivery_volume", t.last_delivery.0, Unit::Litre);
         out("last_delivery_tc_volume", t.last_delivery.1, Unit::Litre);
-        let leak_state = if t.leak_test.is_some() { 1.0 } else { f64::from(t.leak_result.0) };
+        let leak_state = if t.leak_test.is_some() {
+            1.0
+        } else {
+            f64::from(t.leak_result.0)
+        };
         out("leak_test", leak_state, Unit::None);
         out("leak_rate", t.leak_result.1, Unit::LitrePerHour);
     }
@@ -337,15 +360,24 @@ impl DeviceModel for TankGauge {
 
     fn event(&mut self, event: &Event, _rng: &mut SimRng) -> Result<(), Refusal> {
         match event {
-            Event::Delivery { tank, volume_l, duration, temperature_c } => {
+            Event::Delivery {
+                tank,
+                volume_l,
+                duration,
+                temperature_c,
+            } => {
                 let ground = self.p.ground_temperature_c;
                 let cap = {
                     let t = self.tank(*tank)?;
                     t.geometry.nominal_l()
-                } * self.p.capacity_pct / 100.0;
+                } * self.p.capacity_pct
+                    / 100.0;
                 let t = self.tank(*tank)?;
-                if !(*volume_l > 0.0) || t.volume + volume_l > cap {
-                    return Err(format!("delivery of {volume_l} L does not fit tank {tank} (ullage {:.0} L)", cap - t.volume));
+                if !volume_l.is_finite() || *volume_l <= 0.0 || t.volume + volume_l > cap {
+                    return Err(format!(
+                        "delivery of {volume_l} L does not fit tank {tank} (ullage {:.0} L)",
+                        cap - t.volume
+                    ));
                 }
                 let secs = duration.as_secs_f64().max(1.0);
                 t.delivery = Some(Delivery {
@@ -356,7 +388,9 @@ impl DeviceModel for TankGauge {
                     delivered_tc_l: 0.0,
                 });
             }
-            Event::Leak { tank, rate_l_per_h } if *rate_l_per_h >= 0.0 => self.tank(*tank)?.leak_l_per_h = *rate_l_per_h,
+            Event::Leak { tank, rate_l_per_h } if *rate_l_per_h >= 0.0 => {
+                self.tank(*tank)?.leak_l_per_h = *rate_l_per_h
+            }
             Event::LeakStop { tank } => self.tank(*tank)?.leak_l_per_h = 0.0,
             Event::WaterIngress { tank, rate_mm_per_h } if *rate_mm_per_h >= 0.0 => {
                 self.tank(*tank)?.water_mm_per_h = *rate_mm_per_h
@@ -405,31 +439,82 @@ mod tests {
     #[test]
     fn delivery_raises_volume_and_is_recorded() {
         let mut g = gauge();
-        let env = Env { station_open: false, ..Env::with_devices(1) };
+        let env = Env {
+            station_open: false,
+            ..Env::with_devices(1)
+        };
         let mut rng = SimRng::for_device(9, 0);
-        let ev = Event::Delivery { tank: 1, volume_l: 12000.0, duration: Duration::from_secs(1800), temperature_c: Some(15.0) };
+        let ev = Event::Delivery {
+            tank: 1,
+            volume_l: 12000.0,
+            duration: Duration::from_secs(1800),
+            temperature_c: Some(15.0),
+        };
         assert_eq!(g.event(&ev, &mut rng), Ok(()));
         run(&mut g, &env, 900.0);
-        assert!((g.tanks[0].volume - 16000.0).abs() < 1.0, "half way: {}", g.tanks[0].volume);
+        assert!(
+            (g.tanks[0].volume - 16000.0).abs() < 1.0,
+            "half way: {}",
+            g.tanks[0].volume
+        );
         run(&mut g, &env, 960.0);
         assert!((g.tanks[0].volume - 22000.0).abs() < 1.0);
         assert!((g.tanks[0].last_delivery.0 - 12000.0).abs() < 1e-6);
         assert!(g.tanks[0].temperature > 11.0 && g.tanks[0].temperature < 15.0);
-        let too_much = Event::Delivery { tank: 1, volume_l: 20000.0, duration: Duration::from_secs(60), temperature_c: None };
+        let too_much = Event::Delivery {
+            tank: 1,
+            volume_l: 20000.0,
+            duration: Duration::from_secs(60),
+            temperature_c: None,
+        };
         assert!(g.event(&too_much, &mut rng).is_err(), "does not fit");
-        assert!(g.event(&Event::Leak { tank: 2, rate_l_per_h: 1.0 }, &mut rng).is_err(), "no tank 2");
+        assert!(
+            g.event(
+                &Event::Leak {
+                    tank: 2,
+                    rate_l_per_h: 1.0
+                },
+                &mut rng
+            )
+            .is_err(),
+            "no tank 2"
+        );
     }
 
     #[test]
     fn leak_test_fails_on_a_leak_and_passes_without() {
-        let env = Env { station_open: false, ..Env::with_devices(1) };
+        let env = Env {
+            station_open: false,
+            ..Env::with_devices(1)
+        };
         let mut rng = SimRng::for_device(9, 0);
         let mut g = gauge();
-        g.event(&Event::LeakTest { tank: 1, duration: Duration::from_secs(7200) }, &mut rng).unwrap_or_default();
+        g.event(
+            &Event::LeakTest {
+                tank: 1,
+                duration: Duration::from_secs(7200),
+            },
+            &mut rng,
+        )
+        .unwrap_or_default();
         run(&mut g, &env, 7300.0);
         assert_eq!(g.tanks[0].leak_result.0, 2, "passed: {:?}", g.tanks[0].leak_result);
-        g.event(&Event::Leak { tank: 1, rate_l_per_h: 0.5 }, &mut rng).unwrap_or_default();
-        g.event(&Event::LeakTest { tank: 1, duration: Duration::from_secs(7200) }, &mut rng).unwrap_or_default();
+        g.event(
+            &Event::Leak {
+                tank: 1,
+                rate_l_per_h: 0.5,
+            },
+            &mut rng,
+        )
+        .unwrap_or_default();
+        g.event(
+            &Event::LeakTest {
+                tank: 1,
+                duration: Duration::from_secs(7200),
+            },
+            &mut rng,
+        )
+        .unwrap_or_default();
         run(&mut g, &env, 7300.0);
         let (state, rate) = g.tanks[0].leak_result;
         assert_eq!(state, 3, "failed");
@@ -439,12 +524,21 @@ mod tests {
     #[test]
     fn sales_only_while_open() {
         let mut g = gauge();
-        let closed = Env { station_open: false, ..Env::with_devices(1) };
+        let closed = Env {
+            station_open: false,
+            ..Env::with_devices(1)
+        };
         run(&mut g, &closed, 3600.0);
         assert!((g.tanks[0].volume - 10000.0).abs() < 1e-9);
-        let open = Env { station_open: true, ..Env::with_devices(1) };
+        let open = Env {
+            station_open: true,
+            ..Env::with_devices(1)
+        };
         run(&mut g, &open, 3600.0);
         let sold = 10000.0 - g.tanks[0].volume;
-        assert!(sold > 100.0 && sold < 700.0, "sold {sold} L in an hour at 300 L/h average");
+        assert!(
+            sold > 100.0 && sold < 700.0,
+            "sold {sold} L in an hour at 300 L/h average"
+        );
     }
 }

@@ -52,7 +52,8 @@ impl Geometry {
             Geometry::Cylinder { diameter_mm, length_mm } => {
                 let r = diameter_mm / 2.0;
                 let h = h.clamp(0.0, 2.0 * r);
-                let area = r * r * ((r - h) / r).clamp(-1.0, 1.0).acos() - (r - h) * (2.0 * r * h - h * h).max(0.0).sqrt();
+                let area =
+                    r * r * ((r - h) / r).clamp(-1.0, 1.0).acos() - (r - h) * (2.0 * r * h - h * h).max(0.0).sqrt();
                 area * length_mm / 1e6
             }
             Geometry::Strapping { strapping } => {
@@ -127,7 +128,10 @@ mod tests {
     use super::*;
 
     fn cyl() -> Geometry {
-        Geometry::Cylinder { diameter_mm: 2500.0, length_mm: 6000.0 }
+        Geometry::Cylinder {
+            diameter_mm: 2500.0,
+            length_mm: 6000.0,
+        }
     }
 
     #[test]
@@ -153,12 +157,18 @@ mod tests {
 
     #[test]
     fn strapping_table_interpolates() {
-        let g = Geometry::Strapping { strapping: vec![[0.0, 0.0], [1000.0, 8000.0], [2000.0, 20000.0]] };
+        let g = Geometry::Strapping {
+            strapping: vec![[0.0, 0.0], [1000.0, 8000.0], [2000.0, 20000.0]],
+        };
         assert!(g.validate().is_ok());
         assert_eq!(g.volume_at(500.0), 4000.0);
         assert_eq!(g.volume_at(1500.0), 14000.0);
         assert!((g.level_for(14000.0) - 1500.0).abs() < 1e-6);
-        assert!(Geometry::Strapping { strapping: vec![[0.0, 0.0], [0.0, 1.0]] }.validate().is_err());
+        assert!(Geometry::Strapping {
+            strapping: vec![[0.0, 0.0], [0.0, 1.0]]
+        }
+        .validate()
+        .is_err());
     }
 
     #[test]
@@ -171,7 +181,12 @@ mod tests {
     #[test]
     fn tc_volume_for_petrol_and_diesel() {
         // Values of exp(-a dt (1 + 0.8 a dt)) computed by hand from the coefficients above.
-        let cases = [(745.0, 5.0, 1.012_087), (745.0, 25.0, 0.987_825), (845.0, 5.0, 1.008_351), (845.0, 25.0, 0.991_607)];
+        let cases = [
+            (745.0, 5.0, 1.012_087),
+            (745.0, 25.0, 0.987_825),
+            (845.0, 5.0, 1.008_351),
+            (845.0, 25.0, 0.991_607),
+        ];
         for (rho, t, want) in cases {
             let got = vcf(rho, t, false);
             assert!((got - want).abs() < 2e-6, "rho {rho} t {t}: {got} vs {want}");

@@ -61,8 +61,17 @@ pub struct Vaporix {
 impl Vaporix {
     pub fn new(p: VaporixParams, slots: u16) -> Vaporix {
         let n = p.fuelling_points.min(slots);
-        let side = Side { mean: 100.0, last_rate: 100.0, fuelling_left_s: 0.0, fuel_flow: 0.0, bad_in_row: 0 };
-        Vaporix { sides: (0..n).map(|_| [side.clone(), side.clone()]).collect(), p }
+        let side = Side {
+            mean: 100.0,
+            last_rate: 100.0,
+            fuelling_left_s: 0.0,
+            fuel_flow: 0.0,
+            bad_in_row: 0,
+        };
+        Vaporix {
+            sides: (0..n).map(|_| [side.clone(), side.clone()]).collect(),
+            p,
+        }
     }
 
     fn side(&mut self, fp: u16, side: char) -> Result<&mut Side, Refusal> {
@@ -109,9 +118,17 @@ impl DeviceModel for Vaporix {
                 out(&format!("fp{n}.{letter}_recovery_rate"), s.last_rate, Unit::Percent);
                 out(&format!("fp{n}.{letter}_fuel_flow"), s.fuel_flow, Unit::LitrePerMinute);
                 out(&format!("fp{n}.{letter}_gas_flow"), gas, Unit::LitrePerMinute);
-                out(&format!("fp{n}.{letter}_temperature"), self.p.temperature_c, Unit::DegreeCelsius);
+                out(
+                    &format!("fp{n}.{letter}_temperature"),
+                    self.p.temperature_c,
+                    Unit::DegreeCelsius,
+                );
                 out(&format!("fp{n}.{letter}_status"), s.status(), Unit::None);
-                out(&format!("fp{n}.{letter}_bad_fuellings"), f64::from(s.bad_in_row), Unit::Count);
+                out(
+                    &format!("fp{n}.{letter}_bad_fuellings"),
+                    f64::from(s.bad_in_row),
+                    Unit::Count,
+                );
             }
         }
     }
@@ -142,16 +159,32 @@ mod tests {
 
     #[test]
     fn drift_out_of_window_raises_warning_then_alarm_and_service_resets() {
-        let mut v = Vaporix::new(serde_json::from_value(serde_json::json!({"fuelling_points": 1, "fuellings_per_hour": 30})).unwrap_or_else(|e| panic!("{e}")), 8);
-        let env = Env { station_open: true, ..Env::with_devices(1) };
+        let mut v = Vaporix::new(
+            serde_json::from_value(serde_json::json!({"fuelling_points": 1, "fuellings_per_hour": 30}))
+                .unwrap_or_else(|e| panic!("{e}")),
+            8,
+        );
+        let env = Env {
+            station_open: true,
+            ..Env::with_devices(1)
+        };
         let mut rng = SimRng::for_device(5, 0);
-        v.event(&Event::VapourDrift { fp: 1, side: 'a', recovery_pct: 85.0 }, &mut rng).unwrap_or_default();
+        v.event(
+            &Event::VapourDrift {
+                fp: 1,
+                side: 'a',
+                recovery_pct: 85.0,
+            },
+            &mut rng,
+        )
+        .unwrap_or_default();
         for _ in 0..(4 * 3600) {
             v.step(1.0, &env, &mut rng);
         }
         assert_eq!(v.sides[0][0].status(), 2.0, "alarm after many bad fuellings");
         assert_eq!(v.sides[0][1].status(), 0.0, "side B is healthy");
-        v.event(&Event::VapourService { fp: 1, side: 'a' }, &mut rng).unwrap_or_default();
+        v.event(&Event::VapourService { fp: 1, side: 'a' }, &mut rng)
+            .unwrap_or_default();
         assert_eq!(v.sides[0][0].status(), 0.0);
         assert!(v.event(&Event::VapourService { fp: 3, side: 'a' }, &mut rng).is_err());
     }
