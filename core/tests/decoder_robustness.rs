@@ -39,14 +39,30 @@ fn random_bytes_never_panic() {
 fn mutated_valid_frames_never_panic() {
     let mut rng = Rng(42);
     let reqs = [
-        Request::ReadHoldingRegisters { address: 50512, count: 38 },
-        Request::WriteMultipleRegisters { address: 20784, values: vec![1, 2, 3] },
-        Request::WriteMultipleCoils { address: 1, values: vec![true; 17] },
+        Request::ReadHoldingRegisters {
+            address: 50512,
+            count: 38,
+        },
+        Request::WriteMultipleRegisters {
+            address: 20784,
+            values: vec![1, 2, 3],
+        },
+        Request::WriteMultipleCoils {
+            address: 1,
+            values: vec![true; 17],
+        },
     ];
     for _ in 0..100_000 {
         let mut frame = Vec::new();
         let req = &reqs[(rng.next() % 3) as usize];
-        write_request(&mut frame, Header { transaction: 1, unit: 2 }, req);
+        write_request(
+            &mut frame,
+            Header {
+                transaction: 1,
+                unit: 2,
+            },
+            req,
+        );
         for _ in 0..1 + rng.next() % 4 {
             let i = (rng.next() as usize) % frame.len();
             frame[i] = rng.byte();
