@@ -1,7 +1,7 @@
 //! Modbus read load: N concurrent clients, one request in flight each, counting answers.
 
 use busbar_core::modbus::Request;
-use busbar_sim::client::Client;
+use busbar_modbus::client::Client;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;

@@ -10,38 +10,20 @@ use crate::events::Fault;
 use crate::site::{DeviceShared, Site, WriteError};
 use busbar_core::modbus::{self, Exception, Header, Request};
 use busbar_core::profile::Table;
+use busbar_modbus::server::{Answer, Handler};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::{watch, Semaphore};
 
-/// Limits of one listener.
-#[derive(Debug, Clone, Copy)]
-pub struct GatewayLimits {
-    pub max_connections: usize,
-    pub idle_timeout: Duration,
-}
-
-impl Default for GatewayLimits {
-    fn default() -> Self {
-        GatewayLimits {
-            max_connections: 64,
-            idle_timeout: Duration::from_secs(120),
-        }
-    }
-}
+pub use busbar_modbus::server::Limits as GatewayLimits;
 
 /// Everything one listener serves.
 pub struct Gateway {
     pub name: String,
     units: Vec<Option<(usize, Arc<DeviceShared>)>>,
     site: Arc<Mutex<Site>>,
-    limits: GatewayLimits,
 }
 
 impl Gateway {
-    pub fn new(name: String, listener_index: usize, site: Arc<Mutex<Site>>, limits: GatewayLimits) -> Gateway {
+    pub fn new(name: String, listener_index: usize, site: Arc<Mutex<Site>>) -> Gateway {
         let mut units = vec![None; 256];
         if let Ok(s) = site.lock() {
             for (i, d) in s.devices().enumerate() {
@@ -50,110 +32,10 @@ impl Gateway {
                 }
             }
         }
-        Gateway {
-            name,
-            units,
-            site,
-            limits,
-        }
+        Gateway { name, units, site }
     }
 
-    /// Accept connections until `shutdown` turns true.
-    pub async fn serve(self: Arc<Self>, listener: TcpListener, mut shutdown: watch::Receiver<bool>) {
-        let permits = Arc::new(Semaphore::new(self.limits.max_connections));
-        loop {
-            let accepted = tokio::select! {
-                a = listener.accept() => a,
-                _ = shutdown.changed() => break,
-            };
-            let (stream, peer) = match accepted {
-                Ok(x) => x,
-                Err(e) => {
-                    // Out of descriptors and the like: wait a little, never give up.
-                    tracing::warn!(listener = %self.name, "accept failed: {e}");
-                    tokio::time::sleep(Duration::from_millis(50)).await;
-                    continue;
-                }
-            };
-            let Ok(permit) = permits.clone().try_acquire_owned() else {
-                tracing::warn!(listener = %self.name, %peer, "connection limit reached, closing");
-                drop(stream);
-                continue;
-            };
-            let _ = stream.set_nodelay(true);
-            let gw = self.clone();
-            let mut stop = shutdown.clone();
-            tokio::spawn(async move {
-                tokio::select! {
-                    r = gw.connection(stream) => {
-                        if let Err(e) = r {
-                            tracing::debug!(listener = %gw.name, %peer, "connection closed: {e}");
-                        }
-                    }
-                    _ = stop.changed() => {}
-                }
-                drop(permit);
-            });
-        }
-    }
-
-    async fn connection(&self, mut stream: TcpStream) -> std::io::Result<()> {
-        let mut buf = Vec::with_capacity(1024);
-        let mut out = Vec::with_capacity(1024);
-        let mut chunk = [0u8; 4096];
-        let mut pdu = Vec::with_capacity(256);
-        // Idle timeout without a timer per read: the deadline is re-armed lazily when it fires.
-        let idle = self.limits.idle_timeout;
-        let mut last_activity = tokio::time::Instant::now();
-        let sleep = tokio::time::sleep(idle);
-        tokio::pin!(sleep);
-        loop {
-            let n = tokio::select! {
-                r = stream.read(&mut chunk) => r?,
-                _ = &mut sleep => {
-                    let deadline = last_activity + idle;
-                    if deadline <= tokio::time::Instant::now() {
-                        return Ok(());
-                    }
-                    sleep.as_mut().reset(deadline);
-                    continue;
-                }
-            };
-            if n == 0 {
-                return Ok(());
-            }
-            last_activity = tokio::time::Instant::now();
-            buf.extend_from_slice(&chunk[..n]);
-            let mut used = 0;
-            out.clear();
-            loop {
-                let (header, frame, len) = match modbus::split_frame(&buf[used..]) {
-                    Ok(Some(f)) => f,
-                    Ok(None) => break,
-                    Err(e) => {
-                        stream.write_all(&out).await?;
-                        return Err(std::io::Error::new(std::io::ErrorKind::InvalidData, e));
-                    }
-                };
-                pdu.clear();
-                pdu.extend_from_slice(frame);
-                used += len;
-                match self.answer(header, &pdu, &mut out).await {
-                    Answer::Sent | Answer::Silent => {}
-                    Answer::Drop => {
-                        stream.write_all(&out).await?;
-                        return Ok(());
-                    }
-                }
-            }
-            buf.drain(..used);
-            if !out.is_empty() {
-                stream.write_all(&out).await?;
-            }
-        }
-    }
-
-    async fn answer(&self, header: Header, pdu: &[u8], out: &mut Vec<u8>) -> Answer {
+    async fn respond(&self, header: Header, pdu: &[u8], out: &mut Vec<u8>) -> Answer {
         let function = pdu.first().copied().unwrap_or(0);
         let Some((index, device)) = self.units.get(usize::from(header.unit)).cloned().flatten() else {
             modbus::write_exception(out, header, function, Exception::GatewayTargetFailed);
@@ -274,8 +156,13 @@ fn read_target(req: &Request) -> Option<(Table, u16, u16, bool)> {
     }
 }
 
-enum Answer {
-    Sent,
-    Silent,
-    Drop,
+impl Handler for Gateway {
+    fn answer(
+        &self,
+        header: Header,
+        pdu: &[u8],
+        out: &mut Vec<u8>,
+    ) -> impl std::future::Future<Output = Answer> + Send {
+        self.respond(header, pdu, out)
+    }
 }

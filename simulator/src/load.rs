@@ -1,29 +1,12 @@
-//! Finding and loading profiles and scenarios from disk (or the embedded copies).
+//! Loading scenarios from disk (or the embedded demo).
+
+/// scenarios/demo.yaml, compiled in.
+pub const DEMO_SCENARIO: &str = include_str!("../../scenarios/demo.yaml");
 
 use crate::scenario::{parse_scenario, Scenario};
 use busbar_core::diag::Diagnostics;
-use busbar_core::profile::{load_dir, ProfileSet};
-use std::path::{Path, PathBuf};
-
-/// Where profiles come from: an explicit directory, else `profiles/` beside the scenario's
-/// directory or in the working directory, else the copies compiled into the binary.
-pub fn resolve_profiles(explicit: Option<&Path>, scenario: Option<&Path>) -> Result<(ProfileSet, String), Diagnostics> {
-    if let Some(dir) = explicit {
-        return load_dir(dir).map(|s| (s, dir.display().to_string()));
-    }
-    let mut candidates: Vec<PathBuf> = Vec::new();
-    if let Some(parent) = scenario.and_then(|s| s.parent()) {
-        candidates.push(parent.join("../profiles"));
-        candidates.push(parent.join("profiles"));
-    }
-    candidates.push(PathBuf::from("profiles"));
-    for c in candidates {
-        if c.is_dir() {
-            return load_dir(&c).map(|s| (s, c.display().to_string()));
-        }
-    }
-    crate::embedded::profiles().map(|s| (s, "<embedded>".to_string()))
-}
+pub use busbar_core::profile::resolve_profiles;
+use std::path::Path;
 
 /// Load and validate a scenario file with its profiles.
 pub fn load_scenario(path: &Path, profiles_dir: Option<&Path>) -> Result<(Scenario, String), Diagnostics> {
@@ -39,10 +22,6 @@ pub fn load_scenario(path: &Path, profiles_dir: Option<&Path>) -> Result<(Scenar
 
 /// The embedded demo site with the embedded profiles.
 pub fn demo_scenario() -> Result<Scenario, Diagnostics> {
-    let profiles = crate::embedded::profiles()?;
-    parse_scenario(
-        "<embedded>/scenarios/demo.yaml",
-        crate::embedded::DEMO_SCENARIO,
-        &profiles,
-    )
+    let profiles = busbar_core::profile::embedded::profiles()?;
+    parse_scenario("<embedded>/scenarios/demo.yaml", DEMO_SCENARIO, &profiles)
 }

@@ -112,8 +112,16 @@ pub async fn start(scenario: &Scenario, opts: RunOptions) -> anyhow::Result<Runn
             .await
             .with_context(|| format!("listener `{}`: cannot bind {addr}", l.name))?;
         let bound = listener.local_addr()?;
-        let gw = Arc::new(Gateway::new(l.name.clone(), i, site.clone(), opts.limits));
-        tasks.push(tokio::spawn(gw.serve(listener, shutdown.subscribe())));
+        let gw = Arc::new(Gateway::new(l.name.clone(), i, site.clone()));
+        let stats = Arc::new(busbar_modbus::server::Stats::default());
+        tasks.push(tokio::spawn(busbar_modbus::server::serve(
+            l.name.clone(),
+            gw,
+            listener,
+            opts.limits,
+            stats,
+            shutdown.subscribe(),
+        )));
         gateways.push((l.name.clone(), bound));
     }
     let clock: Clock = Arc::new(Mutex::new(ClockState {

@@ -458,7 +458,7 @@ mod tests {
     use super::*;
 
     fn profiles() -> ProfileSet {
-        crate::embedded::profiles().unwrap_or_else(|e| panic!("{e}"))
+        busbar_core::profile::embedded::profiles().unwrap_or_else(|e| panic!("{e}"))
     }
 
     #[test]

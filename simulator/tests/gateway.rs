@@ -3,7 +3,7 @@
 //! malformed input that must never stop the server.
 
 use busbar_core::modbus::{Exception, Request, Response};
-use busbar_sim::client::Client;
+use busbar_modbus::client::Client;
 use busbar_sim::events::Fault;
 use busbar_sim::load::demo_scenario;
 use busbar_sim::runner::{self, RunOptions, Running};

@@ -42,6 +42,27 @@ pub fn load_dir(dir: &Path) -> Result<ProfileSet, Diagnostics> {
     diags.into_result(set)
 }
 
+/// Where profiles come from: an explicit directory, else `profiles/` beside the given file's
+/// directory (or its parent), else `profiles/` in the working directory, else the copies
+/// compiled into the binary. Returns the set and where it came from.
+pub fn resolve_profiles(explicit: Option<&Path>, near: Option<&Path>) -> Result<(ProfileSet, String), Diagnostics> {
+    if let Some(dir) = explicit {
+        return load_dir(dir).map(|s| (s, dir.display().to_string()));
+    }
+    let mut candidates: Vec<std::path::PathBuf> = Vec::new();
+    if let Some(parent) = near.and_then(|s| s.parent()) {
+        candidates.push(parent.join("../profiles"));
+        candidates.push(parent.join("profiles"));
+    }
+    candidates.push(std::path::PathBuf::from("profiles"));
+    for c in candidates {
+        if c.is_dir() {
+            return load_dir(&c).map(|s| (s, c.display().to_string()));
+        }
+    }
+    super::embedded::profiles().map(|s| (s, "<embedded>".to_string()))
+}
+
 /// Load one profile file.
 pub fn load_file(path: &Path) -> Result<Profile, Diagnostics> {
     let file = path.display().to_string();

@@ -1,10 +1,11 @@
 //! Device profiles: one YAML file per device model, shared by the simulator (which serves it)
 //! and the bridge (which decodes it). See `docs/profiles.md` for the format.
 
+pub mod embedded;
 mod load;
 pub mod schema;
 
-pub use load::{load_dir, load_file, parse_profile};
+pub use load::{load_dir, load_file, parse_profile, resolve_profiles};
 
 use crate::units::Unit;
 use std::collections::{BTreeMap, HashMap};

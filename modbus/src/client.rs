@@ -1,5 +1,5 @@
-//! A minimal Modbus-TCP client (one request in flight), for the simulator's own tests and
-//! benchmarks. Built on busbar-core's codec; the bridge has its own acquisition driver.
+//! An async Modbus-TCP client: one request in flight, transaction ids checked (a late answer to
+//! an earlier request is skipped, never taken for the current one), optional timeout.
 
 use busbar_core::modbus::{self, Header, Request, Response};
 use std::io;
