@@ -20,4 +20,5 @@ pub mod modbus;
 pub mod point;
 pub mod profile;
 pub mod quality;
+pub mod time;
 pub mod units;

@@ -19,7 +19,15 @@ pub struct Client {
 
 impl Client {
     pub async fn connect(addr: SocketAddr) -> io::Result<Client> {
-        let stream = TcpStream::connect(addr).await?;
+        Client::from_stream(TcpStream::connect(addr).await?)
+    }
+
+    /// Connect to `host:port` (names resolved).
+    pub async fn connect_to(addr: &str) -> io::Result<Client> {
+        Client::from_stream(TcpStream::connect(addr).await?)
+    }
+
+    fn from_stream(stream: TcpStream) -> io::Result<Client> {
         stream.set_nodelay(true)?;
         Ok(Client {
             stream,

@@ -1,0 +1,738 @@
+//! The bridge's configuration (one YAML file): the site, the connections (Modbus TCP gateways and
+//! RTU buses), the devices behind them, the northbound servers. Parse, validate without IO
+//! (every error with file, line and path), then resolve into [`Config`]. Unknown keys are
+//! errors. Defaults are safe: servers bind 127.0.0.1, writes are off until enabled both globally
+//! and per point. The key reference is docs/configuration.md.
+
+use busbar_core::diag::Diagnostics;
+use busbar_core::profile::{Access, Profile, ProfileSet, WordOrder};
+use serde::Deserialize;
+use serde_saphyr::Spanned;
+use std::collections::{BTreeMap, HashMap};
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ConfigDoc {
+    site: SiteDoc,
+    /// Profile directory, relative to this file (default: profiles/ beside its folder, else
+    /// built-in). Read by [`profiles_dir_of`] before the profiles are loaded.
+    #[serde(default, rename = "profiles_dir")]
+    _profiles_dir: Option<String>,
+    #[serde(default)]
+    writes: WritesDoc,
+    #[serde(default)]
+    defaults: DefaultsDoc,
+    connections: Vec<Spanned<ConnectionDoc>>,
+    devices: Vec<Spanned<DeviceDoc>>,
+    #[serde(default)]
+    servers: ServersDoc,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SiteDoc {
+    name: String,
+    id: String,
+}
+
+#[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct WritesDoc {
+    #[serde(default)]
+    enabled: bool,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct DefaultsDoc {
+    #[serde(default = "d_poll")]
+    poll_interval_ms: u64,
+    #[serde(default = "d_timeout")]
+    timeout_ms: u64,
+    #[serde(default = "d_retries")]
+    retries: u32,
+    #[serde(default = "d_stale")]
+    stale_after_polls: u32,
+}
+
+impl Default for DefaultsDoc {
+    fn default() -> Self {
+        DefaultsDoc {
+            poll_interval_ms: d_poll(),
+            timeout_ms: d_timeout(),
+            retries: d_retries(),
+            stale_after_polls: d_stale(),
+        }
+    }
+}
+
+fn d_poll() -> u64 {
+    1000
+}
+fn d_timeout() -> u64 {
+    1000
+}
+fn d_retries() -> u32 {
+    1
+}
+fn d_stale() -> u32 {
+    3
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ConnectionDoc {
+    name: String,
+    #[serde(default)]
+    tcp: Option<TcpDoc>,
+    #[serde(default)]
+    rtu: Option<RtuDoc>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct TcpDoc {
+    host: String,
+    port: u16,
+    #[serde(default = "d_connect")]
+    connect_timeout_ms: u64,
+}
+
+fn d_connect() -> u64 {
+    2000
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RtuDoc {
+    device: String,
+    #[serde(default = "d_baud")]
+    baud: u32,
+    #[serde(default = "d_parity")]
+    parity: String,
+    #[serde(default = "d_stop")]
+    stop_bits: u8,
+    #[serde(default = "d_frame_interval")]
+    frame_interval_ms: u64,
+}
+
+fn d_baud() -> u32 {
+    9600
+}
+fn d_parity() -> String {
+    "even".into()
+}
+fn d_stop() -> u8 {
+    1
+}
+fn d_frame_interval() -> u64 {
+    50
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct DeviceDoc {
+    name: String,
+    profile: String,
+    connection: String,
+    unit_id: i64,
+    #[serde(default)]
+    poll_interval_ms: Option<u64>,
+    #[serde(default)]
+    timeout_ms: Option<u64>,
+    #[serde(default)]
+    retries: Option<u32>,
+    #[serde(default)]
+    stale_after_polls: Option<u32>,
+    /// Instances of each repeated block to acquire (default: all the profile declares).
+    #[serde(default)]
+    blocks: BTreeMap<String, u16>,
+    /// Per-point overrides, by point id.
+    #[serde(default)]
+    points: BTreeMap<String, PointOverrideDoc>,
+    /// Unit id of this device on the northbound Modbus server (default: config order from 1).
+    #[serde(default)]
+    modbus_unit_id: Option<i64>,
+}
+
+#[derive(Debug, Deserialize, Clone)]
+#[serde(deny_unknown_fields)]
+struct PointOverrideDoc {
+    #[serde(default)]
+    range: Option<[f64; 2]>,
+    #[serde(default)]
+    writable: Option<bool>,
+    /// Serve this point on the northbound Modbus server as a scaled i32 (raw = value / scale)
+    /// instead of a float32.
+    #[serde(default)]
+    modbus_scale: Option<f64>,
+}
+
+#[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct ServersDoc {
+    #[serde(default)]
+    modbus: Option<Spanned<ModbusServerDoc>>,
+    #[serde(default)]
+    http: Option<Spanned<HttpServerDoc>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ModbusServerDoc {
+    #[serde(default = "d_true")]
+    enabled: bool,
+    #[serde(default = "d_modbus_listen")]
+    listen: String,
+    #[serde(default)]
+    word_order: Option<String>,
+    /// Serve the last value of an offline device (with its status block saying so) instead of
+    /// exception 0B.
+    #[serde(default)]
+    serve_stale: bool,
+    #[serde(default = "d_max_conn")]
+    max_connections: usize,
+    #[serde(default = "d_idle")]
+    idle_timeout_s: u64,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct HttpServerDoc {
+    #[serde(default = "d_true")]
+    enabled: bool,
+    #[serde(default = "d_http_listen")]
+    listen: String,
+    /// Bearer token required by `POST /api/points/{id}`; without it, HTTP writes are refused.
+    #[serde(default)]
+    token: Option<String>,
+}
+
+fn d_true() -> bool {
+    true
+}
+fn d_modbus_listen() -> String {
+    "127.0.0.1:5020".into()
+}
+fn d_http_listen() -> String {
+    "127.0.0.1:8080".into()
+}
+fn d_max_conn() -> usize {
+    64
+}
+fn d_idle() -> u64 {
+    120
+}
+
+/// How a connection reaches its devices.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Link {
+    Tcp {
+        host: String,
+        port: u16,
+        connect_timeout: Duration,
+    },
+    Rtu {
+        device: String,
+        baud: u32,
+        parity: Parity,
+        stop_bits: u8,
+        frame_interval: Duration,
+    },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Parity {
+    None,
+    Even,
+    Odd,
+}
+
+#[derive(Debug, Clone)]
+pub struct Connection {
+    pub name: String,
+    pub link: Link,
+}
+
+/// A per-point setting from the config.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct PointSettings {
+    pub range: Option<(f64, f64)>,
+    pub writable: bool,
+    pub modbus_scale: Option<f64>,
+}
+
+#[derive(Debug, Clone)]
+pub struct Device {
+    pub name: String,
+    pub profile: Arc<Profile>,
+    pub connection: usize,
+    pub unit_id: u8,
+    pub poll_interval: Duration,
+    pub timeout: Duration,
+    pub retries: u32,
+    pub stale_after_polls: u32,
+    /// Indexes (into `profile.points`) of the points acquired.
+    pub acquired: Vec<usize>,
+    /// Settings by profile point index (only points with an override).
+    pub settings: HashMap<usize, PointSettings>,
+    pub modbus_unit_id: u8,
+}
+
+impl Device {
+    /// The plausible range of a point: the config's override, else the profile's.
+    pub fn range(&self, point: usize) -> Option<(f64, f64)> {
+        self.settings
+            .get(&point)
+            .and_then(|s| s.range)
+            .or_else(|| self.profile.points.get(point).and_then(|p| p.range))
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct ModbusServer {
+    pub listen: SocketAddr,
+    pub word_order: WordOrder,
+    pub serve_stale: bool,
+    pub max_connections: usize,
+    pub idle_timeout: Duration,
+}
+
+#[derive(Debug, Clone)]
+pub struct HttpServer {
+    pub listen: SocketAddr,
+    pub token: Option<String>,
+}
+
+/// A validated configuration.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub site_name: String,
+    pub site_id: String,
+    pub writes_enabled: bool,
+    pub connections: Vec<Connection>,
+    pub devices: Vec<Device>,
+    pub modbus: Option<ModbusServer>,
+    pub http: Option<HttpServer>,
+    /// Where the profiles came from.
+    pub profiles_from: String,
+}
+
+/// Which profile directory a config names (relative to the config file), if any.
+pub fn profiles_dir_of(file: &str, text: &str) -> Option<std::path::PathBuf> {
+    #[derive(Deserialize)]
+    struct Only {
+        #[serde(default)]
+        profiles_dir: Option<String>,
+    }
+    // Parsing just this key ignores the rest; errors are reported by the full parse.
+    let only: Only = serde_saphyr::from_str(text).ok()?;
+    let dir = only.profiles_dir?;
+    let base = std::path::Path::new(file).parent().unwrap_or(std::path::Path::new("."));
+    Some(base.join(dir))
+}
+
+/// Parse and validate a configuration against a profile set.
+pub fn parse_config(file: &str, text: &str, profiles: &ProfileSet, profiles_from: &str) -> Result<Config, Diagnostics> {
+    let doc: ConfigDoc = serde_saphyr::from_str(text).map_err(|e| Diagnostics::from_yaml_error(file, &e))?;
+    let mut d = Diagnostics::default();
+    let ms = |v: u64| Duration::from_millis(v);
+
+    let mut connections = Vec::new();
+    let mut conn_index = HashMap::new();
+    for (i, sc) in doc.connections.iter().enumerate() {
+        let c = &sc.value;
+        let line = sc.referenced.line();
+        let path = format!("connections[{i}] ({})", c.name);
+        if conn_index.insert(c.name.clone(), i).is_some() {
+            d.push(file, line, &path, "duplicate connection name");
+        }
+        let link = match (&c.tcp, &c.rtu) {
+            (Some(t), None) => {
+                if t.host.is_empty() {
+                    d.push(file, line, &path, "tcp.host is empty");
+                }
+                Link::Tcp {
+                    host: t.host.clone(),
+                    port: t.port,
+                    connect_timeout: ms(t.connect_timeout_ms.max(1)),
+                }
+            }
+            (None, Some(r)) => {
+                let parity = match r.parity.as_str() {
+                    "none" => Parity::None,
+                    "even" => Parity::Even,
+                    "odd" => Parity::Odd,
+                    other => {
+                        d.push(
+                            file,
+                            line,
+                            &path,
+                            format!("rtu.parity `{other}` is not none, even or odd"),
+                        );
+                        Parity::Even
+                    }
+                };
+                if !matches!(r.stop_bits, 1 | 2) {
+                    d.push(file, line, &path, "rtu.stop_bits must be 1 or 2");
+                }
+                if !(300..=921_600).contains(&r.baud) {
+                    d.push(
+                        file,
+                        line,
+                        &path,
+                        format!("rtu.baud {} is outside 300..=921600", r.baud),
+                    );
+                }
+                Link::Rtu {
+                    device: r.device.clone(),
+                    baud: r.baud,
+                    parity,
+                    stop_bits: r.stop_bits,
+                    frame_interval: ms(r.frame_interval_ms),
+                }
+            }
+            _ => {
+                d.push(file, line, &path, "a connection needs exactly one of `tcp` or `rtu`");
+                Link::Tcp {
+                    host: String::new(),
+                    port: 0,
+                    connect_timeout: ms(1),
+                }
+            }
+        };
+        connections.push(Connection {
+            name: c.name.clone(),
+            link,
+        });
+    }
+    // Two connections to one gateway would break the one-request-at-a-time rule.
+    let mut endpoints = HashMap::new();
+    for (i, c) in connections.iter().enumerate() {
+        let key = match &c.link {
+            Link::Tcp { host, port, .. } => format!("{host}:{port}"),
+            Link::Rtu { device, .. } => device.clone(),
+        };
+        if let Some(prev) = endpoints.insert(key.clone(), i) {
+            let line = doc.connections[i].referenced.line();
+            d.push(
+                file,
+                line,
+                format!("connections[{i}] ({})", c.name),
+                format!(
+                    "{key} is already used by `{}`: devices behind one gateway share one connection",
+                    connections[prev].name
+                ),
+            );
+        }
+    }
+
+    let defaults = &doc.defaults;
+    let mut devices: Vec<Device> = Vec::new();
+    let mut names = HashMap::new();
+    let mut units = HashMap::new();
+    let mut north_units = HashMap::new();
+    for (i, sd) in doc.devices.iter().enumerate() {
+        let dv = &sd.value;
+        let line = sd.referenced.line();
+        let path = format!("devices[{i}] ({})", dv.name);
+        if dv.name.is_empty()
+            || !dv
+                .name
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+        {
+            d.push(file, line, &path, "device names use letters, digits, `_` and `-`");
+        }
+        if let Some(prev) = names.insert(dv.name.clone(), i) {
+            d.push(
+                file,
+                line,
+                &path,
+                format!("duplicate device name (first at devices[{prev}])"),
+            );
+        }
+        let Some(profile) = profiles.get(&dv.profile) else {
+            let known: Vec<_> = profiles.keys().cloned().collect();
+            d.push(
+                file,
+                line,
+                &path,
+                format!("unknown profile `{}` (known: {})", dv.profile, known.join(", ")),
+            );
+            continue;
+        };
+        let connection = match conn_index.get(&dv.connection) {
+            Some(&c) => c,
+            None => {
+                d.push(file, line, &path, format!("unknown connection `{}`", dv.connection));
+                0
+            }
+        };
+        let is_rtu = matches!(connections.get(connection).map(|c| &c.link), Some(Link::Rtu { .. }));
+        let valid_unit = if is_rtu { 1..=247 } else { 0..=255 };
+        let unit_id = match u8::try_from(dv.unit_id) {
+            Ok(u) if valid_unit.contains(&i64::from(u)) => u,
+            _ => {
+                d.push(
+                    file,
+                    line,
+                    &path,
+                    format!(
+                        "unit_id {} is outside {}..={}",
+                        dv.unit_id,
+                        valid_unit.start(),
+                        valid_unit.end()
+                    ),
+                );
+                1
+            }
+        };
+        if let Some(other) = units.insert((connection, unit_id), dv.name.clone()) {
+            d.push(
+                file,
+                line,
+                &path,
+                format!(
+                    "unit id {unit_id} is already used by `{other}` on connection `{}`",
+                    dv.connection
+                ),
+            );
+        }
+        let modbus_unit_id = match dv.modbus_unit_id {
+            None => u8::try_from(i + 1).unwrap_or(0),
+            Some(u) => match u8::try_from(u) {
+                Ok(u) if (1..=247).contains(&u) => u,
+                _ => {
+                    d.push(file, line, &path, format!("modbus_unit_id {u} is outside 1..=247"));
+                    1
+                }
+            },
+        };
+        if modbus_unit_id == 0 {
+            d.push(
+                file,
+                line,
+                &path,
+                "more than 247 devices: give modbus_unit_id explicitly (several servers come later)",
+            );
+        }
+        if let Some(other) = north_units.insert(modbus_unit_id, dv.name.clone()) {
+            d.push(
+                file,
+                line,
+                &path,
+                format!("northbound modbus unit id {modbus_unit_id} is already used by `{other}`"),
+            );
+        }
+        // Block instances to acquire.
+        let mut block_limit: HashMap<&str, u16> = HashMap::new();
+        for (block, count) in &dv.blocks {
+            let declared = profile
+                .points
+                .iter()
+                .filter_map(|p| p.block.as_ref())
+                .filter(|b| &b.name == block)
+                .map(|b| b.index)
+                .max();
+            match declared {
+                None => d.push(
+                    file,
+                    line,
+                    format!("{path}.blocks.{block}"),
+                    format!("profile `{}` has no block `{block}`", profile.name),
+                ),
+                Some(max) if *count > max => d.push(
+                    file,
+                    line,
+                    format!("{path}.blocks.{block}"),
+                    format!("{count} instances, the profile declares {max}"),
+                ),
+                Some(_) => {
+                    block_limit.insert(block.as_str(), *count);
+                }
+            }
+        }
+        let acquired: Vec<usize> = profile
+            .points
+            .iter()
+            .enumerate()
+            .filter(|(_, p)| {
+                p.block
+                    .as_ref()
+                    .is_none_or(|b| block_limit.get(b.name.as_str()).is_none_or(|&n| b.index <= n))
+            })
+            .map(|(k, _)| k)
+            .collect();
+        let mut settings = HashMap::new();
+        for (pid, o) in &dv.points {
+            let ppath = format!("{path}.points.{pid}");
+            let Some(k) = profile.point_index(pid) else {
+                d.push(
+                    file,
+                    line,
+                    &ppath,
+                    format!("profile `{}` has no point `{pid}`", profile.name),
+                );
+                continue;
+            };
+            let p = &profile.points[k];
+            if o.writable == Some(true) && p.access != Access::ReadWrite {
+                d.push(
+                    file,
+                    line,
+                    &ppath,
+                    format!("`{pid}` is read-only in profile `{}`", profile.name),
+                );
+            }
+            let range = match o.range {
+                Some([lo, hi]) if lo.is_finite() && hi.is_finite() && lo <= hi => Some((lo, hi)),
+                Some([lo, hi]) => {
+                    d.push(
+                        file,
+                        line,
+                        &ppath,
+                        format!("range [{lo}, {hi}] must be two finite numbers, min <= max"),
+                    );
+                    None
+                }
+                None => None,
+            };
+            if let Some(s) = o.modbus_scale {
+                if !s.is_finite() || s == 0.0 {
+                    d.push(file, line, &ppath, "modbus_scale must be a finite, non-zero number");
+                }
+            }
+            settings.insert(
+                k,
+                PointSettings {
+                    range,
+                    writable: o.writable.unwrap_or(false),
+                    modbus_scale: o.modbus_scale,
+                },
+            );
+        }
+        let poll = dv.poll_interval_ms.unwrap_or(defaults.poll_interval_ms);
+        let timeout = dv.timeout_ms.unwrap_or(defaults.timeout_ms);
+        if !(10..=3_600_000).contains(&poll) {
+            d.push(
+                file,
+                line,
+                &path,
+                format!("poll_interval_ms {poll} is outside 10..=3600000"),
+            );
+        }
+        if !(10..=60_000).contains(&timeout) {
+            d.push(file, line, &path, format!("timeout_ms {timeout} is outside 10..=60000"));
+        }
+        devices.push(Device {
+            name: dv.name.clone(),
+            profile: profile.clone(),
+            connection,
+            unit_id,
+            poll_interval: ms(poll),
+            timeout: ms(timeout),
+            retries: dv.retries.unwrap_or(defaults.retries).min(10),
+            stale_after_polls: dv.stale_after_polls.unwrap_or(defaults.stale_after_polls).max(1),
+            acquired,
+            settings,
+            modbus_unit_id,
+        });
+    }
+
+    // Servers: every listen address claimed once.
+    let mut claimed: HashMap<SocketAddr, &str> = HashMap::new();
+    let mut claim = |d: &mut Diagnostics, what: &'static str, line: u64, text: &str| -> Option<SocketAddr> {
+        match text.parse::<SocketAddr>() {
+            Err(_) => {
+                d.push(
+                    file,
+                    line,
+                    format!("servers.{what}.listen"),
+                    format!("`{text}` is not an address like 127.0.0.1:5020"),
+                );
+                None
+            }
+            Ok(a) => {
+                if a.port() != 0 {
+                    if let Some(other) = claimed.insert(a, what) {
+                        d.push(
+                            file,
+                            line,
+                            format!("servers.{what}.listen"),
+                            format!("{a} is already claimed by the {other} server"),
+                        );
+                    }
+                }
+                Some(a)
+            }
+        }
+    };
+    let modbus = match &doc.servers.modbus {
+        Some(s) if s.value.enabled => {
+            let line = s.referenced.line();
+            let word_order = match s.value.word_order.as_deref() {
+                None => WordOrder::Abcd,
+                Some(o) => WordOrder::parse(o).unwrap_or_else(|| {
+                    d.push(
+                        file,
+                        line,
+                        "servers.modbus.word_order",
+                        format!("unknown word order `{o}` (ABCD, CDAB, BADC, DCBA)"),
+                    );
+                    WordOrder::Abcd
+                }),
+            };
+            claim(&mut d, "modbus", line, &s.value.listen).map(|listen| ModbusServer {
+                listen,
+                word_order,
+                serve_stale: s.value.serve_stale,
+                max_connections: s.value.max_connections.max(1),
+                idle_timeout: Duration::from_secs(s.value.idle_timeout_s.max(1)),
+            })
+        }
+        _ => None,
+    };
+    let http = match &doc.servers.http {
+        Some(s) if s.value.enabled => {
+            let line = s.referenced.line();
+            if s.value.token.as_deref().is_some_and(|t| t.len() < 16) {
+                d.push(file, line, "servers.http.token", "a token needs at least 16 characters");
+            }
+            claim(&mut d, "http", line, &s.value.listen).map(|listen| HttpServer {
+                listen,
+                token: s.value.token.clone(),
+            })
+        }
+        _ => None,
+    };
+
+    let config = Config {
+        site_name: doc.site.name,
+        site_id: doc.site.id,
+        writes_enabled: doc.writes.enabled,
+        connections,
+        devices,
+        modbus,
+        http,
+        profiles_from: profiles_from.to_string(),
+    };
+    d.into_result(config)
+}
+
+/// Read a config file and its profiles (its `profiles_dir`, else the usual places).
+pub fn load_config(path: &std::path::Path, profiles_dir: Option<&std::path::Path>) -> Result<Config, Diagnostics> {
+    let file = path.display().to_string();
+    let text = std::fs::read_to_string(path).map_err(|e| {
+        let mut d = Diagnostics::default();
+        d.push(&file, 0, "", format!("cannot read config: {e}"));
+        d
+    })?;
+    let named = profiles_dir_of(&file, &text);
+    let explicit = profiles_dir.map(|p| p.to_path_buf()).or(named);
+    let (profiles, from) = busbar_core::profile::resolve_profiles(explicit.as_deref(), Some(path))?;
+    parse_config(&file, &text, &profiles, &from)
+}

@@ -1,0 +1,69 @@
+//! `busbar demo`: the simulator with the demo site and the bridge with config/demo.yaml, in one
+//! process, needing nothing but the build.
+
+use crate::app::{self, Bridge};
+use crate::config::{parse_config, Config, Link};
+use busbar_sim::runner::{self, RunOptions, Running};
+use std::net::SocketAddr;
+
+/// config/demo.yaml, compiled in.
+pub const DEMO_CONFIG: &str = include_str!("../../config/demo.yaml");
+
+/// Where the demo listens.
+#[derive(Debug, Clone)]
+pub struct DemoPorts {
+    pub sim_gateway: SocketAddr,
+    pub sim_control: SocketAddr,
+    pub modbus: SocketAddr,
+    pub http: SocketAddr,
+}
+
+impl Default for DemoPorts {
+    fn default() -> Self {
+        let at = |p| SocketAddr::from(([127, 0, 0, 1], p));
+        DemoPorts {
+            sim_gateway: at(15020),
+            sim_control: at(8081),
+            modbus: at(5020),
+            http: at(8080),
+        }
+    }
+}
+
+/// The demo config with the simulator's bound gateway and the chosen server addresses.
+pub fn demo_config(sim_gateway: SocketAddr, ports: &DemoPorts) -> anyhow::Result<Config> {
+    let profiles = busbar_core::profile::embedded::profiles().map_err(|d| anyhow::anyhow!("{d}"))?;
+    let mut config = parse_config("<embedded>/config/demo.yaml", DEMO_CONFIG, &profiles, "<embedded>")
+        .map_err(|d| anyhow::anyhow!("{d}"))?;
+    for c in &mut config.connections {
+        if let Link::Tcp { host, port, .. } = &mut c.link {
+            *host = sim_gateway.ip().to_string();
+            *port = sim_gateway.port();
+        }
+    }
+    if let Some(m) = &mut config.modbus {
+        m.listen = ports.modbus;
+    }
+    if let Some(h) = &mut config.http {
+        h.listen = ports.http;
+    }
+    Ok(config)
+}
+
+/// Start the simulator, then the bridge against it.
+pub async fn start(ports: &DemoPorts, speed: f64) -> anyhow::Result<(Running, Bridge)> {
+    let scenario = busbar_sim::load::demo_scenario().map_err(|d| anyhow::anyhow!("{d}"))?;
+    let sim = runner::start(
+        &scenario,
+        RunOptions {
+            speed,
+            listen: Some(ports.sim_gateway),
+            control: Some(ports.sim_control),
+            ..RunOptions::default()
+        },
+    )
+    .await?;
+    let config = demo_config(sim.gateway(), ports)?;
+    let bridge = app::start(config).await?;
+    Ok((sim, bridge))
+}

@@ -1,0 +1,368 @@
+//! HTTP API (axum) and Prometheus metrics. JSON field names are stable and documented in
+//! docs/http-api.md.
+
+use crate::acquisition::{Acquisition, WriteOutcome};
+use crate::config::Config;
+use crate::store::{PointIdx, PointValue, Store, RTT_BUCKETS_MS};
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::{Json, Router};
+use busbar_core::time::rfc3339;
+use busbar_modbus::server::Stats;
+use serde::Deserialize;
+use serde_json::{json, Value};
+use std::fmt::Write as _;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+
+#[derive(Clone)]
+pub struct ApiState {
+    pub store: Arc<Store>,
+    pub acq: Acquisition,
+    pub config: Arc<Config>,
+    /// Counters of each northbound server, by name.
+    pub servers: Vec<(String, Arc<Stats>)>,
+}
+
+pub fn router(state: ApiState) -> Router {
+    Router::new()
+        .route("/healthz", get(|| async { "ok\n" }))
+        .route("/metrics", get(metrics))
+        .route("/api/site", get(site))
+        .route("/api/devices", get(devices))
+        .route("/api/devices/{name}", get(device))
+        .route("/api/points", get(points))
+        .route("/api/points/{*id}", get(point).post(write_point))
+        .with_state(state)
+}
+
+fn error(status: StatusCode, message: impl Into<String>) -> Response {
+    (status, Json(json!({ "error": message.into() }))).into_response()
+}
+
+fn device_json(s: &ApiState, d: usize) -> Value {
+    let dev = &s.config.devices[d];
+    let conn = &s.config.connections[dev.connection];
+    let st = s.store.status(d).map(|g| g.clone()).unwrap_or_default();
+    json!({
+        "name": dev.name,
+        "profile": dev.profile.name,
+        "family": dev.profile.family.as_str(),
+        "manufacturer": dev.profile.manufacturer,
+        "model": dev.profile.model,
+        "connection": conn.name,
+        "unit_id": dev.unit_id,
+        "modbus_unit_id": dev.modbus_unit_id,
+        "poll_interval_ms": dev.poll_interval.as_millis() as u64,
+        "status": {
+            "online": st.online,
+            "last_good_read": st.last_good_read.map(rfc3339),
+            "consecutive_failures": st.consecutive_failures,
+            "rtt_ms": st.rtt.map(|r| r.as_secs_f64() * 1000.0),
+            "polls": st.polls,
+            "failures": st.failures,
+            "last_error": st.last_error,
+        },
+        "points": s.store.device_points(d).filter(|p| s.store.meta(*p).is_some_and(|m| m.acquired)).count(),
+    })
+}
+
+fn point_json(s: &ApiState, p: PointIdx) -> Value {
+    let Some(meta) = s.store.meta(p) else {
+        return Value::Null;
+    };
+    let dev = &s.config.devices[meta.device];
+    let pt = &dev.profile.points[meta.profile_point];
+    let sample = s.store.sample(p).unwrap_or_default();
+    let label = sample.value.as_ref().and_then(|v| s.store.display_value(p, v));
+    json!({
+        "id": meta.id,
+        "device": dev.name,
+        "point": pt.id,
+        "description": pt.description,
+        "kind": pt.kind.as_str(),
+        "unit": pt.unit.symbol(),
+        "value": sample.value,
+        "label": label,
+        "quality": sample.quality.as_str(),
+        "source_time": sample.source_time.map(rfc3339),
+        "writable": meta.writable,
+    })
+}
+
+async fn site(State(s): State<ApiState>) -> Json<Value> {
+    let online = (0..s.store.device_count())
+        .filter(|&d| s.store.status(d).is_some_and(|st| st.online))
+        .count();
+    Json(json!({
+        "name": s.store.site_name,
+        "id": s.store.site_id,
+        "devices": s.store.device_count(),
+        "devices_online": online,
+        "points": s.store.len(),
+        "started": rfc3339(s.store.started),
+        "writes_enabled": s.config.writes_enabled,
+    }))
+}
+
+async fn devices(State(s): State<ApiState>) -> Json<Value> {
+    Json(Value::Array(
+        (0..s.store.device_count()).map(|d| device_json(&s, d)).collect(),
+    ))
+}
+
+async fn device(State(s): State<ApiState>, Path(name): Path<String>) -> Response {
+    let Some(d) = s.store.device_index(&name) else {
+        return error(StatusCode::NOT_FOUND, format!("unknown device `{name}`"));
+    };
+    let mut v = device_json(&s, d);
+    v["points"] = Value::Array(
+        s.store
+            .device_points(d)
+            .filter(|p| s.store.meta(*p).is_some_and(|m| m.acquired))
+            .map(|p| point_json(&s, p))
+            .collect(),
+    );
+    Json(v).into_response()
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PointFilter {
+    device: Option<String>,
+    family: Option<String>,
+    quality: Option<String>,
+}
+
+async fn points(State(s): State<ApiState>, Query(f): Query<PointFilter>) -> Json<Value> {
+    let mut out = Vec::new();
+    for d in 0..s.store.device_count() {
+        let dev = &s.config.devices[d];
+        if f.device.as_deref().is_some_and(|n| n != dev.name)
+            || f.family.as_deref().is_some_and(|n| n != dev.profile.family.as_str())
+        {
+            continue;
+        }
+        for p in s.store.device_points(d) {
+            if !s.store.meta(p).is_some_and(|m| m.acquired) {
+                continue;
+            }
+            if let Some(q) = &f.quality {
+                if s.store.sample(p).is_none_or(|x| x.quality.as_str() != q) {
+                    continue;
+                }
+            }
+            out.push(point_json(&s, p));
+        }
+    }
+    Json(Value::Array(out))
+}
+
+async fn point(State(s): State<ApiState>, Path(id): Path<String>) -> Response {
+    match s.store.find(&id) {
+        Some(p) => Json(point_json(&s, p)).into_response(),
+        None => error(StatusCode::NOT_FOUND, format!("unknown point `{id}`")),
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct WriteBody {
+    value: f64,
+}
+
+async fn write_point(
+    State(s): State<ApiState>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    body: Option<Json<WriteBody>>,
+) -> Response {
+    let Some(token) = s.config.http.as_ref().and_then(|h| h.token.clone()) else {
+        return error(
+            StatusCode::FORBIDDEN,
+            "HTTP writes need servers.http.token in the config",
+        );
+    };
+    let given = headers
+        .get("authorization")
+        .and_then(|h| h.to_str().ok())
+        .and_then(|h| h.strip_prefix("Bearer "));
+    if !given.is_some_and(|g| constant_time_eq(g.as_bytes(), token.as_bytes())) {
+        return error(StatusCode::UNAUTHORIZED, "missing or wrong bearer token");
+    }
+    let Some(Json(body)) = body else {
+        return error(StatusCode::BAD_REQUEST, "expected {\"value\": number}");
+    };
+    let Some(p) = s.store.find(&id) else {
+        return error(StatusCode::NOT_FOUND, format!("unknown point `{id}`"));
+    };
+    let outcome = s.acq.write(p, body.value).await;
+    let status = match &outcome {
+        WriteOutcome::Done { .. } => StatusCode::OK,
+        WriteOutcome::NotWritable => StatusCode::FORBIDDEN,
+        WriteOutcome::InvalidValue { .. } => StatusCode::UNPROCESSABLE_ENTITY,
+        WriteOutcome::Refused { .. } => StatusCode::CONFLICT,
+        WriteOutcome::Timeout => StatusCode::GATEWAY_TIMEOUT,
+        WriteOutcome::CommFailure { .. } => StatusCode::BAD_GATEWAY,
+    };
+    (status, Json(json!({ "id": id, "result": outcome }))).into_response()
+}
+
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+fn label(v: &str) -> String {
+    v.replace('\\', "\\\\").replace('"', "\\\"").replace('\n', "\\n")
+}
+
+async fn metrics(State(s): State<ApiState>) -> Response {
+    let mut o = String::new();
+    let head = |o: &mut String, name: &str, kind: &str, help: &str| {
+        let _ = writeln!(o, "# HELP {name} {help}\n# TYPE {name} {kind}");
+    };
+    let n = s.store.device_count();
+    let statuses: Vec<_> = (0..n)
+        .map(|d| s.store.status(d).map(|g| g.clone()).unwrap_or_default())
+        .collect();
+    let names: Vec<String> = (0..n).map(|d| label(s.store.device_name(d))).collect();
+    head(
+        &mut o,
+        "busbar_device_online",
+        "gauge",
+        "1 when the device answered its last poll.",
+    );
+    for d in 0..n {
+        let _ = writeln!(
+            o,
+            "busbar_device_online{{device=\"{}\"}} {}",
+            names[d],
+            u8::from(statuses[d].online)
+        );
+    }
+    head(&mut o, "busbar_device_polls_total", "counter", "Polls of the device.");
+    for d in 0..n {
+        let _ = writeln!(
+            o,
+            "busbar_device_polls_total{{device=\"{}\"}} {}",
+            names[d], statuses[d].polls
+        );
+    }
+    head(
+        &mut o,
+        "busbar_device_failures_total",
+        "counter",
+        "Failed polls (no answer or an exception).",
+    );
+    for d in 0..n {
+        let _ = writeln!(
+            o,
+            "busbar_device_failures_total{{device=\"{}\"}} {}",
+            names[d], statuses[d].failures
+        );
+    }
+    head(&mut o, "busbar_device_points", "gauge", "Points of the device.");
+    for d in 0..n {
+        let _ = writeln!(
+            o,
+            "busbar_device_points{{device=\"{}\"}} {}",
+            names[d],
+            s.store.device_points(d).len()
+        );
+    }
+    head(
+        &mut o,
+        "busbar_device_rtt_seconds",
+        "histogram",
+        "Round-trip time of the device's requests.",
+    );
+    for d in 0..n {
+        let st = &statuses[d];
+        for (i, b) in RTT_BUCKETS_MS.iter().enumerate() {
+            let _ = writeln!(
+                o,
+                "busbar_device_rtt_seconds_bucket{{device=\"{}\",le=\"{}\"}} {}",
+                names[d],
+                b / 1000.0,
+                st.rtt_counts[i]
+            );
+        }
+        let _ = writeln!(
+            o,
+            "busbar_device_rtt_seconds_bucket{{device=\"{}\",le=\"+Inf\"}} {}",
+            names[d], st.rtt_total
+        );
+        let _ = writeln!(
+            o,
+            "busbar_device_rtt_seconds_sum{{device=\"{}\"}} {}",
+            names[d], st.rtt_sum_s
+        );
+        let _ = writeln!(
+            o,
+            "busbar_device_rtt_seconds_count{{device=\"{}\"}} {}",
+            names[d], st.rtt_total
+        );
+    }
+    head(
+        &mut o,
+        "busbar_device_poll_lateness_seconds_max",
+        "gauge",
+        "Largest delay of a poll behind its schedule.",
+    );
+    for d in 0..n {
+        let _ = writeln!(
+            o,
+            "busbar_device_poll_lateness_seconds_max{{device=\"{}\"}} {}",
+            names[d], statuses[d].jitter_max_s
+        );
+    }
+    let quality_counts = {
+        let samples = s.store.samples();
+        let mut m = std::collections::BTreeMap::new();
+        for x in samples.iter() {
+            *m.entry(x.quality.as_str()).or_insert(0u64) += 1;
+        }
+        m
+    };
+    head(&mut o, "busbar_points", "gauge", "Points by quality.");
+    for (q, c) in quality_counts {
+        let _ = writeln!(o, "busbar_points{{quality=\"{q}\"}} {c}");
+    }
+    for (metric, help, kind, get) in [
+        ("busbar_server_connections_total", "Connections accepted.", "counter", 0),
+        (
+            "busbar_server_connections_refused_total",
+            "Connections refused at the limit.",
+            "counter",
+            1,
+        ),
+        ("busbar_server_connections_open", "Connections open.", "gauge", 2),
+        ("busbar_server_requests_total", "Requests received.", "counter", 3),
+        (
+            "busbar_server_errors_total",
+            "Exceptions answered and framing errors.",
+            "counter",
+            4,
+        ),
+    ] {
+        head(&mut o, metric, kind, help);
+        for (name, st) in &s.servers {
+            let v = match get {
+                0 => st.connections_accepted.load(Ordering::Relaxed),
+                1 => st.connections_refused.load(Ordering::Relaxed),
+                2 => st.connections_open.load(Ordering::Relaxed),
+                3 => st.requests.load(Ordering::Relaxed),
+                _ => st.errors.load(Ordering::Relaxed),
+            };
+            let _ = writeln!(o, "{metric}{{server=\"{}\"}} {v}", label(name));
+        }
+    }
+    ([("content-type", "text/plain; version=0.0.4")], o).into_response()
+}
+
+/// A number or text value as JSON (used by tests and exports).
+pub fn value_json(v: &Option<PointValue>) -> Value {
+    serde_json::to_value(v).unwrap_or(Value::Null)
+}

@@ -1,0 +1,231 @@
+//! busbar: acquires field devices over Modbus TCP and serves every point northbound.
+
+use busbar::config::load_config;
+use busbar::demo::{self, DemoPorts};
+use busbar::northbound::modbus_map;
+use busbar::store::Store;
+use clap::{Parser, Subcommand, ValueEnum};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+#[derive(Parser)]
+#[command(
+    name = "busbar",
+    version,
+    about = "Busbar bridge: Modbus field devices in, one point model out (Modbus TCP, HTTP)"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the demo site: the simulator (scenarios/demo.yaml) and the bridge (config/demo.yaml)
+    /// in one process; needs no files.
+    Demo {
+        /// Northbound Modbus-TCP server.
+        #[arg(long, default_value = "127.0.0.1:5020")]
+        modbus: SocketAddr,
+        /// HTTP API.
+        #[arg(long, default_value = "127.0.0.1:8080")]
+        http: SocketAddr,
+        /// The simulator's Modbus-TCP gateway.
+        #[arg(long, default_value = "127.0.0.1:15020")]
+        sim_gateway: SocketAddr,
+        /// The simulator's control API.
+        #[arg(long, default_value = "127.0.0.1:8081")]
+        sim_control: SocketAddr,
+        /// Simulated seconds per real second.
+        #[arg(long, default_value_t = 1.0)]
+        speed: f64,
+    },
+    /// Run the bridge with a configuration file (production).
+    Run {
+        #[arg(long)]
+        config: PathBuf,
+        /// Profile directory (default: the config's profiles_dir, else profiles/ nearby, else built-in).
+        #[arg(long)]
+        profiles: Option<PathBuf>,
+    },
+    /// Validate a configuration without touching the network; report every error with its line.
+    Check {
+        #[arg(long)]
+        config: PathBuf,
+        #[arg(long)]
+        profiles: Option<PathBuf>,
+    },
+    /// Export a mapping for integrators.
+    Export {
+        #[command(subcommand)]
+        what: Export,
+    },
+}
+
+#[derive(Subcommand)]
+enum Export {
+    /// The northbound Modbus register map (unit id, address, type, scale, point).
+    ModbusMap {
+        /// Configuration (default: the built-in demo config).
+        #[arg(long)]
+        config: Option<PathBuf>,
+        #[arg(long)]
+        profiles: Option<PathBuf>,
+        #[arg(long, value_enum, default_value = "csv")]
+        format: Format,
+    },
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum Format {
+    Csv,
+    Md,
+}
+
+fn main() -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::try_from_env("BUSBAR_LOG").unwrap_or_else(|_| "info".into()))
+        .with_writer(std::io::stderr)
+        .init();
+    match run(Cli::parse()) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+fn emit(text: &str) {
+    use std::io::Write as _;
+    let _ = std::io::stdout().lock().write_all(text.as_bytes());
+}
+
+fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    Ok(tokio::runtime::Builder::new_multi_thread().enable_all().build()?)
+}
+
+async fn ctrl_c() {
+    if let Err(e) = tokio::signal::ctrl_c().await {
+        tracing::warn!("cannot listen for Ctrl-C: {e}");
+        std::future::pending::<()>().await;
+    }
+}
+
+fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    match cli.command {
+        Command::Check { config, profiles } => match load_config(&config, profiles.as_deref()) {
+            Ok(c) => {
+                emit(&format!(
+                    "{}: ok: site `{}`, {} devices on {} connections, profiles from {}\n",
+                    config.display(),
+                    c.site_name,
+                    c.devices.len(),
+                    c.connections.len(),
+                    c.profiles_from
+                ));
+                Ok(ExitCode::SUCCESS)
+            }
+            Err(d) => {
+                eprintln!("{d}\n{} error(s)", d.len());
+                Ok(ExitCode::from(1))
+            }
+        },
+        Command::Export {
+            what:
+                Export::ModbusMap {
+                    config,
+                    profiles,
+                    format,
+                },
+        } => {
+            let c = match config {
+                Some(path) => match load_config(&path, profiles.as_deref()) {
+                    Ok(c) => c,
+                    Err(d) => {
+                        eprintln!("{d}");
+                        return Ok(ExitCode::from(1));
+                    }
+                },
+                None => demo::demo_config(DemoPorts::default().sim_gateway, &DemoPorts::default())?,
+            };
+            let store = Store::new(&c, 16);
+            let order = c.modbus.as_ref().map(|m| m.word_order).unwrap_or_default();
+            let map = modbus_map::build(&c, &store, order);
+            emit(&modbus_map::export(&map, &c, &store, matches!(format, Format::Md)));
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Run { config, profiles } => {
+            let c = match load_config(&config, profiles.as_deref()) {
+                Ok(c) => c,
+                Err(d) => {
+                    eprintln!("{d}");
+                    return Ok(ExitCode::from(1));
+                }
+            };
+            runtime()?.block_on(async move {
+                let bridge = busbar::app::start(c).await?;
+                print_endpoints(&bridge, None);
+                ctrl_c().await;
+                tracing::info!("stopping");
+                bridge.stop().await;
+                Ok::<_, anyhow::Error>(())
+            })?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Demo {
+            modbus,
+            http,
+            sim_gateway,
+            sim_control,
+            speed,
+        } => {
+            if !(speed > 0.0 && speed <= 10_000.0) {
+                anyhow::bail!("--speed must be within (0, 10000]");
+            }
+            let ports = DemoPorts {
+                sim_gateway,
+                sim_control,
+                modbus,
+                http,
+            };
+            runtime()?.block_on(async move {
+                let (sim, bridge) = demo::start(&ports, speed).await?;
+                print_endpoints(&bridge, Some(&sim));
+                ctrl_c().await;
+                tracing::info!("stopping");
+                bridge.stop().await;
+                sim.stop().await;
+                Ok::<_, anyhow::Error>(())
+            })?;
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
+fn print_endpoints(bridge: &busbar::app::Bridge, sim: Option<&busbar_sim::runner::Running>) {
+    let mut o = format!(
+        "busbar: site `{}`, {} devices, {} points\n",
+        bridge.store.site_name,
+        bridge.store.device_count(),
+        bridge.store.len()
+    );
+    if let Some(a) = bridge.modbus {
+        o.push_str(&format!(
+            "  modbus-tcp server : {a}  (unit id per device: `busbar export modbus-map`)\n"
+        ));
+    }
+    if let Some(a) = bridge.http {
+        o.push_str(&format!(
+            "  http api         : http://{a}/api/points   metrics: http://{a}/metrics\n"
+        ));
+    }
+    if let Some(s) = sim {
+        o.push_str(&format!("  simulator gateway: {}\n", s.gateway()));
+        if let Some(c) = s.control {
+            o.push_str(&format!("  simulator control: http://{c}/api/devices   e.g. curl -XPOST http://{c}/api/devices/ats/events -H 'content-type: application/json' -d '{{\"event\":\"mains_lost\"}}'\n"));
+        }
+    }
+    emit(&o);
+}

@@ -1,0 +1,6 @@
+//! Northbound servers: each serves the point store in its protocol, reads from the store and
+//! sends writes through [`crate::acquisition::Acquisition`]. Quality is mapped to each protocol
+//! in exactly one place, in that protocol's module.
+
+pub mod modbus;
+pub mod modbus_map;
