@@ -76,6 +76,70 @@ class Simulator:
                 self.proc.wait()
 
 
+class Demo:
+    """A running `busbar demo` (simulator + bridge in one process) on free ports."""
+
+    def __init__(self):
+        self.proc = subprocess.Popen(
+            [find_binary("busbar"), "demo", "--modbus", "127.0.0.1:0", "--http", "127.0.0.1:0",
+             "--sim-gateway", "127.0.0.1:0", "--sim-control", "127.0.0.1:0"],
+            cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
+        )
+        self.modbus = self.http = self.control = None
+        deadline = time.time() + 20
+        while time.time() < deadline and None in (self.modbus, self.http, self.control):
+            line = self.proc.stdout.readline()
+            if not line:
+                break
+            if m := re.search(r"modbus-tcp server : 127\.0\.0\.1:(\d+)", line):
+                self.modbus = int(m.group(1))
+            if m := re.search(r"http api +: (http://[0-9.:]+)", line):
+                self.http = m.group(1)
+            if m := re.search(r"simulator control: (http://[0-9.:]+)", line):
+                self.control = m.group(1)
+        if None in (self.modbus, self.http, self.control):
+            self.stop()
+            raise RuntimeError("busbar demo did not report its endpoints")
+        self.map = self._export_map()
+
+    def _export_map(self):
+        out = subprocess.run([find_binary("busbar"), "export", "modbus-map", "--format", "csv"],
+                             cwd=ROOT, capture_output=True, text=True, check=True)
+        import csv, io
+        return {row["point_id"]: row for row in csv.DictReader(io.StringIO(out.stdout))}
+
+    def get(self, base, path):
+        with urllib.request.urlopen(base + path, timeout=5) as r:
+            return json.loads(r.read())
+
+    def post(self, base, path, body):
+        req = urllib.request.Request(base + path, data=json.dumps(body).encode(), method="POST",
+                                     headers={"Content-Type": "application/json"})
+        with urllib.request.urlopen(req, timeout=5) as r:
+            return json.loads(r.read())
+
+    def wait_good(self, point_id, timeout=10):
+        deadline = time.time() + timeout
+        while time.time() < deadline:
+            p = self.get(self.http, "/api/points/" + point_id)
+            if p["quality"] == "good":
+                return p
+            time.sleep(0.2)
+        raise AssertionError(f"{point_id} not good")
+
+    def stop(self):
+        Simulator.stop(self)
+
+
+@pytest.fixture
+def demo():
+    d = Demo()
+    try:
+        yield d
+    finally:
+        d.stop()
+
+
 @pytest.fixture
 def sim():
     s = Simulator()

@@ -1,0 +1,71 @@
+//! Configuration validation: every error with file, line and path, without the network.
+
+use busbar::config::parse_config;
+use busbar_core::profile::embedded;
+
+fn check(text: &str) -> String {
+    let profiles = embedded::profiles().unwrap_or_else(|e| panic!("{e}"));
+    match parse_config("c.yaml", text, &profiles, "<embedded>") {
+        Ok(_) => String::new(),
+        Err(d) => d.to_string(),
+    }
+}
+
+#[test]
+fn shipped_demo_config_is_valid() {
+    assert_eq!(check(busbar::demo::DEMO_CONFIG), "");
+}
+
+#[test]
+fn every_error_is_reported_with_its_line() {
+    let text = r#"
+site: { name: S, id: s }
+connections:
+  - { name: gw, tcp: { host: 127.0.0.1, port: 15020 } }
+  - { name: gw2, tcp: { host: 127.0.0.1, port: 15020 } }
+  - { name: bus, rtu: { device: /dev/ttyUSB0, parity: weird } }
+devices:
+  - { name: m1, profile: socomec-diris-a40, connection: gw, unit_id: 1 }
+  - { name: m1, profile: socomec-diris-a40, connection: gw, unit_id: 2 }
+  - { name: m2, profile: nope, connection: gw, unit_id: 3 }
+  - { name: m3, profile: socomec-diris-a40, connection: gw, unit_id: 1 }
+  - { name: m4, profile: socomec-diris-a40, connection: ghost, unit_id: 4 }
+  - { name: m5, profile: socomec-diris-a40, connection: gw, unit_id: 5, points: { v1: { writable: true } } }
+  - { name: m6, profile: fafnir-visy-tanks, connection: gw, unit_id: 6, blocks: { tank: 17, pipe: 2 } }
+  - { name: m7, profile: socomec-diris-a40, connection: bus, unit_id: 0 }
+servers:
+  modbus: { listen: "127.0.0.1:8080" }
+  http: { listen: "127.0.0.1:8080" }
+"#;
+    let t = check(text);
+    for want in [
+        "c.yaml:5: connections[1] (gw2): 127.0.0.1:15020 is already used by `gw`",
+        "c.yaml:6: connections[2] (bus): rtu.parity `weird` is not none, even or odd",
+        "c.yaml:9: devices[1] (m1): duplicate device name",
+        "c.yaml:10: devices[2] (m2): unknown profile `nope`",
+        "c.yaml:11: devices[3] (m3): unit id 1 is already used by `m1` on connection `gw`",
+        "c.yaml:12: devices[4] (m4): unknown connection `ghost`",
+        "c.yaml:13: devices[5] (m5).points.v1: `v1` is read-only in profile `socomec-diris-a40`",
+        "c.yaml:14: devices[6] (m6).blocks.tank: 17 instances, the profile declares 16",
+        "c.yaml:14: devices[6] (m6).blocks.pipe: profile `fafnir-visy-tanks` has no block `pipe`",
+        "c.yaml:15: devices[7] (m7): unit_id 0 is outside 1..=247",
+        "servers.http.listen: 127.0.0.1:8080 is already claimed by the modbus server",
+    ] {
+        assert!(t.contains(want), "missing `{want}` in:\n{t}");
+    }
+}
+
+#[test]
+fn unknown_keys_are_errors_and_defaults_are_safe() {
+    let t = check("site: { name: S, id: s }\nconnections: []\ndevices: []\ncolour: red\n");
+    assert!(t.contains("c.yaml:4") && t.contains("colour"), "{t}");
+    let profiles = embedded::profiles().unwrap_or_else(|e| panic!("{e}"));
+    let text = "site: { name: S, id: s }\nconnections: [{ name: gw, tcp: { host: h, port: 1 } }]\ndevices:\n  - { name: a, profile: socomec-atys-pm, connection: gw, unit_id: 1, points: { command: { writable: true } } }\nservers: { modbus: {}, http: {} }\n";
+    let c = parse_config("d.yaml", text, &profiles, "x").unwrap_or_else(|e| panic!("{e}"));
+    assert!(!c.writes_enabled, "writes are off unless enabled globally");
+    assert_eq!(c.modbus.as_ref().map(|m| m.listen.to_string()), Some("127.0.0.1:5020".into()));
+    assert_eq!(c.http.as_ref().map(|m| m.listen.to_string()), Some("127.0.0.1:8080".into()));
+    let store = busbar::store::Store::new(&c, 16);
+    let p = store.find("a/command").unwrap_or(u32::MAX);
+    assert_eq!(store.meta(p).map(|m| m.writable), Some(false), "per-point writable alone is not enough");
+}
