@@ -138,6 +138,7 @@ async fn simulated_devices_row(n: usize, window: Duration) -> anyhow::Result<Str
 
 async fn modbus_rows(window: Duration) -> anyhow::Result<Vec<String>> {
     let mut rows = Vec::new();
+    let mut pymodbus = None;
     // busbar-sim serving the demo site.
     let port = free_port()?;
     let sim = Proc(
@@ -191,14 +192,184 @@ async fn modbus_rows(window: Duration) -> anyhow::Result<Vec<String>> {
                 let (theirs, errors) =
                     read_load(SocketAddr::from(([127, 0, 0, 1], pport)), 2, 50512, 38, 8, window).await?;
                 let their_cpu = cpu.percent();
-                rows.push(format!("| modbus: pymodbus 3 server, same load | {theirs:.0} req/s | {their_cpu:.0} % CPU, {errors} errors | ratio {:.1}x (target >= 20x) |", ours / theirs.max(1e-9)));
+                rows.push(format!("| modbus: pymodbus 3 server, same load | {theirs:.0} req/s | {their_cpu:.0} % CPU, {errors} errors | busbar-sim / pymodbus {:.1}x (target >= 20x) |", ours / theirs.max(1e-9)));
+                pymodbus = Some(theirs);
             } else {
                 rows.push("| modbus: pymodbus server | did not start (pip install pymodbus) | | |".into());
             }
         }
         Err(e) => rows.push(format!("| modbus: pymodbus server | not run: {e} | | |")),
     }
+    let (bridge, bridge_row) = northbound_row(window).await?;
+    rows.push(bridge_row);
+    rows.push(format!(
+        "| modbus: busbar northbound vs peers, same run | {:.1}x pymodbus (target >= 20x) | {:.0} % of the echo limit (target >= 50 %) | |",
+        pymodbus.map_or(f64::NAN, |p| bridge / p.max(1e-9)),
+        100.0 * bridge / limit.max(1e-9)
+    ));
     Ok(rows)
+}
+
+/// The bridge's config for the scaled site: the demo config's devices repeated like
+/// [`scaled_scenario`] repeats the demo scenario's, one connection per simulator port.
+fn scaled_config(n: usize, sim_port: u16, http_port: u16) -> anyhow::Result<String> {
+    let demo = demo_scenario().map_err(|e| anyhow::anyhow!("{e}"))?;
+    let profiles = busbar_core::profile::embedded::profiles().map_err(|e| anyhow::anyhow!("{e}"))?;
+    let demo_cfg = busbar::config::parse_config("demo", busbar::demo::DEMO_CONFIG, &profiles, "")
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    let ports = n.div_ceil(200);
+    let connections: Vec<Value> = (0..ports)
+        .map(|p| json!({"name": format!("gw{p}"), "tcp": {"host": "127.0.0.1", "port": sim_port + p as u16}}))
+        .collect();
+    let mut devices = Vec::new();
+    for k in 0..n {
+        let (g, i) = (k / demo.devices.len(), k % demo.devices.len());
+        let d = &demo.devices[i];
+        let cfg = demo_cfg.devices.iter().find(|c| c.name == d.name);
+        let mut blocks = serde_json::Map::new();
+        if let Some(c) = cfg {
+            // Acquire the block instances the demo config acquires.
+            for p in c.acquired.iter().filter_map(|&k| c.profile.points[k].block.as_ref()) {
+                let e = blocks.entry(p.name.clone()).or_insert(json!(0));
+                if e.as_u64().unwrap_or(0) < u64::from(p.index) {
+                    *e = json!(p.index);
+                }
+            }
+        }
+        devices.push(json!({
+            "name": format!("{}_{g}", d.name),
+            "profile": d.profile.name,
+            "connection": format!("gw{}", k / 200),
+            "unit_id": k % 200 + 1,
+            "poll_interval_ms": 1000,
+            "timeout_ms": 1000,
+            "blocks": blocks,
+        }));
+    }
+    let doc = json!({
+        "site": {"name": format!("bench {n}"), "id": format!("bench-{n}")},
+        "connections": connections,
+        "devices": devices,
+        "servers": {"http": {"listen": format!("127.0.0.1:{http_port}")}},
+    });
+    Ok(serde_json::to_string_pretty(&doc)?)
+}
+
+/// GET a path over plain HTTP/1.1 (no client dependency).
+async fn http_get(port: u16, path: &str) -> anyhow::Result<String> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut s = tokio::net::TcpStream::connect(("127.0.0.1", port)).await?;
+    s.write_all(format!("GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").as_bytes())
+        .await?;
+    let mut buf = Vec::new();
+    s.read_to_end(&mut buf).await?;
+    let text = String::from_utf8_lossy(&buf).to_string();
+    Ok(text
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_string())
+        .unwrap_or_default())
+}
+
+/// Sum of a per-device metric, and its per-device values.
+fn metric(text: &str, name: &str) -> Vec<f64> {
+    text.lines()
+        .filter(|l| l.starts_with(name) && l[name.len()..].starts_with('{'))
+        .filter_map(|l| l.rsplit_once(' ').and_then(|(_, v)| v.parse().ok()))
+        .collect()
+}
+
+async fn acquisition_row(n: usize, window: Duration) -> anyhow::Result<String> {
+    let dir = std::env::temp_dir().join(format!("busbar-bench-{}", std::process::id()));
+    std::fs::create_dir_all(&dir)?;
+    let sim_port = free_port()?;
+    let scenario = dir.join(format!("acq-{n}.yaml"));
+    std::fs::write(&scenario, scaled_scenario(n, sim_port)?)?;
+    let _sim = Proc(sim_cmd(&scenario, &[]).spawn().context("start busbar-sim")?);
+    wait_port(sim_port).await?;
+    let http_port = free_port()?;
+    let config = dir.join(format!("bridge-{n}.yaml"));
+    std::fs::write(&config, scaled_config(n, sim_port, http_port)?)?;
+    let bridge = Proc(
+        Command::new(binary("busbar"))
+            .arg("run")
+            .arg("--config")
+            .arg(&config)
+            .arg("--profiles")
+            .arg(repo_root().join("profiles"))
+            .env("BUSBAR_LOG", "warn")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .context("start busbar (build it with --release)")?,
+    );
+    wait_port(http_port).await?;
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let m0 = http_get(http_port, "/metrics").await?;
+    let t0 = std::time::Instant::now();
+    let w = CpuWindow::start(bridge.0.id());
+    tokio::time::sleep(window).await;
+    let cpu = w.percent();
+    let m1 = http_get(http_port, "/metrics").await?;
+    let dt = t0.elapsed().as_secs_f64();
+    let rss = rss_mib(bridge.0.id()).unwrap_or(f64::NAN);
+    let (p0, p1, pts) = (
+        metric(&m0, "busbar_device_polls_total"),
+        metric(&m1, "busbar_device_polls_total"),
+        metric(&m1, "busbar_device_points"),
+    );
+    let points_per_s: f64 = p0.iter().zip(&p1).zip(&pts).map(|((a, b), n)| (b - a) * n).sum::<f64>() / dt;
+    let polls_per_s: f64 = p0.iter().zip(&p1).map(|(a, b)| b - a).sum::<f64>() / dt;
+    let online = metric(&m1, "busbar_device_online")
+        .iter()
+        .filter(|v| **v == 1.0)
+        .count();
+    let late_sum: f64 = metric(&m1, "busbar_device_poll_lateness_seconds_sum")
+        .iter()
+        .sum::<f64>()
+        - metric(&m0, "busbar_device_poll_lateness_seconds_sum")
+            .iter()
+            .sum::<f64>();
+    let late_max = metric(&m1, "busbar_device_poll_lateness_seconds_max")
+        .iter()
+        .cloned()
+        .fold(0.0, f64::max);
+    let mean_late_ms = 1000.0 * late_sum / (polls_per_s * dt).max(1.0);
+    Ok(format!(
+        "| bridge: acquire {n} devices at 1 s poll ({online} online) | {points_per_s:.0} points/s, {polls_per_s:.0} polls/s | {cpu:.1} % of a core, {rss:.0} MiB RSS | poll lateness mean {mean_late_ms:.1} ms, max {:.0} ms; target: 1000 devices < 50 % |",
+        late_max * 1000.0
+    ))
+}
+
+async fn northbound_row(window: Duration) -> anyhow::Result<(f64, String)> {
+    let ports: Vec<u16> = (0..4).map(|_| free_port()).collect::<Result<_, _>>()?;
+    let demo = Proc(
+        Command::new(binary("busbar"))
+            .args([
+                "demo",
+                "--modbus",
+                &format!("127.0.0.1:{}", ports[0]),
+                "--http",
+                &format!("127.0.0.1:{}", ports[1]),
+            ])
+            .args([
+                "--sim-gateway",
+                &format!("127.0.0.1:{}", ports[2]),
+                "--sim-control",
+                &format!("127.0.0.1:{}", ports[3]),
+            ])
+            .env("BUSBAR_LOG", "warn")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .context("start busbar demo")?,
+    );
+    wait_port(ports[0]).await?;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let cpu = CpuWindow::start(demo.0.id());
+    // 38 registers of the main meter (19 float32 points), like the simulator rows.
+    let (rate, errors) = read_load(SocketAddr::from(([127, 0, 0, 1], ports[0])), 2, 100, 38, 8, window).await?;
+    let used = cpu.percent();
+    Ok((rate, format!("| modbus: busbar northbound server, 8 clients, FC03 x38 regs | {rate:.0} req/s | {used:.0} % CPU (bridge + simulator process), {errors} errors | |")))
 }
 
 pub async fn run_all(args: &Args) -> anyhow::Result<String> {
@@ -225,6 +396,11 @@ pub async fn run_all(args: &Args) -> anyhow::Result<String> {
     }
     if want("modbus") {
         out.extend(modbus_rows(window).await?);
+    }
+    if want("bridge") {
+        for n in [100, 1000] {
+            out.push(acquisition_row(n, window).await?);
+        }
     }
     Ok(out.join("\n"))
 }

@@ -434,7 +434,7 @@ pub fn parse_config(file: &str, text: &str, profiles: &ProfileSet, profiles_from
     let mut devices: Vec<Device> = Vec::new();
     let mut names = HashMap::new();
     let mut units = HashMap::new();
-    let mut north_units = HashMap::new();
+    let mut north_units = Vec::new();
     for (i, sd) in doc.devices.iter().enumerate() {
         let dv = &sd.value;
         let line = sd.referenced.line();
@@ -502,8 +502,9 @@ pub fn parse_config(file: &str, text: &str, profiles: &ProfileSet, profiles_from
                 ),
             );
         }
+        // Checked below, once we know whether the Modbus server is enabled.
         let modbus_unit_id = match dv.modbus_unit_id {
-            None => u8::try_from(i + 1).unwrap_or(0),
+            None => u8::try_from(i + 1).ok().filter(|u| *u <= 247).unwrap_or(0),
             Some(u) => match u8::try_from(u) {
                 Ok(u) if (1..=247).contains(&u) => u,
                 _ => {
@@ -512,22 +513,7 @@ pub fn parse_config(file: &str, text: &str, profiles: &ProfileSet, profiles_from
                 }
             },
         };
-        if modbus_unit_id == 0 {
-            d.push(
-                file,
-                line,
-                &path,
-                "more than 247 devices: give modbus_unit_id explicitly (several servers come later)",
-            );
-        }
-        if let Some(other) = north_units.insert(modbus_unit_id, dv.name.clone()) {
-            d.push(
-                file,
-                line,
-                &path,
-                format!("northbound modbus unit id {modbus_unit_id} is already used by `{other}`"),
-            );
-        }
+        north_units.push((modbus_unit_id, line, path.clone(), dv.name.clone()));
         // Block instances to acquire.
         let mut block_limit: HashMap<&str, u16> = HashMap::new();
         for (block, count) in &dv.blocks {
@@ -696,6 +682,26 @@ pub fn parse_config(file: &str, text: &str, profiles: &ProfileSet, profiles_from
         }
         _ => None,
     };
+    if modbus.is_some() {
+        let mut seen: HashMap<u8, String> = HashMap::new();
+        for (unit, line, path, name) in &north_units {
+            if *unit == 0 {
+                d.push(
+                    file,
+                    *line,
+                    path,
+                    "more than 247 devices on one Modbus server: give this device a modbus_unit_id",
+                );
+            } else if let Some(other) = seen.insert(*unit, name.clone()) {
+                d.push(
+                    file,
+                    *line,
+                    path,
+                    format!("northbound modbus unit id {unit} is already used by `{other}`"),
+                );
+            }
+        }
+    }
     let http = match &doc.servers.http {
         Some(s) if s.value.enabled => {
             let line = s.referenced.line();

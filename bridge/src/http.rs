@@ -220,64 +220,59 @@ fn label(v: &str) -> String {
 
 async fn metrics(State(s): State<ApiState>) -> Response {
     let mut o = String::new();
-    let head = |o: &mut String, name: &str, kind: &str, help: &str| {
-        let _ = writeln!(o, "# HELP {name} {help}\n# TYPE {name} {kind}");
-    };
     let n = s.store.device_count();
     let statuses: Vec<_> = (0..n)
         .map(|d| s.store.status(d).map(|g| g.clone()).unwrap_or_default())
         .collect();
     let names: Vec<String> = (0..n).map(|d| label(s.store.device_name(d))).collect();
-    head(
-        &mut o,
+    let acquired: Vec<usize> = (0..n)
+        .map(|d| {
+            s.store
+                .device_points(d)
+                .filter(|p| s.store.meta(*p).is_some_and(|m| m.acquired))
+                .count()
+        })
+        .collect();
+    let mut per_device = |name: &str, kind: &str, help: &str, value: &dyn Fn(usize) -> String| {
+        let _ = writeln!(o, "# HELP {name} {help}\n# TYPE {name} {kind}");
+        for d in 0..n {
+            let _ = writeln!(o, "{name}{{device=\"{}\"}} {}", names[d], value(d));
+        }
+    };
+    per_device(
         "busbar_device_online",
         "gauge",
         "1 when the device answered its last poll.",
+        &|d| u8::from(statuses[d].online).to_string(),
     );
-    for d in 0..n {
-        let _ = writeln!(
-            o,
-            "busbar_device_online{{device=\"{}\"}} {}",
-            names[d],
-            u8::from(statuses[d].online)
-        );
-    }
-    head(&mut o, "busbar_device_polls_total", "counter", "Polls of the device.");
-    for d in 0..n {
-        let _ = writeln!(
-            o,
-            "busbar_device_polls_total{{device=\"{}\"}} {}",
-            names[d], statuses[d].polls
-        );
-    }
-    head(
-        &mut o,
+    per_device("busbar_device_polls_total", "counter", "Polls of the device.", &|d| {
+        statuses[d].polls.to_string()
+    });
+    per_device(
         "busbar_device_failures_total",
         "counter",
         "Failed polls (no answer or an exception).",
+        &|d| statuses[d].failures.to_string(),
     );
-    for d in 0..n {
-        let _ = writeln!(
-            o,
-            "busbar_device_failures_total{{device=\"{}\"}} {}",
-            names[d], statuses[d].failures
-        );
-    }
-    head(&mut o, "busbar_device_points", "gauge", "Points of the device.");
-    for d in 0..n {
-        let _ = writeln!(
-            o,
-            "busbar_device_points{{device=\"{}\"}} {}",
-            names[d],
-            s.store.device_points(d).len()
-        );
-    }
-    head(
-        &mut o,
-        "busbar_device_rtt_seconds",
-        "histogram",
-        "Round-trip time of the device's requests.",
+    per_device(
+        "busbar_device_points",
+        "gauge",
+        "Points the device's polls acquire.",
+        &|d| acquired[d].to_string(),
     );
+    per_device(
+        "busbar_device_poll_lateness_seconds_max",
+        "gauge",
+        "Largest delay of a poll behind its schedule.",
+        &|d| statuses[d].jitter_max_s.to_string(),
+    );
+    per_device(
+        "busbar_device_poll_lateness_seconds_sum",
+        "counter",
+        "Sum of poll delays behind schedule (divide by polls).",
+        &|d| statuses[d].jitter_sum_s.to_string(),
+    );
+    let _ = writeln!(o, "# HELP busbar_device_rtt_seconds Round-trip time of the device's requests.\n# TYPE busbar_device_rtt_seconds histogram");
     for d in 0..n {
         let st = &statuses[d];
         for (i, b) in RTT_BUCKETS_MS.iter().enumerate() {
@@ -305,58 +300,44 @@ async fn metrics(State(s): State<ApiState>) -> Response {
             names[d], st.rtt_total
         );
     }
-    head(
-        &mut o,
-        "busbar_device_poll_lateness_seconds_max",
-        "gauge",
-        "Largest delay of a poll behind its schedule.",
-    );
-    for d in 0..n {
-        let _ = writeln!(
-            o,
-            "busbar_device_poll_lateness_seconds_max{{device=\"{}\"}} {}",
-            names[d], statuses[d].jitter_max_s
-        );
+    let mut by_quality = std::collections::BTreeMap::new();
+    for x in s.store.samples().iter() {
+        *by_quality.entry(x.quality.as_str()).or_insert(0u64) += 1;
     }
-    let quality_counts = {
-        let samples = s.store.samples();
-        let mut m = std::collections::BTreeMap::new();
-        for x in samples.iter() {
-            *m.entry(x.quality.as_str()).or_insert(0u64) += 1;
-        }
-        m
-    };
-    head(&mut o, "busbar_points", "gauge", "Points by quality.");
-    for (q, c) in quality_counts {
+    let _ = writeln!(o, "# HELP busbar_points Points by quality.\n# TYPE busbar_points gauge");
+    for (q, c) in by_quality {
         let _ = writeln!(o, "busbar_points{{quality=\"{q}\"}} {c}");
     }
-    for (metric, help, kind, get) in [
-        ("busbar_server_connections_total", "Connections accepted.", "counter", 0),
+    let counters: [(&str, &str, &str, fn(&Stats) -> u64); 5] = [
+        (
+            "busbar_server_connections_total",
+            "counter",
+            "Connections accepted.",
+            |st| st.connections_accepted.load(Ordering::Relaxed),
+        ),
         (
             "busbar_server_connections_refused_total",
-            "Connections refused at the limit.",
             "counter",
-            1,
+            "Connections refused at the limit.",
+            |st| st.connections_refused.load(Ordering::Relaxed),
         ),
-        ("busbar_server_connections_open", "Connections open.", "gauge", 2),
-        ("busbar_server_requests_total", "Requests received.", "counter", 3),
+        ("busbar_server_connections_open", "gauge", "Connections open.", |st| {
+            st.connections_open.load(Ordering::Relaxed)
+        }),
+        ("busbar_server_requests_total", "counter", "Requests received.", |st| {
+            st.requests.load(Ordering::Relaxed)
+        }),
         (
             "busbar_server_errors_total",
-            "Exceptions answered and framing errors.",
             "counter",
-            4,
+            "Exceptions answered and framing errors.",
+            |st| st.errors.load(Ordering::Relaxed),
         ),
-    ] {
-        head(&mut o, metric, kind, help);
+    ];
+    for (metric, kind, help, get) in counters {
+        let _ = writeln!(o, "# HELP {metric} {help}\n# TYPE {metric} {kind}");
         for (name, st) in &s.servers {
-            let v = match get {
-                0 => st.connections_accepted.load(Ordering::Relaxed),
-                1 => st.connections_refused.load(Ordering::Relaxed),
-                2 => st.connections_open.load(Ordering::Relaxed),
-                3 => st.requests.load(Ordering::Relaxed),
-                _ => st.errors.load(Ordering::Relaxed),
-            };
-            let _ = writeln!(o, "{metric}{{server=\"{}\"}} {v}", label(name));
+            let _ = writeln!(o, "{metric}{{server=\"{}\"}} {}", label(name), get(st));
         }
     }
     ([("content-type", "text/plain; version=0.0.4")], o).into_response()

@@ -63,9 +63,19 @@ fn unknown_keys_are_errors_and_defaults_are_safe() {
     let text = "site: { name: S, id: s }\nconnections: [{ name: gw, tcp: { host: h, port: 1 } }]\ndevices:\n  - { name: a, profile: socomec-atys-pm, connection: gw, unit_id: 1, points: { command: { writable: true } } }\nservers: { modbus: {}, http: {} }\n";
     let c = parse_config("d.yaml", text, &profiles, "x").unwrap_or_else(|e| panic!("{e}"));
     assert!(!c.writes_enabled, "writes are off unless enabled globally");
-    assert_eq!(c.modbus.as_ref().map(|m| m.listen.to_string()), Some("127.0.0.1:5020".into()));
-    assert_eq!(c.http.as_ref().map(|m| m.listen.to_string()), Some("127.0.0.1:8080".into()));
+    assert_eq!(
+        c.modbus.as_ref().map(|m| m.listen.to_string()),
+        Some("127.0.0.1:5020".into())
+    );
+    assert_eq!(
+        c.http.as_ref().map(|m| m.listen.to_string()),
+        Some("127.0.0.1:8080".into())
+    );
     let store = busbar::store::Store::new(&c, 16);
     let p = store.find("a/command").unwrap_or(u32::MAX);
-    assert_eq!(store.meta(p).map(|m| m.writable), Some(false), "per-point writable alone is not enough");
+    assert_eq!(
+        store.meta(p).map(|m| m.writable),
+        Some(false),
+        "per-point writable alone is not enough"
+    );
 }

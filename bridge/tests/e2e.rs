@@ -342,3 +342,40 @@ async fn northbound_modbus_serves_points_and_a_write_transfers_the_ats() {
     bridge.stop().await;
     sim.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn malformed_frames_and_connection_floods_never_stop_the_northbound_server() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let (sim, bridge) = start().await;
+    let addr = bridge.modbus.unwrap_or_else(any);
+    let junk: [&[u8]; 4] = [
+        b"\x16\x03\x01\x00\xa5 TLS hello?",
+        &[0, 1, 0, 7, 0, 6, 1, 3, 0, 100, 0, 1],
+        &[0, 1, 0, 0, 0xFF, 0xFF, 1, 3],
+        &[0, 1, 0, 0, 0, 2, 2, 0x2B],
+    ];
+    for bytes in junk {
+        if let Ok(mut s) = tokio::net::TcpStream::connect(addr).await {
+            let _ = s.write_all(bytes).await;
+            let mut sink = [0u8; 64];
+            let _ = tokio::time::timeout(Duration::from_millis(200), s.read(&mut sink)).await;
+        }
+    }
+    let mut held = Vec::new();
+    for _ in 0..150 {
+        if let Ok(s) = tokio::net::TcpStream::connect(addr).await {
+            held.push(s);
+        }
+    }
+    drop(held);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    wait_for("meter good", Duration::from_secs(5), || {
+        quality(&bridge, "main_meter/v1") == Quality::Good
+    })
+    .await;
+    let mut c = Client::connect(addr).await.unwrap_or_else(|e| panic!("{e}"));
+    let status = c.read_holding(2, 0, 1).await.ok();
+    assert_eq!(status, Some(Ok(vec![1])), "still serving after the abuse");
+    bridge.stop().await;
+    sim.stop().await;
+}

@@ -9,22 +9,45 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
 async fn http(addr: SocketAddr, method: &str, path: &str, headers: &str, body: &str) -> (u16, String) {
-    let Ok(mut s) = TcpStream::connect(addr).await else { return (0, String::new()) };
+    let Ok(mut s) = TcpStream::connect(addr).await else {
+        return (0, String::new());
+    };
     let req = format!("{method} {path} HTTP/1.1\r\nHost: x\r\n{headers}Content-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}", body.len());
     let _ = s.write_all(req.as_bytes()).await;
     let mut buf = Vec::new();
     let _ = s.read_to_end(&mut buf).await;
     let text = String::from_utf8_lossy(&buf).to_string();
     let status = text.split_whitespace().nth(1).and_then(|c| c.parse().ok()).unwrap_or(0);
-    (status, text.split_once("\r\n\r\n").map(|(_, b)| b.to_string()).unwrap_or_default())
+    (
+        status,
+        text.split_once("\r\n\r\n")
+            .map(|(_, b)| b.to_string())
+            .unwrap_or_default(),
+    )
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn api_reads_writes_with_a_token_and_exports_metrics() {
     let any = SocketAddr::from(([127, 0, 0, 1], 0));
     let scenario = busbar_sim::load::demo_scenario().unwrap_or_else(|e| panic!("{e}"));
-    let sim = runner::start(&scenario, RunOptions { listen: Some(any), ..RunOptions::default() }).await.unwrap_or_else(|e| panic!("{e}"));
-    let mut config = demo_config(sim.gateway(), &DemoPorts { modbus: any, http: any, ..DemoPorts::default() }).unwrap_or_else(|e| panic!("{e}"));
+    let sim = runner::start(
+        &scenario,
+        RunOptions {
+            listen: Some(any),
+            ..RunOptions::default()
+        },
+    )
+    .await
+    .unwrap_or_else(|e| panic!("{e}"));
+    let mut config = demo_config(
+        sim.gateway(),
+        &DemoPorts {
+            modbus: any,
+            http: any,
+            ..DemoPorts::default()
+        },
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
     for d in &mut config.devices {
         d.poll_interval = Duration::from_millis(200);
     }
@@ -43,7 +66,10 @@ async fn api_reads_writes_with_a_token_and_exports_metrics() {
     let p: serde_json::Value = serde_json::from_str(&body).unwrap_or_default();
     assert_eq!(p["unit"], "V");
     assert_eq!(p["quality"], "good");
-    assert!(p["value"].as_f64().is_some_and(|v| (207.0..253.0).contains(&v)), "{body}");
+    assert!(
+        p["value"].as_f64().is_some_and(|v| (207.0..253.0).contains(&v)),
+        "{body}"
+    );
     assert!(p["source_time"].as_str().is_some_and(|t| t.ends_with('Z')));
 
     let (_, body) = http(a, "GET", "/api/points?device=tanks&quality=good", "", "").await;
@@ -65,17 +91,28 @@ async fn api_reads_writes_with_a_token_and_exports_metrics() {
     assert_eq!(st, 422, "{body}");
     let (st, body) = http(a, "POST", "/api/points/ev1/current_limit", auth, r#"{"value": 12}"#).await;
     assert_eq!(st, 200, "{body}");
-    assert!(body.contains("\"outcome\":\"done\"") && body.contains("\"read_back\":12.0"), "{body}");
+    assert!(
+        body.contains("\"outcome\":\"done\"") && body.contains("\"read_back\":12.0"),
+        "{body}"
+    );
     let truth = {
         let site = sim.site.lock().unwrap_or_else(|p| p.into_inner());
         let i = site.device_index("ev1").unwrap_or(0);
-        site.truth(i).into_iter().find(|(n, _, _)| n == "current_limit").map_or(0.0, |(_, v, _)| v)
+        site.truth(i)
+            .into_iter()
+            .find(|(n, _, _)| n == "current_limit")
+            .map_or(0.0, |(_, v, _)| v)
     };
     assert_eq!(truth, 12.0, "the simulated charger took the limit");
 
     let (st, body) = http(a, "GET", "/metrics", "", "").await;
     assert_eq!(st, 200);
-    for want in ["busbar_device_online{device=\"ats\"} 1", "busbar_device_rtt_seconds_bucket{device=\"main_meter\",le=\"+Inf\"}", "busbar_server_requests_total{server=\"modbus\"}", "busbar_points{quality=\"good\"}"] {
+    for want in [
+        "busbar_device_online{device=\"ats\"} 1",
+        "busbar_device_rtt_seconds_bucket{device=\"main_meter\",le=\"+Inf\"}",
+        "busbar_server_requests_total{server=\"modbus\"}",
+        "busbar_points{quality=\"good\"}",
+    ] {
         assert!(body.contains(want), "metrics lack `{want}`");
     }
     bridge.stop().await;
