@@ -170,6 +170,8 @@ pub enum Fault {
     Garbage,
     /// The connection is closed when a request for this device arrives.
     DropConnection,
+    /// On an RTU line, answers carry a wrong CRC (noise on the bus). No effect on TCP.
+    BadCrc,
 }
 
 impl Fault {
@@ -182,6 +184,7 @@ impl Fault {
             Fault::OutOfRange { .. } => "out_of_range",
             Fault::Garbage => "garbage",
             Fault::DropConnection => "drop_connection",
+            Fault::BadCrc => "bad_crc",
         }
     }
 }

@@ -35,7 +35,7 @@ impl Gateway {
         Gateway { name, units, site }
     }
 
-    async fn respond(&self, header: Header, pdu: &[u8], out: &mut Vec<u8>) -> Answer {
+    pub(crate) async fn respond(&self, header: Header, pdu: &[u8], out: &mut Vec<u8>) -> Answer {
         let function = pdu.first().copied().unwrap_or(0);
         let Some((index, device)) = self.units.get(usize::from(header.unit)).cloned().flatten() else {
             modbus::write_exception(out, header, function, Exception::GatewayTargetFailed);
@@ -153,6 +153,16 @@ fn read_target(req: &Request) -> Option<(Table, u16, u16, bool)> {
         Request::ReadCoils { address, count } => Some((Table::Coil, address, count, true)),
         Request::ReadDiscreteInputs { address, count } => Some((Table::Discrete, address, count, true)),
         _ => None,
+    }
+}
+
+impl Gateway {
+    /// The device behind `unit` on this listener, if any.
+    pub fn device(&self, unit: u8) -> Option<&Arc<DeviceShared>> {
+        self.units
+            .get(usize::from(unit))
+            .and_then(|u| u.as_ref())
+            .map(|(_, d)| d)
     }
 }
 

@@ -22,4 +22,5 @@ pub fn clock_text(sim_s: f64, start_hour: f64) -> String {
 pub mod control;
 pub mod gateway;
 pub mod load;
+pub mod rtu_line;
 pub mod runner;

@@ -198,7 +198,20 @@ fn serve(scenario: Scenario, args: RunArgs) -> anyhow::Result<ExitCode> {
                 .filter(|d| scenario.listeners.get(d.listener).is_some_and(|l| &l.name == name))
                 .map(|d| format!("{}={}", d.unit_id, d.name))
                 .collect();
-            println!("  modbus-tcp {name}: {addr}  units: {}", units.join(" "));
+            match scenario
+                .listeners
+                .iter()
+                .find(|l| &l.name == name)
+                .and_then(|l| l.rtu.as_ref())
+            {
+                Some(line) => println!(
+                    "  modbus-rtu {name}: {} at {} baud  units: {}",
+                    line.device,
+                    line.baud,
+                    units.join(" ")
+                ),
+                None => println!("  modbus-tcp {name}: {addr}  units: {}", units.join(" ")),
+            }
         }
         if let Some(c) = running.control {
             println!("  control API: http://{c}/api/devices  (docs/simulator.md)");

@@ -104,6 +104,16 @@ pub async fn start(scenario: &Scenario, opts: RunOptions) -> anyhow::Result<Runn
     let mut tasks = Vec::new();
     let mut gateways = Vec::new();
     for (i, l) in scenario.listeners.iter().enumerate() {
+        if let Some(line) = &l.rtu {
+            let gw = Arc::new(Gateway::new(l.name.clone(), i, site.clone()));
+            tasks.push(tokio::spawn(crate::rtu_line::serve(
+                line.clone(),
+                gw,
+                shutdown.subscribe(),
+            )));
+            gateways.push((l.name.clone(), SocketAddr::from(([0, 0, 0, 0], 0))));
+            continue;
+        }
         let addr = match (i, opts.listen) {
             (0, Some(a)) => a,
             _ => l.listen,

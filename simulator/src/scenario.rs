@@ -55,7 +55,34 @@ struct ClockDoc {
 #[serde(deny_unknown_fields)]
 struct ListenerDoc {
     name: String,
-    listen: String,
+    /// A Modbus-TCP port, `127.0.0.1:15020`.
+    #[serde(default)]
+    listen: Option<String>,
+    /// Or a Modbus RTU serial line (a real port or a pty).
+    #[serde(default)]
+    rtu: Option<RtuDoc>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RtuDoc {
+    device: String,
+    #[serde(default = "d_baud")]
+    baud: u32,
+    #[serde(default = "d_parity")]
+    parity: String,
+    #[serde(default = "d_stop")]
+    stop_bits: u8,
+}
+
+fn d_baud() -> u32 {
+    9600
+}
+fn d_parity() -> String {
+    "even".into()
+}
+fn d_stop() -> u8 {
+    1
 }
 
 #[derive(Debug, Deserialize)]
@@ -72,11 +99,22 @@ struct DeviceDoc {
     params: serde_json::Value,
 }
 
-/// A Modbus TCP listener: a gateway port with a unit id per device.
+/// A Modbus listener: a TCP gateway port with a unit id per device, or an RTU bus.
 #[derive(Debug, Clone)]
 pub struct ListenerSpec {
     pub name: String,
+    /// The TCP address (for RTU listeners, unused).
     pub listen: SocketAddr,
+    pub rtu: Option<RtuLine>,
+}
+
+/// A serial line served as Modbus RTU.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RtuLine {
+    pub device: String,
+    pub baud: u32,
+    pub parity: busbar_modbus::rtu::Parity,
+    pub stop_bits: u8,
 }
 
 /// A device of the site.
@@ -223,26 +261,70 @@ pub fn parse_scenario(file: &str, text: &str, profiles: &ProfileSet) -> Result<S
         if listener_index.insert(l.value.name.clone(), i).is_some() {
             d.push(file, line, &path, "duplicate listener name");
         }
-        match l.value.listen.parse::<SocketAddr>() {
-            Ok(a) => {
-                if a.port() != 0 && !addrs.insert(a) {
-                    d.push(file, line, &path, format!("{a} is used by another listener"));
+        let fallback = SocketAddr::from(([127, 0, 0, 1], 0));
+        match (&l.value.listen, &l.value.rtu) {
+            (Some(text), None) => match text.parse::<SocketAddr>() {
+                Ok(a) => {
+                    if a.port() != 0 && !addrs.insert(a) {
+                        d.push(file, line, &path, format!("{a} is used by another listener"));
+                    }
+                    listeners.push(ListenerSpec {
+                        name: l.value.name.clone(),
+                        listen: a,
+                        rtu: None,
+                    });
                 }
+                Err(_) => {
+                    d.push(
+                        file,
+                        line,
+                        &path,
+                        format!("`{text}` is not an address like 127.0.0.1:15020"),
+                    );
+                    listeners.push(ListenerSpec {
+                        name: l.value.name.clone(),
+                        listen: fallback,
+                        rtu: None,
+                    });
+                }
+            },
+            (None, Some(r)) => {
+                use busbar_modbus::rtu::Parity;
+                let parity = match r.parity.as_str() {
+                    "none" => Parity::None,
+                    "even" => Parity::Even,
+                    "odd" => Parity::Odd,
+                    other => {
+                        d.push(file, line, &path, format!("parity `{other}` is not none, even or odd"));
+                        Parity::Even
+                    }
+                };
+                if !matches!(r.stop_bits, 1 | 2) {
+                    d.push(file, line, &path, "stop_bits must be 1 or 2");
+                }
+                let rtu = RtuLine {
+                    device: r.device.clone(),
+                    baud: r.baud.max(300),
+                    parity,
+                    stop_bits: r.stop_bits,
+                };
                 listeners.push(ListenerSpec {
                     name: l.value.name.clone(),
-                    listen: a,
+                    listen: fallback,
+                    rtu: Some(rtu),
                 });
             }
-            Err(_) => {
+            _ => {
                 d.push(
                     file,
                     line,
                     &path,
-                    format!("`{}` is not an address like 127.0.0.1:15020", l.value.listen),
+                    "a listener needs exactly one of `listen` (TCP) or `rtu` (serial)",
                 );
                 listeners.push(ListenerSpec {
                     name: l.value.name.clone(),
-                    listen: SocketAddr::from(([127, 0, 0, 1], 0)),
+                    listen: fallback,
+                    rtu: None,
                 });
             }
         }

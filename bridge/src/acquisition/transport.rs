@@ -1,9 +1,11 @@
 //! How a connection task talks to its devices: Modbus TCP (one connection per gateway, rebuilt
-//! after a timeout). RTU buses come with the serial driver.
+//! after a timeout) or Modbus RTU on a serial line (opened lazily, reopened after an IO error;
+//! a bad CRC or a timeout flushes the line before the next request).
 
-use crate::config::Link;
+use crate::config::{self, Link};
 use busbar_core::modbus::{Request, Response};
 use busbar_modbus::client::Client;
+use busbar_modbus::rtu::{open_serial, Parity, RtuError, RtuMaster, SerialStream};
 use std::time::Duration;
 
 #[derive(Debug, thiserror::Error)]
@@ -14,8 +16,17 @@ pub enum TransportError {
     Connect(String, String),
     #[error("connection failed: {0}")]
     Io(String),
-    #[error("{0}")]
-    Unsupported(String),
+    #[error("answer with a bad CRC")]
+    BadCrc,
+}
+
+/// Serial line settings.
+pub struct RtuSettings {
+    device: String,
+    baud: u32,
+    parity: Parity,
+    stop_bits: u8,
+    frame_interval: Duration,
 }
 
 pub enum Transport {
@@ -25,7 +36,8 @@ pub enum Transport {
         client: Option<Client>,
     },
     Rtu {
-        device: String,
+        line: RtuSettings,
+        master: Option<RtuMaster<SerialStream>>,
     },
 }
 
@@ -41,7 +53,26 @@ impl Transport {
                 connect_timeout: *connect_timeout,
                 client: None,
             },
-            Link::Rtu { device, .. } => Transport::Rtu { device: device.clone() },
+            Link::Rtu {
+                device,
+                baud,
+                parity,
+                stop_bits,
+                frame_interval,
+            } => Transport::Rtu {
+                line: RtuSettings {
+                    device: device.clone(),
+                    baud: *baud,
+                    parity: match parity {
+                        config::Parity::None => Parity::None,
+                        config::Parity::Even => Parity::Even,
+                        config::Parity::Odd => Parity::Odd,
+                    },
+                    stop_bits: *stop_bits,
+                    frame_interval: *frame_interval,
+                },
+                master: None,
+            },
         }
     }
 
@@ -77,9 +108,26 @@ impl Transport {
                     }
                 }
             }
-            Transport::Rtu { device } => Err(TransportError::Unsupported(format!(
-                "RTU on {device} is not available in this build"
-            ))),
+            Transport::Rtu { line, master } => {
+                if master.is_none() {
+                    let port = open_serial(&line.device, line.baud, line.parity, line.stop_bits)
+                        .map_err(|e| TransportError::Connect(line.device.clone(), e.to_string()))?;
+                    *master = Some(RtuMaster::new(port, line.baud, line.frame_interval));
+                }
+                let Some(m) = master.as_mut() else {
+                    return Err(TransportError::Io("no serial line".into()));
+                };
+                match m.call(unit, req, timeout).await {
+                    Ok(r) => Ok(r),
+                    Err(RtuError::Timeout) => Err(TransportError::Timeout),
+                    Err(RtuError::BadCrc) => Err(TransportError::BadCrc),
+                    Err(RtuError::Malformed) => Err(TransportError::Io("malformed answer".into())),
+                    Err(RtuError::Io(e)) => {
+                        *master = None;
+                        Err(TransportError::Io(e.to_string()))
+                    }
+                }
+            }
         }
     }
 }
