@@ -235,8 +235,8 @@ async fn metrics(State(s): State<ApiState>) -> Response {
         .collect();
     let mut per_device = |name: &str, kind: &str, help: &str, value: &dyn Fn(usize) -> String| {
         let _ = writeln!(o, "# HELP {name} {help}\n# TYPE {name} {kind}");
-        for d in 0..n {
-            let _ = writeln!(o, "{name}{{device=\"{}\"}} {}", names[d], value(d));
+        for (d, device) in names.iter().enumerate() {
+            let _ = writeln!(o, "{name}{{device=\"{device}\"}} {}", value(d));
         }
     };
     per_device(
@@ -308,7 +308,8 @@ async fn metrics(State(s): State<ApiState>) -> Response {
     for (q, c) in by_quality {
         let _ = writeln!(o, "busbar_points{{quality=\"{q}\"}} {c}");
     }
-    let counters: [(&str, &str, &str, fn(&Stats) -> u64); 5] = [
+    type Counter = (&'static str, &'static str, &'static str, fn(&Stats) -> u64);
+    let counters: [Counter; 5] = [
         (
             "busbar_server_connections_total",
             "counter",

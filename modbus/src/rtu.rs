@@ -34,25 +34,28 @@ pub fn crc_ok(adu: &[u8]) -> bool {
     adu.len() >= 4 && crc16(&adu[..adu.len() - 2]).to_le_bytes() == [adu[adu.len() - 2], adu[adu.len() - 1]]
 }
 
-/// Length of a request ADU from its first bytes: `Ok(None)` = need more, `Err(())` = unknown
-/// function (resynchronise on silence).
-pub fn request_len(buf: &[u8]) -> Result<Option<usize>, ()> {
+/// A function code whose frame length is unknown: resynchronise on the line's silence.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct UnknownFunction(pub u8);
+
+/// Length of a request ADU from its first bytes: `Ok(None)` = need more.
+pub fn request_len(buf: &[u8]) -> Result<Option<usize>, UnknownFunction> {
     let Some(&fc) = buf.get(1) else { return Ok(None) };
     match fc {
         0x01..=0x06 => Ok(Some(8)),
         0x0F | 0x10 => Ok(buf.get(6).map(|n| 9 + usize::from(*n))),
-        _ => Err(()),
+        other => Err(UnknownFunction(other)),
     }
 }
 
 /// Length of a response ADU from its first bytes.
-pub fn response_len(buf: &[u8]) -> Result<Option<usize>, ()> {
+pub fn response_len(buf: &[u8]) -> Result<Option<usize>, UnknownFunction> {
     let Some(&fc) = buf.get(1) else { return Ok(None) };
     match fc {
         f if f & 0x80 != 0 => Ok(Some(5)),
         0x01..=0x04 => Ok(buf.get(2).map(|n| 5 + usize::from(*n))),
         0x05 | 0x06 | 0x0F | 0x10 => Ok(Some(8)),
-        _ => Err(()),
+        other => Err(UnknownFunction(other)),
     }
 }
 
@@ -211,7 +214,7 @@ mod tests {
         assert_eq!(request_len(&[1, 3]), Ok(Some(8)));
         assert_eq!(request_len(&[1, 0x10, 0, 0, 0, 2]), Ok(None));
         assert_eq!(request_len(&[1, 0x10, 0, 0, 0, 2, 4]), Ok(Some(13)));
-        assert_eq!(request_len(&[1, 0x2B]), Err(()));
+        assert_eq!(request_len(&[1, 0x2B]), Err(UnknownFunction(0x2B)));
         assert_eq!(response_len(&[1, 3, 4]), Ok(Some(9)));
         assert_eq!(response_len(&[1, 0x83]), Ok(Some(5)));
         assert_eq!(response_len(&[1, 6]), Ok(Some(8)));

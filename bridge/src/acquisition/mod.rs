@@ -63,7 +63,12 @@ impl Acquisition {
     /// An acquisition with no connection behind it: every write fails. For tests and fuzzing of
     /// the northbound servers.
     pub fn detached(store: Arc<Store>) -> Acquisition {
-        Acquisition { store, writers: Vec::new(), device_connection: Vec::new(), write_deadline: Vec::new() }
+        Acquisition {
+            store,
+            writers: Vec::new(),
+            device_connection: Vec::new(),
+            write_deadline: Vec::new(),
+        }
     }
 
     /// Write `value` (engineering units) to a point and wait for the device's outcome.
