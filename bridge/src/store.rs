@@ -348,3 +348,73 @@ impl Store {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use busbar_core::profile::embedded;
+
+    fn store(queue: usize) -> Arc<Store> {
+        let profiles = embedded::profiles().unwrap_or_else(|e| panic!("{e}"));
+        let text = "site: { name: S, id: s }\nconnections: [{ name: gw, tcp: { host: h, port: 1 } }]\ndevices:\n  - { name: m, profile: socomec-diris-a40, connection: gw, unit_id: 1 }\n";
+        let config = crate::config::parse_config("t.yaml", text, &profiles, "x").unwrap_or_else(|e| panic!("{e}"));
+        Store::new(&config, queue)
+    }
+
+    #[tokio::test]
+    async fn a_slow_subscriber_gets_resync_and_never_blocks_updates() {
+        let s = store(16);
+        let mut fast = s.subscribe();
+        let mut slow = s.subscribe();
+        let p = s.find("m/v1").unwrap_or(0);
+        // 100 changes into a queue of 16, with nobody reading: update never waits.
+        for i in 0..100 {
+            s.update(
+                &[(
+                    p,
+                    Reading::Value(PointValue::Number(230.0 + f64::from(i)), Quality::Good),
+                )],
+                SystemTime::now(),
+            );
+        }
+        assert_eq!(
+            slow.next().await,
+            Notice::Resync,
+            "the slow subscriber is told to resynchronise"
+        );
+        // After a resync, it reads the latest value from the snapshot.
+        assert_eq!(s.sample(p).and_then(|x| x.value), Some(PointValue::Number(329.0)));
+        assert_eq!(fast.next().await, Notice::Resync);
+        // Once caught up, it gets individual changes again.
+        let mut fresh = s.subscribe();
+        s.update(&[(p, Reading::Failed(Quality::CommFailure))], SystemTime::now());
+        assert_eq!(fresh.next().await, Notice::Changed(p));
+        // A failed reading keeps the last value with the new quality; no change = no notice.
+        assert_eq!(
+            s.sample(p).map(|x| (x.value, x.quality)),
+            Some((Some(PointValue::Number(329.0)), Quality::CommFailure))
+        );
+        s.update(&[(p, Reading::Failed(Quality::CommFailure))], SystemTime::now());
+        assert!(tokio::time::timeout(std::time::Duration::from_millis(50), fresh.next())
+            .await
+            .is_err());
+    }
+
+    #[test]
+    fn good_values_turn_stale_but_constants_do_not() {
+        let s = store(16);
+        let v1 = s.find("m/v1").unwrap_or(0);
+        let ident = s.find("m/ident").unwrap_or(0);
+        s.update(
+            &[
+                (v1, Reading::Value(PointValue::Number(230.0), Quality::Good)),
+                (ident, Reading::Value(PointValue::Text("SOCO".into()), Quality::Good)),
+            ],
+            SystemTime::now(),
+        );
+        std::thread::sleep(std::time::Duration::from_millis(30));
+        s.mark_stale(&[std::time::Duration::from_millis(10)]);
+        assert_eq!(s.sample(v1).map(|x| x.quality), Some(Quality::Stale));
+        assert_eq!(s.sample(ident).map(|x| x.quality), Some(Quality::Good));
+    }
+}
