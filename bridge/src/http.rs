@@ -3,7 +3,7 @@
 
 use crate::acquisition::{Acquisition, WriteOutcome};
 use crate::config::Config;
-use crate::store::{PointIdx, PointValue, Store, RTT_BUCKETS_MS};
+use crate::store::{PointIdx, Store, RTT_BUCKETS_MS};
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -342,9 +342,4 @@ async fn metrics(State(s): State<ApiState>) -> Response {
         }
     }
     ([("content-type", "text/plain; version=0.0.4")], o).into_response()
-}
-
-/// A number or text value as JSON (used by tests and exports).
-pub fn value_json(v: &Option<PointValue>) -> Value {
-    serde_json::to_value(v).unwrap_or(Value::Null)
 }

@@ -178,17 +178,9 @@ pub fn decode_text(regs: &[u16]) -> Result<String, EncodingError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::profile::Table;
 
     fn reg(data_type: DataType, order: WordOrder, scale: f64) -> Register {
-        Register {
-            table: Table::Holding,
-            address: 0,
-            data_type,
-            order,
-            scale,
-            offset: 0.0,
-        }
+        Register::plain(data_type, order, scale)
     }
 
     #[test]

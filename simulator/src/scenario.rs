@@ -335,37 +335,14 @@ pub fn parse_scenario(file: &str, text: &str, profiles: &ProfileSet) -> Result<S
 
     // Devices, first pass: names, profiles, listeners, unit ids.
     let mut devices: Vec<DeviceSpec> = Vec::new();
-    let mut names = HashMap::new();
+    let mut check = busbar_core::profile::DeviceListCheck::new(profiles);
     let mut units = HashMap::new();
     let mut lines = Vec::new();
     for (i, sd) in doc.devices.iter().enumerate() {
         let dv = &sd.value;
         let line = sd.referenced.line();
         let path = format!("devices[{i}] ({})", dv.name);
-        if dv.name.is_empty()
-            || !dv
-                .name
-                .chars()
-                .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
-        {
-            d.push(file, line, &path, "device names use letters, digits, `_` and `-`");
-        }
-        if let Some(prev) = names.insert(dv.name.clone(), i) {
-            d.push(
-                file,
-                line,
-                &path,
-                format!("duplicate device name (first at devices[{prev}])"),
-            );
-        }
-        let Some(profile) = profiles.get(&dv.profile) else {
-            let known: Vec<_> = profiles.keys().cloned().collect();
-            d.push(
-                file,
-                line,
-                &path,
-                format!("unknown profile `{}` (known: {})", dv.profile, known.join(", ")),
-            );
+        let Some(profile) = check.check(&mut d, file, line, &path, i, &dv.name, &dv.profile) else {
             continue;
         };
         let listener = match &dv.listener {

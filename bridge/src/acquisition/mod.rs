@@ -12,7 +12,7 @@ mod transport;
 use crate::config::{Config, Device};
 use crate::store::{PointIdx, PointValue, Reading, Store};
 use busbar_core::encoding;
-use busbar_core::modbus::{Exception, Request, Response};
+use busbar_core::modbus::{Request, Response};
 use busbar_core::profile::{DataType, Kind, Table};
 use busbar_core::quality::Quality;
 use plan::{plan, ReadBlock};
@@ -434,18 +434,7 @@ impl ConnectionTask {
                     .await
                 {
                     Ok(Response::Registers(w)) if w.len() == 1 => words[0] = w[0],
-                    Ok(Response::Exception(e)) => {
-                        return WriteOutcome::Refused {
-                            exception: e.to_string(),
-                        }
-                    }
-                    Ok(_) => {
-                        return WriteOutcome::CommFailure {
-                            error: "malformed answer".into(),
-                        }
-                    }
-                    Err(TransportError::Timeout) => return WriteOutcome::Timeout,
-                    Err(e) => return WriteOutcome::CommFailure { error: e.to_string() },
+                    other => return outcome_of(other, ""),
                 }
             }
             if let Err(e) = encoding::encode(r, p.kind, value, &mut words) {
@@ -465,19 +454,11 @@ impl ConnectionTask {
         };
         match self.request(&dev, &req).await {
             Ok(Response::Written) => {}
-            Ok(Response::Exception(e)) => {
-                tracing::warn!(device = %dev.name, point = %p.id, value, "write refused: {e}");
-                return WriteOutcome::Refused {
-                    exception: e.to_string(),
-                };
+            other => {
+                let outcome = outcome_of(other, "");
+                tracing::warn!(device = %dev.name, point = %p.id, value, "write failed: {outcome:?}");
+                return outcome;
             }
-            Ok(_) => {
-                return WriteOutcome::CommFailure {
-                    error: "malformed answer".into(),
-                }
-            }
-            Err(TransportError::Timeout) => return WriteOutcome::Timeout,
-            Err(e) => return WriteOutcome::CommFailure { error: e.to_string() },
         }
         // Read back what the device now holds.
         let read = if r.table == Table::Coil {
@@ -494,18 +475,7 @@ impl ConnectionTask {
         let words = match self.request(&dev, &read).await {
             Ok(Response::Registers(w)) => w,
             Ok(Response::Bits(b)) => b.iter().map(|x| u16::from(*x)).collect(),
-            Ok(Response::Exception(e)) => {
-                return WriteOutcome::Refused {
-                    exception: format!("read back: {e}"),
-                }
-            }
-            Ok(_) => {
-                return WriteOutcome::CommFailure {
-                    error: "malformed answer".into(),
-                }
-            }
-            Err(TransportError::Timeout) => return WriteOutcome::Timeout,
-            Err(e) => return WriteOutcome::CommFailure { error: e.to_string() },
+            other => return outcome_of(other, "read back: "),
         };
         let reading = decode::decode_point(&dev, meta.profile_point, r.address, &words);
         let read_back = match &reading {
@@ -518,7 +488,18 @@ impl ConnectionTask {
     }
 }
 
-/// Exceptions as text for outcomes.
-pub fn exception_text(e: Exception) -> String {
-    e.to_string()
+/// The outcome of an exchange that did not give what the write needed.
+fn outcome_of(r: Result<Response, TransportError>, what: &str) -> WriteOutcome {
+    match r {
+        Ok(Response::Exception(e)) => WriteOutcome::Refused {
+            exception: format!("{what}{e}"),
+        },
+        Ok(_) => WriteOutcome::CommFailure {
+            error: format!("{what}malformed answer"),
+        },
+        Err(TransportError::Timeout) => WriteOutcome::Timeout,
+        Err(e) => WriteOutcome::CommFailure {
+            error: format!("{what}{e}"),
+        },
+    }
 }

@@ -12,7 +12,7 @@ use crate::acquisition::{Acquisition, WriteOutcome};
 use crate::store::{PointValue, Sample, Store};
 use busbar_core::encoding;
 use busbar_core::modbus::{self, Exception, Header, Request};
-use busbar_core::profile::{DataType, Kind, Register, Table, WordOrder};
+use busbar_core::profile::{DataType, Kind, Register, WordOrder};
 use busbar_core::quality::Quality;
 use busbar_modbus::server::{Answer, Handler};
 use std::sync::Arc;
@@ -35,14 +35,7 @@ fn served_value(sample: &Sample, offline_stale: bool) -> Option<&PointValue> {
 }
 
 fn register(data_type: DataType, order: WordOrder, scale: f64) -> Register {
-    Register {
-        table: Table::Holding,
-        address: 0,
-        data_type,
-        order,
-        scale,
-        offset: 0.0,
-    }
+    Register::plain(data_type, order, scale)
 }
 
 impl ModbusServer {

@@ -242,6 +242,18 @@ pub struct Register {
 }
 
 impl Register {
+    /// A holding register description at address 0 (for encoding values outside a profile).
+    pub fn plain(data_type: DataType, order: WordOrder, scale: f64) -> Register {
+        Register {
+            table: Table::Holding,
+            address: 0,
+            data_type,
+            order,
+            scale,
+            offset: 0.0,
+        }
+    }
+
     /// The addresses occupied, as `start..end` (exclusive).
     pub fn span(&self) -> std::ops::Range<u32> {
         let start = u32::from(self.address);
@@ -322,3 +334,55 @@ impl Profile {
 
 /// Every profile found in a directory, by name.
 pub type ProfileSet = BTreeMap<String, std::sync::Arc<Profile>>;
+
+/// The checks every file that lists devices makes (simulator scenarios, bridge configs): a
+/// valid, unique device name and a known profile.
+pub struct DeviceListCheck<'a> {
+    profiles: &'a ProfileSet,
+    names: HashMap<String, usize>,
+}
+
+impl<'a> DeviceListCheck<'a> {
+    pub fn new(profiles: &'a ProfileSet) -> DeviceListCheck<'a> {
+        DeviceListCheck {
+            profiles,
+            names: HashMap::new(),
+        }
+    }
+
+    /// Check device `index` (`name`, `profile`) and return its profile when known.
+    #[allow(clippy::too_many_arguments)]
+    pub fn check(
+        &mut self,
+        d: &mut crate::diag::Diagnostics,
+        file: &str,
+        line: u64,
+        path: &str,
+        index: usize,
+        name: &str,
+        profile: &str,
+    ) -> Option<std::sync::Arc<Profile>> {
+        if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-') {
+            d.push(file, line, path, "device names use letters, digits, `_` and `-`");
+        }
+        if let Some(prev) = self.names.insert(name.to_string(), index) {
+            d.push(
+                file,
+                line,
+                path,
+                format!("duplicate device name (first at devices[{prev}])"),
+            );
+        }
+        let found = self.profiles.get(profile).cloned();
+        if found.is_none() {
+            let known: Vec<_> = self.profiles.keys().cloned().collect();
+            d.push(
+                file,
+                line,
+                path,
+                format!("unknown profile `{profile}` (known: {})", known.join(", ")),
+            );
+        }
+        found
+    }
+}
