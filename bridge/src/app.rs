@@ -19,6 +19,8 @@ pub struct Bridge {
     pub acquisition: Acquisition,
     pub modbus: Option<SocketAddr>,
     pub http: Option<SocketAddr>,
+    /// The OPC UA endpoint URL.
+    pub opcua: Option<String>,
     shutdown: watch::Sender<bool>,
     tasks: Vec<JoinHandle<()>>,
 }
@@ -63,6 +65,13 @@ pub async fn start(config: Config) -> anyhow::Result<Bridge> {
             shutdown.subscribe(),
         )));
     }
+    let mut opcua = None;
+    if let Some(o) = &config.opcua {
+        let (url, t) =
+            crate::northbound::opcua::start(&config, o, store.clone(), acq.clone(), shutdown.subscribe()).await?;
+        opcua = Some(url);
+        tasks.extend(t);
+    }
     let mut http_addr = None;
     if let Some(h) = &config.http {
         let listener = TcpListener::bind(h.listen)
@@ -86,6 +95,7 @@ pub async fn start(config: Config) -> anyhow::Result<Bridge> {
         }));
     }
     Ok(Bridge {
+        opcua,
         store,
         acquisition: acq,
         modbus,

@@ -178,6 +178,8 @@ struct ServersDoc {
     modbus: Option<Spanned<ModbusServerDoc>>,
     #[serde(default)]
     http: Option<Spanned<HttpServerDoc>>,
+    #[serde(default)]
+    opcua: Option<Spanned<OpcUaServerDoc>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -197,6 +199,43 @@ struct ModbusServerDoc {
     max_connections: usize,
     #[serde(default = "d_idle")]
     idle_timeout_s: u64,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct OpcUaServerDoc {
+    #[serde(default = "d_true")]
+    enabled: bool,
+    #[serde(default = "d_opcua_listen")]
+    listen: String,
+    /// Certificates: the server's own (made on first run) and the trusted clients' (trusted/).
+    #[serde(default = "d_pki")]
+    pki_dir: String,
+    /// Offer the unsecured endpoint (SecurityPolicy None). Off by default.
+    #[serde(default)]
+    none_endpoint: bool,
+    /// Accept anonymous sessions. Off by default.
+    #[serde(default)]
+    anonymous: bool,
+    /// Trust any client certificate (demo only). Off by default.
+    #[serde(default)]
+    auto_trust: bool,
+    #[serde(default)]
+    users: Vec<UserDoc>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct UserDoc {
+    name: String,
+    password: String,
+}
+
+fn d_opcua_listen() -> String {
+    "127.0.0.1:4840".into()
+}
+fn d_pki() -> String {
+    "pki".into()
 }
 
 #[derive(Debug, Deserialize)]
@@ -301,6 +340,27 @@ pub struct ModbusServer {
     pub idle_timeout: Duration,
 }
 
+/// A user of the OPC UA server.
+#[derive(Debug, Clone)]
+pub struct User {
+    pub name: String,
+    pub password: String,
+}
+
+/// OPC UA server settings (`servers.opcua`).
+#[derive(Debug, Clone)]
+pub struct OpcUaSettings {
+    pub listen: SocketAddr,
+    pub pki_dir: std::path::PathBuf,
+    /// Offer the unsecured endpoint (SecurityPolicy None).
+    pub none_endpoint: bool,
+    /// Accept anonymous sessions.
+    pub anonymous: bool,
+    /// Trust every client certificate (demo only).
+    pub auto_trust: bool,
+    pub users: Vec<User>,
+}
+
 #[derive(Debug, Clone)]
 pub struct HttpServer {
     pub listen: SocketAddr,
@@ -317,6 +377,7 @@ pub struct Config {
     pub devices: Vec<Device>,
     pub modbus: Option<ModbusServer>,
     pub http: Option<HttpServer>,
+    pub opcua: Option<OpcUaSettings>,
     /// Where the profiles came from.
     pub profiles_from: String,
 }
@@ -693,6 +754,47 @@ pub fn parse_config(file: &str, text: &str, profiles: &ProfileSet, profiles_from
         _ => None,
     };
 
+    let opcua = match &doc.servers.opcua {
+        Some(s) if s.value.enabled => {
+            let line = s.referenced.line();
+            let o = &s.value;
+            if !o.anonymous && o.users.is_empty() {
+                d.push(
+                    file,
+                    line,
+                    "servers.opcua",
+                    "no way in: allow `anonymous` or give `users`",
+                );
+            }
+            for u in &o.users {
+                if u.password.len() < 8 {
+                    d.push(
+                        file,
+                        line,
+                        format!("servers.opcua.users ({})", u.name),
+                        "a password needs at least 8 characters",
+                    );
+                }
+            }
+            let base = std::path::Path::new(file).parent().unwrap_or(std::path::Path::new("."));
+            claim(&mut d, "opcua", line, &o.listen).map(|listen| OpcUaSettings {
+                listen,
+                pki_dir: base.join(&o.pki_dir),
+                none_endpoint: o.none_endpoint,
+                anonymous: o.anonymous,
+                auto_trust: o.auto_trust,
+                users: o
+                    .users
+                    .iter()
+                    .map(|u| User {
+                        name: u.name.clone(),
+                        password: u.password.clone(),
+                    })
+                    .collect(),
+            })
+        }
+        _ => None,
+    };
     let config = Config {
         site_name: doc.site.name,
         site_id: doc.site.id,
@@ -701,6 +803,7 @@ pub fn parse_config(file: &str, text: &str, profiles: &ProfileSet, profiles_from
         devices,
         modbus,
         http,
+        opcua,
         profiles_from: profiles_from.to_string(),
     };
     d.into_result(config)

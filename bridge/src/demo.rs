@@ -16,6 +16,7 @@ pub struct DemoPorts {
     pub sim_control: SocketAddr,
     pub modbus: SocketAddr,
     pub http: SocketAddr,
+    pub opcua: SocketAddr,
 }
 
 impl Default for DemoPorts {
@@ -26,6 +27,7 @@ impl Default for DemoPorts {
             sim_control: at(8081),
             modbus: at(5020),
             http: at(8080),
+            opcua: at(4840),
         }
     }
 }
@@ -46,6 +48,10 @@ pub fn demo_config(sim_gateway: SocketAddr, ports: &DemoPorts) -> anyhow::Result
     }
     if let Some(h) = &mut config.http {
         h.listen = ports.http;
+    }
+    if let Some(o) = &mut config.opcua {
+        o.listen = ports.opcua;
+        o.pki_dir = std::env::temp_dir().join("busbar-demo-pki");
     }
     Ok(config)
 }

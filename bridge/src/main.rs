@@ -31,6 +31,9 @@ enum Command {
         /// HTTP API.
         #[arg(long, default_value = "127.0.0.1:8080")]
         http: SocketAddr,
+        /// OPC UA server.
+        #[arg(long, default_value = "127.0.0.1:4840")]
+        opcua: SocketAddr,
         /// The simulator's Modbus-TCP gateway.
         #[arg(long, default_value = "127.0.0.1:15020")]
         sim_gateway: SocketAddr,
@@ -177,6 +180,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Demo {
             modbus,
             http,
+            opcua,
             sim_gateway,
             sim_control,
             speed,
@@ -189,6 +193,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 sim_control,
                 modbus,
                 http,
+                opcua,
             };
             runtime()?.block_on(async move {
                 let (sim, bridge) = demo::start(&ports, speed).await?;
@@ -214,6 +219,12 @@ fn print_endpoints(bridge: &busbar::app::Bridge, sim: Option<&busbar_sim::runner
     if let Some(a) = bridge.modbus {
         o.push_str(&format!(
             "  modbus-tcp server : {a}  (unit id per device: `busbar export modbus-map`)\n"
+        ));
+    }
+    if let Some(u) = &bridge.opcua {
+        o.push_str(&format!(
+            "  opc ua server    : {u}  (namespace {})\n",
+            busbar::northbound::opcua::NAMESPACE_URI
         ));
     }
     if let Some(a) = bridge.http {

@@ -1,7 +1,7 @@
 """Fixtures that run the real busbar-sim binary on free ports and stop it afterwards.
 
-The binary comes from $BUSBAR_SIM, else from the cargo target directory ($CARGO_TARGET_DIR or
-./target, release then debug).
+The binaries come from $BUSBAR_SIM and $BUSBAR, else from the cargo target directory
+($CARGO_TARGET_DIR or ./target, debug then release).
 """
 
 import json
@@ -23,7 +23,8 @@ def find_binary(name: str) -> str:
     if explicit:
         return explicit
     target = Path(os.environ.get("CARGO_TARGET_DIR", ROOT / "target"))
-    for profile in ("release", "debug"):
+    # The debug build is what scripts/test builds right before; a release binary may be stale.
+    for profile in ("debug", "release"):
         candidate = target / profile / name
         if candidate.exists():
             return str(candidate)
@@ -82,12 +83,12 @@ class Demo:
     def __init__(self):
         self.proc = subprocess.Popen(
             [find_binary("busbar"), "demo", "--modbus", "127.0.0.1:0", "--http", "127.0.0.1:0",
-             "--sim-gateway", "127.0.0.1:0", "--sim-control", "127.0.0.1:0"],
+             "--opcua", "127.0.0.1:0", "--sim-gateway", "127.0.0.1:0", "--sim-control", "127.0.0.1:0"],
             cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
         )
-        self.modbus = self.http = self.control = None
-        deadline = time.time() + 20
-        while time.time() < deadline and None in (self.modbus, self.http, self.control):
+        self.modbus = self.http = self.control = self.opcua = None
+        deadline = time.time() + 30
+        while time.time() < deadline and None in (self.modbus, self.http, self.control, self.opcua):
             line = self.proc.stdout.readline()
             if not line:
                 break
@@ -97,7 +98,9 @@ class Demo:
                 self.http = m.group(1)
             if m := re.search(r"simulator control: (http://[0-9.:]+)", line):
                 self.control = m.group(1)
-        if None in (self.modbus, self.http, self.control):
+            if m := re.search(r"opc ua server +: (opc\.tcp://[0-9.:]+/)", line):
+                self.opcua = m.group(1)
+        if None in (self.modbus, self.http, self.control, self.opcua):
             self.stop()
             raise RuntimeError("busbar demo did not report its endpoints")
         self.map = self._export_map()

@@ -4,3 +4,4 @@
 
 pub mod modbus;
 pub mod modbus_map;
+pub mod opcua;

@@ -1,0 +1,476 @@
+//! The OPC UA server (async-opcua): the site as an address space, values fed by the store's
+//! change notifications, writes sent to the devices. Quality -> StatusCode and unit -> UNECE
+//! code are mapped here, in one place each. Namespace URI: [`NAMESPACE_URI`]; NodeIds are
+//! `ns=<busbar>;s=<point id>` (`s=tanks/tank3.volume`), devices `s=<device>`, block folders
+//! `s=<device>/<block><n>`. docs/opcua.md.
+
+use crate::acquisition::{Acquisition, WriteOutcome};
+use crate::config::{Config, OpcUaSettings};
+use crate::store::{Notice, PointIdx, PointValue, Sample, Store};
+use busbar_core::profile::Kind;
+use busbar_core::quality::Quality;
+use busbar_core::units::Unit;
+use opcua::crypto::SecurityPolicy;
+use opcua::nodes::VariableBuilder;
+use opcua::server::diagnostics::NamespaceMetadata;
+use opcua::server::node_manager::memory::{simple_node_manager, SimpleNodeManager};
+use opcua::server::{ServerBuilder, ServerUserToken, ANONYMOUS_USER_TOKEN_ID};
+use opcua::types::{
+    DataTypeId, DataValue, DateTime, EUInformation, ExtensionObject, LocalizedText, MessageSecurityMode, NodeId,
+    ObjectId, QualifiedName, Range, StatusCode, UAString, VariableTypeId, Variant,
+};
+use std::collections::HashMap;
+use std::sync::Arc;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+/// The Busbar namespace.
+pub const NAMESPACE_URI: &str = "urn:busbar:site";
+
+/// Quality -> StatusCode, the one mapping for OPC UA.
+pub fn status_of(sample: &Sample) -> StatusCode {
+    match sample.quality {
+        Quality::Good => StatusCode::Good,
+        Quality::Stale => StatusCode::UncertainLastUsableValue,
+        Quality::NoValue => StatusCode::BadNoCommunication,
+        Quality::CommFailure if sample.value.is_none() => StatusCode::BadNoCommunication,
+        Quality::CommFailure => StatusCode::BadCommunicationError,
+        Quality::OutOfRange => StatusCode::BadOutOfRange,
+        Quality::DecodeError | Quality::ConfigError => StatusCode::BadConfigurationError,
+    }
+}
+
+/// Unit -> UNECE common code (Recommendation 20), the one mapping for OPC UA EngineeringUnits.
+/// `None` for units without a code we are sure of (then the unit id is -1, "unknown").
+pub fn unece_code(unit: Unit) -> Option<&'static str> {
+    use Unit::*;
+    Some(match unit {
+        Volt => "VLT",
+        Millivolt => "2Z",
+        Ampere => "AMP",
+        Milliampere => "4K",
+        Watt => "WTT",
+        Kilowatt => "KWT",
+        Kilovar => "KVR",
+        KilovoltAmpere => "KVA",
+        WattHour => "WHR",
+        KilowattHour => "KWH",
+        MegawattHour => "MWH",
+        AmpereHour => "AMH",
+        Hertz => "HTZ",
+        Percent => "P1",
+        Ohm => "OHM",
+        Kiloohm => "B49",
+        Megaohm => "B75",
+        Microfarad => "4O",
+        DegreeCelsius => "CEL",
+        Millimetre => "MMT",
+        Metre => "MTR",
+        Litre => "LTR",
+        CubicMetre => "MTQ",
+        LitrePerMinute => "L2",
+        KilogramPerCubicMetre => "KMQ",
+        Second => "SEC",
+        Minute => "MIN",
+        Hour => "HUR",
+        _ => return Option::None,
+    })
+}
+
+/// The OPC UA UnitId of a UNECE code: its characters as bytes, big-endian (Part 8, 5.6.3).
+pub fn unece_unit_id(code: &str) -> i32 {
+    code.bytes().fold(0i32, |acc, b| (acc << 8) | i32::from(b))
+}
+
+fn eu_information(unit: Unit) -> EUInformation {
+    EUInformation {
+        namespace_uri: UAString::from("http://www.opcfoundation.org/UA/units/un/cefact"),
+        unit_id: unece_code(unit).map_or(-1, unece_unit_id),
+        display_name: LocalizedText::new("en", unit.symbol()),
+        description: LocalizedText::new("en", unit.name()),
+    }
+}
+
+fn variant_of(v: &PointValue) -> Variant {
+    match v {
+        PointValue::Number(n) => Variant::Double(*n),
+        PointValue::Text(t) => Variant::String(UAString::from(t.as_str())),
+    }
+}
+
+fn data_value(sample: &Sample) -> DataValue {
+    DataValue {
+        value: sample.value.as_ref().map(variant_of),
+        status: Some(status_of(sample)),
+        source_timestamp: sample.source_time.map(|t| DateTime::from(chrono_free(t))),
+        server_timestamp: Some(DateTime::now()),
+        ..Default::default()
+    }
+}
+
+/// SystemTime -> the UTC `DateTime` async-opcua expects.
+fn chrono_free(t: std::time::SystemTime) -> opcua::types::date_time::DateTimeUtc {
+    opcua::types::date_time::DateTimeUtc::from(t)
+}
+
+/// Start the server; returns the endpoint URL and the task.
+pub async fn start(
+    config: &Config,
+    settings: &OpcUaSettings,
+    store: Arc<Store>,
+    acq: Acquisition,
+    mut shutdown: watch::Receiver<bool>,
+) -> anyhow::Result<(String, Vec<JoinHandle<()>>)> {
+    // async-opcua binds by itself from host/port: pick the port first when 0 is asked.
+    let port = match settings.listen.port() {
+        0 => std::net::TcpListener::bind(settings.listen)?.local_addr()?.port(),
+        p => p,
+    };
+    let host = settings.listen.ip().to_string();
+    let mut token_ids: Vec<String> = Vec::new();
+    let mut builder = ServerBuilder::new()
+        .application_name("Busbar")
+        .application_uri("urn:busbar:bridge")
+        .product_uri("urn:busbar")
+        .create_sample_keypair(true)
+        .pki_dir(settings.pki_dir.clone())
+        .certificate_path("own/cert.der")
+        .private_key_path("private/private.pem")
+        .trust_client_certs(settings.auto_trust)
+        .host(host.clone())
+        .port(port)
+        .discovery_urls(vec!["/".to_owned()])
+        .with_node_manager(simple_node_manager(
+            NamespaceMetadata {
+                namespace_uri: NAMESPACE_URI.to_owned(),
+                ..Default::default()
+            },
+            "busbar",
+        ));
+    if settings.anonymous {
+        token_ids.push(ANONYMOUS_USER_TOKEN_ID.to_owned());
+    }
+    for u in &settings.users {
+        let id = format!("user-{}", u.name);
+        builder = builder.add_user_token(
+            id.clone(),
+            ServerUserToken {
+                user: u.name.clone(),
+                pass: Some(u.password.clone()),
+                ..Default::default()
+            },
+        );
+        token_ids.push(id);
+    }
+    let ids: Vec<&str> = token_ids.iter().map(String::as_str).collect();
+    if settings.none_endpoint {
+        builder = builder.add_endpoint(
+            "none",
+            ("/", SecurityPolicy::None, MessageSecurityMode::None, &ids as &[&str]),
+        );
+    }
+    builder = builder
+        .add_endpoint(
+            "basic256sha256_sign",
+            (
+                "/",
+                SecurityPolicy::Basic256Sha256,
+                MessageSecurityMode::Sign,
+                &ids as &[&str],
+            ),
+        )
+        .add_endpoint(
+            "basic256sha256_sign_encrypt",
+            (
+                "/",
+                SecurityPolicy::Basic256Sha256,
+                MessageSecurityMode::SignAndEncrypt,
+                &ids as &[&str],
+            ),
+        );
+    let (server, handle) = builder.build().map_err(anyhow::Error::msg)?;
+    let nm = handle
+        .node_managers()
+        .get_of_type::<SimpleNodeManager>()
+        .ok_or_else(|| anyhow::anyhow!("OPC UA: the Busbar node manager is missing"))?;
+    let ns = handle
+        .get_namespace_index(NAMESPACE_URI)
+        .ok_or_else(|| anyhow::anyhow!("OPC UA: namespace not registered"))?;
+    let nodes = populate(config, &store, &nm, ns);
+    // Writes go to the devices.
+    for (&p, node) in &nodes {
+        if !store.meta(p).is_some_and(|m| m.writable) {
+            continue;
+        }
+        let acq = acq.clone();
+        nm.inner().add_write_callback(node.clone(), move |value, _range| {
+            let Some(v) = value.value.as_ref().and_then(as_f64) else {
+                return StatusCode::BadTypeMismatch;
+            };
+            let outcome = tokio::task::block_in_place(|| tokio::runtime::Handle::current().block_on(acq.write(p, v)));
+            match outcome {
+                WriteOutcome::Done { .. } => StatusCode::Good,
+                WriteOutcome::NotWritable => StatusCode::BadUserAccessDenied,
+                WriteOutcome::InvalidValue { .. } => StatusCode::BadOutOfRange,
+                WriteOutcome::Timeout => StatusCode::BadTimeout,
+                WriteOutcome::Refused { .. } | WriteOutcome::CommFailure { .. } => StatusCode::BadCommunicationError,
+            }
+        });
+    }
+    let mut tasks = Vec::new();
+    let stop = handle.clone();
+    let listener = tokio::net::TcpListener::bind((settings.listen.ip(), port)).await?;
+    tasks.push(tokio::spawn(async move {
+        if let Err(e) = server.run_with(listener).await {
+            tracing::error!("OPC UA server stopped: {e}");
+        }
+    }));
+    // Store changes -> node values (subscriptions are notified by set_values).
+    let subs = handle.subscriptions().clone();
+    let mut changes = store.subscribe();
+    let nodes = Arc::new(nodes);
+    let push_all = {
+        let (store, nm, subs, nodes) = (store.clone(), nm.clone(), subs.clone(), nodes.clone());
+        move || {
+            let values: Vec<(NodeId, DataValue)> = {
+                let samples = store.samples();
+                nodes
+                    .iter()
+                    .filter_map(|(p, n)| samples.get(*p as usize).map(|s| (n.clone(), data_value(s))))
+                    .collect()
+            };
+            let _ = nm.set_values(&subs, values.iter().map(|(n, v)| (n, None, v.clone())));
+        }
+    };
+    push_all();
+    tasks.push(tokio::spawn(async move {
+        let mut batch: Vec<PointIdx> = Vec::with_capacity(1024);
+        loop {
+            let notice = tokio::select! {
+                n = changes.next() => n,
+                _ = shutdown.changed() => break,
+            };
+            match notice {
+                Notice::Closed => break,
+                Notice::Resync => push_all(),
+                Notice::Changed(p) => {
+                    batch.clear();
+                    batch.push(p);
+                    // Take whatever else is already queued, then update under one lock.
+                    while batch.len() < 4096 {
+                        match tokio::time::timeout(std::time::Duration::ZERO, changes.next()).await {
+                            Ok(Notice::Changed(q)) => batch.push(q),
+                            Ok(Notice::Resync) => {
+                                push_all();
+                                batch.clear();
+                                break;
+                            }
+                            _ => break,
+                        }
+                    }
+                    let values: Vec<(NodeId, DataValue)> = {
+                        let samples = store.samples();
+                        batch
+                            .iter()
+                            .filter_map(|p| Some((nodes.get(p)?.clone(), data_value(samples.get(*p as usize)?))))
+                            .collect()
+                    };
+                    let _ = nm.set_values(&subs, values.iter().map(|(n, v)| (n, None, v.clone())));
+                }
+            }
+        }
+        stop.cancel();
+    }));
+    Ok((format!("opc.tcp://{host}:{port}/"), tasks))
+}
+
+fn as_f64(v: &Variant) -> Option<f64> {
+    match v {
+        Variant::Double(x) => Some(*x),
+        Variant::Float(x) => Some(f64::from(*x)),
+        Variant::Int16(x) => Some(f64::from(*x)),
+        Variant::UInt16(x) => Some(f64::from(*x)),
+        Variant::Int32(x) => Some(f64::from(*x)),
+        Variant::UInt32(x) => Some(f64::from(*x)),
+        Variant::Int64(x) => Some(*x as f64),
+        Variant::UInt64(x) => Some(*x as f64),
+        Variant::Boolean(b) => Some(f64::from(u8::from(*b))),
+        _ => None,
+    }
+}
+
+/// Build the address space: Objects/Busbar/<site>/<device>/[<block n>/]<point>.
+fn populate(config: &Config, store: &Store, nm: &SimpleNodeManager, ns: u16) -> HashMap<PointIdx, NodeId> {
+    let mut nodes = HashMap::new();
+    let mut space = nm.address_space().write();
+    let root = NodeId::new(ns, "Busbar");
+    let qn = |name: &str| QualifiedName::new(ns, name);
+    space.add_folder(&root, qn("Busbar"), "Busbar", &ObjectId::ObjectsFolder.into());
+    let site = NodeId::new(ns, config.site_id.as_str());
+    space.add_folder(&site, qn(&config.site_id), config.site_name.as_str(), &root);
+    for (d, dev) in config.devices.iter().enumerate() {
+        let dev_node = NodeId::new(ns, dev.name.as_str());
+        space.add_folder(&dev_node, qn(&dev.name), dev.name.as_str(), &site);
+        for (prop, value) in [
+            ("Profile", dev.profile.name.clone()),
+            ("Model", format!("{} {}", dev.profile.manufacturer, dev.profile.model)),
+            ("Family", dev.profile.family.as_str().to_string()),
+            ("Connection", config.connections[dev.connection].name.clone()),
+        ] {
+            let id = NodeId::new(ns, format!("{}#{}", dev.name, prop));
+            VariableBuilder::new(&id, qn(prop), prop)
+                .data_type(DataTypeId::String)
+                .value(UAString::from(value))
+                .has_type_definition(VariableTypeId::PropertyType)
+                .property_of(dev_node.clone())
+                .insert(&mut *space);
+        }
+        let mut block_folders: HashMap<String, NodeId> = HashMap::new();
+        for &k in &dev.acquired {
+            let Some(p) = store.point_of(d, k) else { continue };
+            let Some(meta) = store.meta(p) else { continue };
+            let point = &dev.profile.points[k];
+            let parent = match &point.block {
+                Some(b) => {
+                    let key = format!("{}/{}{}", dev.name, b.name, b.index);
+                    block_folders
+                        .entry(key.clone())
+                        .or_insert_with(|| {
+                            let id = NodeId::new(ns, key.as_str());
+                            let label = format!("{} {}", b.label, b.index);
+                            space.add_folder(&id, qn(&label), label.as_str(), &dev_node);
+                            id
+                        })
+                        .clone()
+                }
+                None => dev_node.clone(),
+            };
+            let id = NodeId::new(ns, meta.id.as_str());
+            let (data_type, type_def) = match point.kind {
+                Kind::String => (DataTypeId::String, VariableTypeId::BaseDataVariableType),
+                Kind::Analog => (DataTypeId::Double, VariableTypeId::AnalogItemType),
+                Kind::Binary => (DataTypeId::Double, VariableTypeId::TwoStateDiscreteType),
+                Kind::Enum => (DataTypeId::Double, VariableTypeId::MultiStateValueDiscreteType),
+                _ => (DataTypeId::Double, VariableTypeId::BaseDataVariableType),
+            };
+            let initial: Variant = if point.kind == Kind::String {
+                UAString::null().into()
+            } else {
+                Variant::Double(0.0)
+            };
+            let mut b = VariableBuilder::new(&id, qn(&point.name), point.name.as_str())
+                .data_type(data_type)
+                .value(initial)
+                .description(point.description.as_str())
+                .has_type_definition(type_def)
+                .organized_by(parent);
+            if meta.writable {
+                b = b.writable();
+            }
+            b.insert(&mut *space);
+            // Standard properties (namespace 0 browse names): EngineeringUnits and EURange for
+            // analog items, TrueState/FalseState for two-state items.
+            let mut property = |name: &str, value: Variant| {
+                let pid = NodeId::new(ns, format!("{}#{}", meta.id, name));
+                let dt = match &value {
+                    Variant::ExtensionObject(_) => DataTypeId::Structure,
+                    Variant::LocalizedText(_) => DataTypeId::LocalizedText,
+                    _ => DataTypeId::BaseDataType,
+                };
+                VariableBuilder::new(&pid, QualifiedName::new(0, name), name)
+                    .data_type(dt)
+                    .value(value)
+                    .has_type_definition(VariableTypeId::PropertyType)
+                    .property_of(id.clone())
+                    .insert(&mut *space);
+            };
+            match point.kind {
+                Kind::Analog | Kind::Counter => {
+                    property(
+                        "EngineeringUnits",
+                        Variant::from(ExtensionObject::from_message(eu_information(point.unit))),
+                    );
+                    if let Some((lo, hi)) = dev.range(k) {
+                        property(
+                            "EURange",
+                            Variant::from(ExtensionObject::from_message(Range { low: lo, high: hi })),
+                        );
+                    }
+                }
+                Kind::Binary => {
+                    let label = |v: i64| point.labels.get(&v).cloned().unwrap_or_else(|| v.to_string());
+                    property("TrueState", Variant::from(LocalizedText::new("en", label(1).as_str())));
+                    property("FalseState", Variant::from(LocalizedText::new("en", label(0).as_str())));
+                }
+                _ => {}
+            }
+            nodes.insert(p, id);
+        }
+    }
+    nodes
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::SystemTime;
+
+    fn sample(q: Quality, value: Option<f64>) -> Sample {
+        Sample {
+            value: value.map(PointValue::Number),
+            quality: q,
+            source_time: Some(SystemTime::now()),
+            last_good: None,
+        }
+    }
+
+    #[test]
+    fn quality_maps_to_status_codes() {
+        assert_eq!(status_of(&sample(Quality::Good, Some(1.0))), StatusCode::Good);
+        assert_eq!(
+            status_of(&sample(Quality::Stale, Some(1.0))),
+            StatusCode::UncertainLastUsableValue
+        );
+        assert_eq!(
+            status_of(&sample(Quality::CommFailure, Some(1.0))),
+            StatusCode::BadCommunicationError
+        );
+        assert_eq!(
+            status_of(&sample(Quality::CommFailure, None)),
+            StatusCode::BadNoCommunication
+        );
+        assert_eq!(
+            status_of(&sample(Quality::NoValue, None)),
+            StatusCode::BadNoCommunication
+        );
+        assert_eq!(
+            status_of(&sample(Quality::OutOfRange, Some(1657.0))),
+            StatusCode::BadOutOfRange
+        );
+        assert_eq!(
+            status_of(&sample(Quality::DecodeError, None)),
+            StatusCode::BadConfigurationError
+        );
+        assert_eq!(
+            status_of(&sample(Quality::ConfigError, None)),
+            StatusCode::BadConfigurationError
+        );
+    }
+
+    #[test]
+    fn unece_codes_pack_like_the_spec() {
+        // Part 8: UnitId = c1 << 16 | c2 << 8 | c3, e.g. "CEL" = 4408652, "KWH" = 4937544.
+        assert_eq!(unece_unit_id("CEL"), 4_408_652);
+        assert_eq!(unece_unit_id("KWH"), 4_937_544);
+        assert_eq!(unece_unit_id("P1"), 20_529);
+        assert_eq!(eu_information(Unit::Volt).unit_id, unece_unit_id("VLT"));
+        assert_eq!(eu_information(Unit::None).unit_id, -1);
+        // Every unit either has a code or is reported unknown; no two units share a code.
+        let mut seen = std::collections::HashSet::new();
+        for u in Unit::ALL {
+            if let Some(c) = unece_code(*u) {
+                assert!(seen.insert(c), "{c} twice");
+            }
+        }
+    }
+}

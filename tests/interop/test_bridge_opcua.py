@@ -1,0 +1,154 @@
+"""The bridge's OPC UA server with asyncua (a client nobody on this team wrote): browse, values
+with units and status, subscriptions fed by simulator events, BadCommunicationError when a
+device goes silent, writes reaching the simulated device, and a secure session with a user."""
+
+import asyncio
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+from asyncua import Client, ua
+from asyncua.crypto.cert_gen import setup_self_signed_certificate
+from asyncua.crypto.security_policies import SecurityPolicyBasic256Sha256
+from cryptography.x509.oid import ExtendedKeyUsageOID
+
+NS = "urn:busbar:site"
+
+
+def run(coro):
+    return asyncio.run(coro)
+
+
+async def node(client, point_id):
+    ns = await client.get_namespace_index(NS)
+    return client.get_node(ua.NodeId(point_id, ns))
+
+
+def test_browse_read_units_and_status(demo):
+    demo.wait_good("main_meter/v1")
+
+    async def go():
+        async with Client(demo.opcua) as c:
+            ns = await c.get_namespace_index(NS)
+            objects = c.nodes.objects
+            busbar = await objects.get_child([f"{ns}:Busbar", f"{ns}:station-nord", f"{ns}:main_meter"])
+            names = {(await ch.read_browse_name()).Name for ch in await busbar.get_children()}
+            assert {"v1", "frequency", "ea_import", "Profile"} <= names
+            v1 = await node(c, "main_meter/v1")
+            dv = await v1.read_data_value()
+            assert dv.StatusCode.is_good()
+            assert 207 <= dv.Value.Value <= 253
+            assert dv.SourceTimestamp is not None
+            eu = await (await v1.get_child("0:EngineeringUnits")).read_value()
+            assert eu.DisplayName.Text == "V"
+            assert eu.UnitId == (ord("V") << 16) | (ord("L") << 8) | ord("T")
+            rng = await (await v1.get_child("0:EURange")).read_value()
+            assert (rng.Low, rng.High) == (0.0, 460.0)
+            typedef = await v1.read_type_definition()
+            assert typedef == ua.NodeId(ua.ObjectIds.AnalogItemType)
+            # Repeated blocks are folders: Tank 3.
+            tank3 = await c.nodes.objects.get_child([f"{ns}:Busbar", f"{ns}:station-nord", f"{ns}:tanks", f"{ns}:Tank 3"])
+            children = await tank3.get_children()
+            assert "volume" in [(await ch.read_browse_name()).Name for ch in children]
+
+    run(go())
+
+
+class Collector:
+    def __init__(self):
+        self.values = []
+
+    def datachange_notification(self, node, val, data):
+        self.values.append(val)
+
+
+def test_subscription_sees_the_ats_transfer(demo):
+    demo.wait_good("ats/position")
+
+    async def go():
+        async with Client(demo.opcua) as c:
+            pos = await node(c, "ats/position")
+            handler = Collector()
+            sub = await c.create_subscription(100, handler)
+            await sub.subscribe_data_change(pos)
+            await asyncio.sleep(0.5)
+            assert handler.values and handler.values[-1] == 2.0, "initial value: on source I"
+            demo.post(demo.control, "/api/devices/ats/events", {"event": "mains_lost"})
+            deadline = time.time() + 40
+            while time.time() < deadline and 3.0 not in handler.values:
+                await asyncio.sleep(0.2)
+            assert 3.0 in handler.values, f"transfer to source II notified: {handler.values}"
+            await sub.delete()
+
+    run(go())
+
+
+def test_silent_device_is_bad_communication_then_good(demo):
+    demo.wait_good("ev2/state")
+
+    async def go():
+        async with Client(demo.opcua) as c:
+            state = await node(c, "ev2/state")
+            demo.post(demo.control, "/api/devices/ev2/faults", {"fault": "silent"})
+            deadline = time.time() + 10
+            code = None
+            while time.time() < deadline:
+                code = (await state.read_data_value(raise_on_bad_status=False)).StatusCode.value
+                if code == ua.StatusCodes.BadCommunicationError:
+                    break
+                await asyncio.sleep(0.2)
+            assert code == ua.StatusCodes.BadCommunicationError
+            req = urllib.request.Request(demo.control + "/api/devices/ev2/faults", method="DELETE")
+            urllib.request.urlopen(req, timeout=5)
+            deadline = time.time() + 15
+            while time.time() < deadline:
+                if (await state.read_data_value(raise_on_bad_status=False)).StatusCode.is_good():
+                    break
+                await asyncio.sleep(0.3)
+            assert (await state.read_data_value()).StatusCode.is_good()
+
+    run(go())
+
+
+def test_write_reaches_the_simulated_charger(demo):
+    demo.wait_good("ev1/current_limit")
+
+    async def go():
+        async with Client(demo.opcua) as c:
+            limit = await node(c, "ev1/current_limit")
+            await limit.write_value(ua.DataValue(ua.Variant(14.0, ua.VariantType.Double)))
+            truth = demo.get(demo.control, "/api/devices/ev1")["truth"]["current_limit"]["value"]
+            assert truth == 14.0
+            with pytest.raises(ua.UaStatusCodeError):
+                await limit.write_value(ua.DataValue(ua.Variant(99.0, ua.VariantType.Double)))
+            ro = await node(c, "main_meter/v1")
+            with pytest.raises(ua.UaStatusCodeError):
+                await ro.write_value(ua.DataValue(ua.Variant(1.0, ua.VariantType.Double)))
+
+    run(go())
+
+
+def test_secure_session_with_a_user_and_refusal_of_a_wrong_password(demo, tmp_path):
+    key, cert = tmp_path / "key.pem", tmp_path / "cert.der"
+    uri = "urn:busbar:interop:client"
+
+    async def connect(password):
+        await setup_self_signed_certificate(key, cert, uri, "localhost",
+                                            [ExtendedKeyUsageOID.CLIENT_AUTH], {"commonName": "busbar interop"})
+        c = Client(demo.opcua)
+        c.application_uri = uri
+        c.set_user("operator")
+        c.set_password(password)
+        await c.set_security(SecurityPolicyBasic256Sha256, str(cert), str(key),
+                             mode=ua.MessageSecurityMode.SignAndEncrypt)
+        await c.connect()
+        try:
+            v = await (await node(c, "main_meter/frequency")).read_value()
+            assert 49.5 <= v <= 50.5
+        finally:
+            await c.disconnect()
+
+    run(connect("demo-operator"))
+    with pytest.raises(Exception):
+        run(connect("wrong-password"))
