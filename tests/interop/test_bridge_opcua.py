@@ -152,3 +152,28 @@ def test_secure_session_with_a_user_and_refusal_of_a_wrong_password(demo, tmp_pa
     run(connect("demo-operator"))
     with pytest.raises(Exception):
         run(connect("wrong-password"))
+
+
+def test_methods_command_devices_and_report_their_outcome(demo):
+    demo.wait_good("ats/position")
+
+    async def go():
+        async with Client(demo.opcua) as c:
+            ns = await c.get_namespace_index(NS)
+            ats = await node(c, "ats")
+            await ats.call_method(f"{ns}:TransferTo0")
+            deadline = time.time() + 5
+            while time.time() < deadline and demo.get(demo.control, "/api/devices/ats")["truth"]["position"]["value"] != 1:
+                await asyncio.sleep(0.2)
+            assert demo.get(demo.control, "/api/devices/ats")["truth"]["position"]["value"] == 1
+            ev1 = await node(c, "ev1")
+            await ev1.call_method(f"{ns}:SetCurrentLimit", ua.Variant(10.0, ua.VariantType.Double))
+            assert demo.get(demo.control, "/api/devices/ev1")["truth"]["current_limit"]["value"] == 10.0
+            with pytest.raises(ua.uaerrors.BadOutOfRange):
+                await ev1.call_method(f"{ns}:SetCurrentLimit", ua.Variant(99.0, ua.VariantType.Double))
+            # Start with no vehicle connected: the charger refuses (Modbus exception 04).
+            ev3 = await node(c, "ev3")
+            with pytest.raises(ua.uaerrors.BadInvalidState):
+                await ev3.call_method(f"{ns}:Start")
+
+    run(go())

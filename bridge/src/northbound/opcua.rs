@@ -11,13 +11,13 @@ use busbar_core::profile::Kind;
 use busbar_core::quality::Quality;
 use busbar_core::units::Unit;
 use opcua::crypto::SecurityPolicy;
-use opcua::nodes::VariableBuilder;
+use opcua::nodes::{MethodBuilder, VariableBuilder};
 use opcua::server::diagnostics::NamespaceMetadata;
 use opcua::server::node_manager::memory::{simple_node_manager, SimpleNodeManager};
 use opcua::server::{ServerBuilder, ServerUserToken, ANONYMOUS_USER_TOKEN_ID};
 use opcua::types::{
-    DataTypeId, DataValue, DateTime, EUInformation, ExtensionObject, LocalizedText, MessageSecurityMode, NodeId,
-    ObjectId, QualifiedName, Range, StatusCode, UAString, VariableTypeId, Variant,
+    Argument, DataTypeId, DataValue, DateTime, EUInformation, ExtensionObject, LocalizedText, MessageSecurityMode,
+    NodeId, ObjectId, QualifiedName, Range, StatusCode, UAString, VariableTypeId, Variant,
 };
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -207,15 +207,47 @@ pub async fn start(
             let Some(v) = value.value.as_ref().and_then(as_f64) else {
                 return StatusCode::BadTypeMismatch;
             };
-            let outcome = tokio::task::block_in_place(|| tokio::runtime::Handle::current().block_on(acq.write(p, v)));
-            match outcome {
-                WriteOutcome::Done { .. } => StatusCode::Good,
-                WriteOutcome::NotWritable => StatusCode::BadUserAccessDenied,
-                WriteOutcome::InvalidValue { .. } => StatusCode::BadOutOfRange,
-                WriteOutcome::Timeout => StatusCode::BadTimeout,
-                WriteOutcome::Refused { .. } | WriteOutcome::CommFailure { .. } => StatusCode::BadCommunicationError,
-            }
+            status_of_outcome(&write_blocking(&acq, p, v))
         });
+    }
+    // Device commands as methods.
+    {
+        let mut space = nm.address_space().write();
+        for d in 0..config.devices.len() {
+            let dev_node = NodeId::new(ns, config.devices[d].name.as_str());
+            for m in methods_of(config, &store, d) {
+                let id = NodeId::new(ns, format!("{}#{}", config.devices[d].name, m.name));
+                let args_id = NodeId::new(ns, format!("{}#{}#InputArguments", config.devices[d].name, m.name));
+                let mut b = MethodBuilder::new(&id, QualifiedName::new(ns, m.name.as_str()), m.name.as_str())
+                    .description(m.description.as_str())
+                    .component_of(dev_node.clone())
+                    .executable(true)
+                    .user_executable(true);
+                if m.fixed.is_none() {
+                    let arg = Argument {
+                        name: UAString::from("value"),
+                        data_type: DataTypeId::Double.into(),
+                        value_rank: -1,
+                        array_dimensions: None,
+                        description: LocalizedText::new("en", "the value, in the point's engineering unit"),
+                    };
+                    b = b.input_args(&mut *space, &args_id, &[arg]);
+                }
+                b.insert(&mut *space);
+                let (acq, point, fixed) = (acq.clone(), m.point, m.fixed);
+                nm.inner().add_method_callback(id, move |args: &[Variant]| {
+                    let value = match (fixed, args) {
+                        (Some(v), []) => v,
+                        (None, [a]) => as_f64(a).ok_or(StatusCode::BadInvalidArgument)?,
+                        _ => return Err(StatusCode::BadArgumentsMissing),
+                    };
+                    match status_of_outcome(&write_blocking(&acq, point, value)) {
+                        s if s.is_good() => Ok(Vec::new()),
+                        s => Err(s),
+                    }
+                });
+            }
+        }
     }
     let mut tasks = Vec::new();
     let stop = handle.clone();
@@ -282,6 +314,77 @@ pub async fn start(
         stop.cancel();
     }));
     Ok((format!("opc.tcp://{host}:{port}/"), tasks))
+}
+
+/// A device write's outcome -> StatusCode, for writes and method calls alike.
+pub fn status_of_outcome(outcome: &WriteOutcome) -> StatusCode {
+    match outcome {
+        WriteOutcome::Done { .. } => StatusCode::Good,
+        WriteOutcome::NotWritable => StatusCode::BadUserAccessDenied,
+        WriteOutcome::InvalidValue { .. } => StatusCode::BadOutOfRange,
+        WriteOutcome::Timeout => StatusCode::BadTimeout,
+        WriteOutcome::Refused { .. } => StatusCode::BadInvalidState,
+        WriteOutcome::CommFailure { .. } => StatusCode::BadCommunicationError,
+    }
+}
+
+/// Run a device write from a synchronous async-opcua callback (they run on runtime workers).
+fn write_blocking(acq: &Acquisition, point: PointIdx, value: f64) -> WriteOutcome {
+    tokio::task::block_in_place(|| tokio::runtime::Handle::current().block_on(acq.write(point, value)))
+}
+
+/// `transfer_to_source_1` -> `TransferToSource1`.
+fn camel(name: &str) -> String {
+    name.split('_')
+        .filter(|w| !w.is_empty())
+        .map(|w| {
+            let mut c = w.chars();
+            c.next()
+                .map(|f| f.to_uppercase().collect::<String>() + c.as_str())
+                .unwrap_or_default()
+        })
+        .collect()
+}
+
+/// A device command as an OPC UA method.
+struct MethodSpec {
+    name: String,
+    description: String,
+    point: PointIdx,
+    /// The value to write, or `None` when the caller gives it (one Double argument).
+    fixed: Option<f64>,
+}
+
+/// Methods of a device, from its profile: one per label of a writable `command` point (but
+/// `none`), and `Set<Point>(value)` for every other writable point.
+fn methods_of(config: &Config, store: &Store, d: usize) -> Vec<MethodSpec> {
+    let dev = &config.devices[d];
+    let mut out = Vec::new();
+    for &k in &dev.acquired {
+        let Some(p) = store.point_of(d, k) else { continue };
+        if !store.meta(p).is_some_and(|m| m.writable) {
+            continue;
+        }
+        let point = &dev.profile.points[k];
+        if point.name == "command" && point.kind == Kind::Enum {
+            for (value, label) in point.labels.iter().filter(|(v, _)| **v != 0) {
+                out.push(MethodSpec {
+                    name: camel(label),
+                    description: format!("Command {value} ({label}) to {}", dev.name),
+                    point: p,
+                    fixed: Some(*value as f64),
+                });
+            }
+        } else {
+            out.push(MethodSpec {
+                name: format!("Set{}", camel(&point.id.replace('.', "_"))),
+                description: format!("Write {} ({})", point.id, point.description),
+                point: p,
+                fixed: None,
+            });
+        }
+    }
+    out
 }
 
 fn as_f64(v: &Variant) -> Option<f64> {
@@ -454,6 +557,40 @@ mod tests {
         assert_eq!(
             status_of(&sample(Quality::ConfigError, None)),
             StatusCode::BadConfigurationError
+        );
+    }
+
+    #[test]
+    fn method_names_from_labels() {
+        assert_eq!(camel("transfer_to_source_1"), "TransferToSource1");
+        assert_eq!(camel("back_to_auto"), "BackToAuto");
+        assert_eq!(camel("current_limit"), "CurrentLimit");
+    }
+
+    #[test]
+    fn write_outcomes_map_to_status_codes() {
+        assert_eq!(
+            status_of_outcome(&WriteOutcome::Done { read_back: 1.0 }),
+            StatusCode::Good
+        );
+        assert_eq!(status_of_outcome(&WriteOutcome::Timeout), StatusCode::BadTimeout);
+        assert_eq!(
+            status_of_outcome(&WriteOutcome::NotWritable),
+            StatusCode::BadUserAccessDenied
+        );
+        assert_eq!(
+            status_of_outcome(&WriteOutcome::InvalidValue { reason: String::new() }),
+            StatusCode::BadOutOfRange
+        );
+        assert_eq!(
+            status_of_outcome(&WriteOutcome::Refused {
+                exception: String::new()
+            }),
+            StatusCode::BadInvalidState
+        );
+        assert_eq!(
+            status_of_outcome(&WriteOutcome::CommFailure { error: String::new() }),
+            StatusCode::BadCommunicationError
         );
     }
 
