@@ -220,6 +220,9 @@ struct OpcUaServerDoc {
     /// Trust any client certificate (demo only). Off by default.
     #[serde(default)]
     auto_trust: bool,
+    /// Role of anonymous sessions: viewer (default) or operator.
+    #[serde(default = "d_viewer")]
+    anonymous_role: String,
     #[serde(default)]
     users: Vec<UserDoc>,
 }
@@ -229,6 +232,13 @@ struct OpcUaServerDoc {
 struct UserDoc {
     name: String,
     password: String,
+    /// viewer (read, browse, subscribe) or operator (also write and call methods).
+    #[serde(default = "d_viewer")]
+    role: String,
+}
+
+fn d_viewer() -> String {
+    "viewer".into()
 }
 
 fn d_opcua_listen() -> String {
@@ -340,11 +350,31 @@ pub struct ModbusServer {
     pub idle_timeout: Duration,
 }
 
+/// What an OPC UA session may do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Role {
+    /// Read, browse, subscribe.
+    Viewer,
+    /// Also write and call methods.
+    Operator,
+}
+
+impl Role {
+    fn parse(s: &str) -> Option<Role> {
+        match s {
+            "viewer" => Some(Role::Viewer),
+            "operator" => Some(Role::Operator),
+            _ => None,
+        }
+    }
+}
+
 /// A user of the OPC UA server.
 #[derive(Debug, Clone)]
 pub struct User {
     pub name: String,
     pub password: String,
+    pub role: Role,
 }
 
 /// OPC UA server settings (`servers.opcua`).
@@ -358,6 +388,7 @@ pub struct OpcUaSettings {
     pub anonymous: bool,
     /// Trust every client certificate (demo only).
     pub auto_trust: bool,
+    pub anonymous_role: Role,
     pub users: Vec<User>,
 }
 
@@ -766,6 +797,22 @@ pub fn parse_config(file: &str, text: &str, profiles: &ProfileSet, profiles_from
                     "no way in: allow `anonymous` or give `users`",
                 );
             }
+            let mut role = |what: String, text: &str| {
+                Role::parse(text).unwrap_or_else(|| {
+                    d.push(file, line, what, format!("role `{text}` is not viewer or operator"));
+                    Role::Viewer
+                })
+            };
+            let anonymous_role = role("servers.opcua.anonymous_role".into(), &o.anonymous_role);
+            let users: Vec<User> = o
+                .users
+                .iter()
+                .map(|u| User {
+                    name: u.name.clone(),
+                    password: u.password.clone(),
+                    role: role(format!("servers.opcua.users ({})", u.name), &u.role),
+                })
+                .collect();
             for u in &o.users {
                 if u.password.len() < 8 {
                     d.push(
@@ -783,14 +830,8 @@ pub fn parse_config(file: &str, text: &str, profiles: &ProfileSet, profiles_from
                 none_endpoint: o.none_endpoint,
                 anonymous: o.anonymous,
                 auto_trust: o.auto_trust,
-                users: o
-                    .users
-                    .iter()
-                    .map(|u| User {
-                        name: u.name.clone(),
-                        password: u.password.clone(),
-                    })
-                    .collect(),
+                anonymous_role,
+                users,
             })
         }
         _ => None,

@@ -177,3 +177,26 @@ def test_methods_command_devices_and_report_their_outcome(demo):
                 await ev3.call_method(f"{ns}:Start")
 
     run(go())
+
+
+def test_a_viewer_reads_but_may_not_write_or_call(demo):
+    demo.wait_good("ev1/current_limit")
+
+    async def go():
+        c = Client(demo.opcua)
+        c.set_user("viewer")
+        c.set_password("demo-viewer")
+        await c.connect()
+        try:
+            ns = await c.get_namespace_index(NS)
+            limit = await node(c, "ev1/current_limit")
+            assert (await limit.read_value()) > 0
+            with pytest.raises(ua.UaStatusCodeError):
+                await limit.write_value(ua.DataValue(ua.Variant(12.0, ua.VariantType.Double)))
+            with pytest.raises(ua.UaStatusCodeError):
+                await (await node(c, "ats")).call_method(f"{ns}:TransferTo0")
+        finally:
+            await c.disconnect()
+        assert demo.get(demo.control, "/api/devices/ats")["truth"]["position"]["value"] == 2, "nothing moved"
+
+    run(go())

@@ -5,16 +5,19 @@
 //! `s=<device>/<block><n>`. docs/opcua.md.
 
 use crate::acquisition::{Acquisition, WriteOutcome};
-use crate::config::{Config, OpcUaSettings};
+use crate::config::{Config, OpcUaSettings, Role};
 use crate::store::{Notice, PointIdx, PointValue, Sample, Store};
 use busbar_core::profile::Kind;
 use busbar_core::quality::Quality;
 use busbar_core::units::Unit;
 use opcua::crypto::SecurityPolicy;
+use opcua::nodes::AccessLevel;
 use opcua::nodes::{MethodBuilder, VariableBuilder};
+use opcua::server::authenticator::{AuthManager, CoreServerPermissions, DefaultAuthenticator, Password, UserToken};
 use opcua::server::diagnostics::NamespaceMetadata;
 use opcua::server::node_manager::memory::{simple_node_manager, SimpleNodeManager};
-use opcua::server::{ServerBuilder, ServerUserToken, ANONYMOUS_USER_TOKEN_ID};
+use opcua::server::{ServerBuilder, ServerEndpoint, ServerUserToken, ANONYMOUS_USER_TOKEN_ID};
+use opcua::types::UserTokenPolicy;
 use opcua::types::{
     Argument, DataTypeId, DataValue, DateTime, EUInformation, ExtensionObject, LocalizedText, MessageSecurityMode,
     NodeId, ObjectId, QualifiedName, Range, StatusCode, UAString, VariableTypeId, Variant,
@@ -26,6 +29,62 @@ use tokio::task::JoinHandle;
 
 /// The Busbar namespace.
 pub const NAMESPACE_URI: &str = "urn:busbar:site";
+
+/// Roles on top of async-opcua's user/password checks: a viewer's sessions see every variable
+/// read-only and no method as executable; an operator may write and call.
+struct RoleAuthenticator {
+    inner: DefaultAuthenticator,
+    /// Role by user token id (`user-<name>`).
+    roles: HashMap<String, Role>,
+    anonymous: Role,
+}
+
+impl RoleAuthenticator {
+    fn role(&self, token: &UserToken) -> Role {
+        if token.is_anonymous() {
+            self.anonymous
+        } else {
+            self.roles.get(&token.0).copied().unwrap_or(Role::Viewer)
+        }
+    }
+}
+
+#[async_trait::async_trait]
+impl AuthManager for RoleAuthenticator {
+    async fn authenticate_anonymous_token(&self, endpoint: &ServerEndpoint) -> Result<(), opcua::types::Error> {
+        self.inner.authenticate_anonymous_token(endpoint).await
+    }
+
+    async fn authenticate_username_identity_token(
+        &self,
+        endpoint: &ServerEndpoint,
+        username: &str,
+        password: &Password,
+    ) -> Result<UserToken, opcua::types::Error> {
+        self.inner
+            .authenticate_username_identity_token(endpoint, username, password)
+            .await
+    }
+
+    fn effective_user_access_level(&self, token: &UserToken, level: AccessLevel, _node: &NodeId) -> AccessLevel {
+        match self.role(token) {
+            Role::Operator => level,
+            Role::Viewer => level & !AccessLevel::CURRENT_WRITE,
+        }
+    }
+
+    fn is_user_executable(&self, token: &UserToken, _method: &NodeId) -> bool {
+        self.role(token) == Role::Operator
+    }
+
+    fn user_token_policies(&self, endpoint: &ServerEndpoint) -> Vec<UserTokenPolicy> {
+        self.inner.user_token_policies(endpoint)
+    }
+
+    fn core_permissions(&self, token: &UserToken) -> CoreServerPermissions {
+        self.inner.core_permissions(token)
+    }
+}
 
 /// Quality -> StatusCode, the one mapping for OPC UA.
 pub fn status_of(sample: &Sample) -> StatusCode {
@@ -150,18 +209,25 @@ pub async fn start(
     if settings.anonymous {
         token_ids.push(ANONYMOUS_USER_TOKEN_ID.to_owned());
     }
+    let mut tokens = std::collections::BTreeMap::new();
+    let mut roles = HashMap::new();
     for u in &settings.users {
         let id = format!("user-{}", u.name);
-        builder = builder.add_user_token(
-            id.clone(),
-            ServerUserToken {
-                user: u.name.clone(),
-                pass: Some(u.password.clone()),
-                ..Default::default()
-            },
-        );
+        let token = ServerUserToken {
+            user: u.name.clone(),
+            pass: Some(u.password.clone()),
+            ..Default::default()
+        };
+        builder = builder.add_user_token(id.clone(), token.clone());
+        tokens.insert(id.clone(), token);
+        roles.insert(id.clone(), u.role);
         token_ids.push(id);
     }
+    builder = builder.with_authenticator(Arc::new(RoleAuthenticator {
+        inner: DefaultAuthenticator::new(tokens),
+        roles,
+        anonymous: settings.anonymous_role,
+    }));
     let ids: Vec<&str> = token_ids.iter().map(String::as_str).collect();
     if settings.none_endpoint {
         builder = builder.add_endpoint(
