@@ -223,6 +223,9 @@ struct OpcUaServerDoc {
     /// Role of anonymous sessions: viewer (default) or operator.
     #[serde(default = "d_viewer")]
     anonymous_role: String,
+    /// Samples kept per point for HistoryRead (an in-memory ring).
+    #[serde(default = "d_history")]
+    history_samples: usize,
     #[serde(default)]
     users: Vec<UserDoc>,
 }
@@ -243,6 +246,9 @@ fn d_viewer() -> String {
 
 fn d_opcua_listen() -> String {
     "127.0.0.1:4840".into()
+}
+fn d_history() -> usize {
+    1000
 }
 fn d_pki() -> String {
     "pki".into()
@@ -390,6 +396,8 @@ pub struct OpcUaSettings {
     pub auto_trust: bool,
     pub anonymous_role: Role,
     pub users: Vec<User>,
+    /// Samples kept per point for HistoryRead.
+    pub history_samples: usize,
 }
 
 #[derive(Debug, Clone)]
@@ -832,6 +840,7 @@ pub fn parse_config(file: &str, text: &str, profiles: &ProfileSet, profiles_from
                 auto_trust: o.auto_trust,
                 anonymous_role,
                 users,
+                history_samples: o.history_samples.clamp(1, 1_000_000),
             })
         }
         _ => None,

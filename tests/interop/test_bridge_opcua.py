@@ -3,6 +3,7 @@ with units and status, subscriptions fed by simulator events, BadCommunicationEr
 device goes silent, writes reaching the simulated device, and a secure session with a user."""
 
 import asyncio
+import datetime
 import time
 import urllib.request
 from pathlib import Path
@@ -198,5 +199,25 @@ def test_a_viewer_reads_but_may_not_write_or_call(demo):
         finally:
             await c.disconnect()
         assert demo.get(demo.control, "/api/devices/ats")["truth"]["position"]["value"] == 2, "nothing moved"
+
+    run(go())
+
+
+def test_history_read_raw_returns_a_trend(demo):
+    demo.wait_good("main_meter/v1")
+    time.sleep(3)  # a few polls at 1 s
+
+    async def go():
+        async with Client(demo.opcua) as c:
+            v1 = await node(c, "main_meter/v1")
+            end = datetime.datetime.now(datetime.timezone.utc)
+            start = end - datetime.timedelta(minutes=5)
+            values = await v1.read_raw_history(start, end)
+            assert len(values) >= 3, values
+            times = [v.SourceTimestamp for v in values]
+            assert times == sorted(times), "oldest first"
+            assert all(207 <= v.Value.Value <= 253 for v in values)
+            limited = await v1.read_raw_history(start, end, numvalues=2)
+            assert len(limited) == 2
 
     run(go())

@@ -5,3 +5,4 @@
 pub mod modbus;
 pub mod modbus_map;
 pub mod opcua;
+pub mod opcua_history;

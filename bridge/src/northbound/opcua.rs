@@ -4,6 +4,7 @@
 //! `ns=<busbar>;s=<point id>` (`s=tanks/tank3.volume`), devices `s=<device>`, block folders
 //! `s=<device>/<block><n>`. docs/opcua.md.
 
+use super::opcua_history::{BusbarNodes, BusbarNodesBuilder, History};
 use crate::acquisition::{Acquisition, WriteOutcome};
 use crate::config::{Config, OpcUaSettings, Role};
 use crate::store::{Notice, PointIdx, PointValue, Sample, Store};
@@ -15,7 +16,7 @@ use opcua::nodes::AccessLevel;
 use opcua::nodes::{MethodBuilder, VariableBuilder};
 use opcua::server::authenticator::{AuthManager, CoreServerPermissions, DefaultAuthenticator, Password, UserToken};
 use opcua::server::diagnostics::NamespaceMetadata;
-use opcua::server::node_manager::memory::{simple_node_manager, SimpleNodeManager};
+use opcua::server::node_manager::memory::{InMemoryNodeManager, InMemoryNodeManagerBuilder};
 use opcua::server::{ServerBuilder, ServerEndpoint, ServerUserToken, ANONYMOUS_USER_TOKEN_ID};
 use opcua::types::UserTokenPolicy;
 use opcua::types::{
@@ -186,6 +187,7 @@ pub async fn start(
         p => p,
     };
     let host = settings.listen.ip().to_string();
+    let history = History::new(settings.history_samples);
     let mut token_ids: Vec<String> = Vec::new();
     let mut builder = ServerBuilder::new()
         .application_name("Busbar")
@@ -199,13 +201,13 @@ pub async fn start(
         .host(host.clone())
         .port(port)
         .discovery_urls(vec!["/".to_owned()])
-        .with_node_manager(simple_node_manager(
-            NamespaceMetadata {
+        .with_node_manager(InMemoryNodeManagerBuilder::new(BusbarNodesBuilder {
+            namespace: NamespaceMetadata {
                 namespace_uri: NAMESPACE_URI.to_owned(),
                 ..Default::default()
             },
-            "busbar",
-        ));
+            history: history.clone(),
+        }));
     if settings.anonymous {
         token_ids.push(ANONYMOUS_USER_TOKEN_ID.to_owned());
     }
@@ -257,7 +259,7 @@ pub async fn start(
     let (server, handle) = builder.build().map_err(anyhow::Error::msg)?;
     let nm = handle
         .node_managers()
-        .get_of_type::<SimpleNodeManager>()
+        .get_of_type::<InMemoryNodeManager<BusbarNodes>>()
         .ok_or_else(|| anyhow::anyhow!("OPC UA: the Busbar node manager is missing"))?;
     let ns = handle
         .get_namespace_index(NAMESPACE_URI)
@@ -269,12 +271,14 @@ pub async fn start(
             continue;
         }
         let acq = acq.clone();
-        nm.inner().add_write_callback(node.clone(), move |value, _range| {
-            let Some(v) = value.value.as_ref().and_then(as_f64) else {
-                return StatusCode::BadTypeMismatch;
-            };
-            status_of_outcome(&write_blocking(&acq, p, v))
-        });
+        nm.inner()
+            .simple
+            .add_write_callback(node.clone(), move |value, _range| {
+                let Some(v) = value.value.as_ref().and_then(as_f64) else {
+                    return StatusCode::BadTypeMismatch;
+                };
+                status_of_outcome(&write_blocking(&acq, p, v))
+            });
     }
     // Device commands as methods.
     {
@@ -301,7 +305,7 @@ pub async fn start(
                 }
                 b.insert(&mut *space);
                 let (acq, point, fixed) = (acq.clone(), m.point, m.fixed);
-                nm.inner().add_method_callback(id, move |args: &[Variant]| {
+                nm.inner().simple.add_method_callback(id, move |args: &[Variant]| {
                     let value = match (fixed, args) {
                         (Some(v), []) => v,
                         (None, [a]) => as_f64(a).ok_or(StatusCode::BadInvalidArgument)?,
@@ -328,7 +332,8 @@ pub async fn start(
     let mut changes = store.subscribe();
     let nodes = Arc::new(nodes);
     let push_all = {
-        let (store, nm, subs, nodes) = (store.clone(), nm.clone(), subs.clone(), nodes.clone());
+        let (store, nm, subs, nodes, history) =
+            (store.clone(), nm.clone(), subs.clone(), nodes.clone(), history.clone());
         move || {
             let values: Vec<(NodeId, DataValue)> = {
                 let samples = store.samples();
@@ -337,6 +342,7 @@ pub async fn start(
                     .filter_map(|(p, n)| samples.get(*p as usize).map(|s| (n.clone(), data_value(s))))
                     .collect()
             };
+            history.record(&values);
             let _ = nm.set_values(&subs, values.iter().map(|(n, v)| (n, None, v.clone())));
         }
     };
@@ -373,6 +379,7 @@ pub async fn start(
                             .filter_map(|p| Some((nodes.get(p)?.clone(), data_value(samples.get(*p as usize)?))))
                             .collect()
                     };
+                    history.record(&values);
                     let _ = nm.set_values(&subs, values.iter().map(|(n, v)| (n, None, v.clone())));
                 }
             }
@@ -469,7 +476,12 @@ fn as_f64(v: &Variant) -> Option<f64> {
 }
 
 /// Build the address space: Objects/Busbar/<site>/<device>/[<block n>/]<point>.
-fn populate(config: &Config, store: &Store, nm: &SimpleNodeManager, ns: u16) -> HashMap<PointIdx, NodeId> {
+fn populate(
+    config: &Config,
+    store: &Store,
+    nm: &InMemoryNodeManager<BusbarNodes>,
+    ns: u16,
+) -> HashMap<PointIdx, NodeId> {
     let mut nodes = HashMap::new();
     let mut space = nm.address_space().write();
     let root = NodeId::new(ns, "Busbar");
@@ -532,10 +544,13 @@ fn populate(config: &Config, store: &Store, nm: &SimpleNodeManager, ns: u16) -> 
                 .value(initial)
                 .description(point.description.as_str())
                 .has_type_definition(type_def)
-                .organized_by(parent);
+                .organized_by(parent)
+                .historizing(true);
+            let mut level = AccessLevel::CURRENT_READ | AccessLevel::HISTORY_READ;
             if meta.writable {
-                b = b.writable();
+                level |= AccessLevel::CURRENT_WRITE;
             }
+            b = b.access_level(level).user_access_level(level);
             b.insert(&mut *space);
             // Standard properties (namespace 0 browse names): EngineeringUnits and EURange for
             // analog items, TrueState/FalseState for two-state items.
