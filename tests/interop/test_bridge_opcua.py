@@ -221,3 +221,37 @@ def test_history_read_raw_returns_a_trend(demo):
             assert len(limited) == 2
 
     run(go())
+
+
+def test_absolute_deadband_filters_small_changes(demo):
+    demo.wait_good("main_meter/v1")
+
+    async def go():
+        async with Client(demo.opcua) as c:
+            v1 = await node(c, "main_meter/v1")
+            every, filtered = Collector(), Collector()
+            sub_all = await c.create_subscription(100, every)
+            await sub_all.subscribe_data_change(v1)
+            sub_db = await c.create_subscription(100, filtered)
+            # Absolute deadband of 100 V: the +-1 % noise of V1 never passes it.
+            await sub_db.deadband_monitor(v1, deadband_val=100.0, deadbandtype=1)
+            await asyncio.sleep(4.5)
+            assert len(every.values) >= 3, every.values
+            assert len(filtered.values) == 1, f"only the initial value passes: {filtered.values}"
+
+    run(go())
+
+
+def test_enums_publish_their_labels(demo):
+    demo.wait_good("ats/mode")
+
+    async def go():
+        async with Client(demo.opcua) as c:
+            mode = await node(c, "ats/mode")
+            assert await mode.read_type_definition() == ua.NodeId(ua.ObjectIds.MultiStateValueDiscreteType)
+            values = await (await mode.get_child("0:EnumValues")).read_value()
+            labels = {v.Value: v.DisplayName.Text for v in values}
+            assert labels == {0: "manual", 16: "auto", 32: "remote", 64: "inhibit"}
+            assert labels[int(await mode.read_value())] == "auto"
+
+    run(go())

@@ -20,8 +20,9 @@ use opcua::server::node_manager::memory::{InMemoryNodeManager, InMemoryNodeManag
 use opcua::server::{ServerBuilder, ServerEndpoint, ServerUserToken, ANONYMOUS_USER_TOKEN_ID};
 use opcua::types::UserTokenPolicy;
 use opcua::types::{
-    Argument, DataTypeId, DataValue, DateTime, EUInformation, ExtensionObject, LocalizedText, MessageSecurityMode,
-    NodeId, ObjectId, QualifiedName, Range, StatusCode, UAString, VariableTypeId, Variant,
+    Argument, DataTypeId, DataValue, DateTime, EUInformation, EnumValueType, ExtensionObject, LocalizedText,
+    MessageSecurityMode, NodeId, ObjectId, QualifiedName, Range, StatusCode, UAString, VariableTypeId, Variant,
+    VariantScalarTypeId,
 };
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -585,6 +586,24 @@ fn populate(
                     let label = |v: i64| point.labels.get(&v).cloned().unwrap_or_else(|| v.to_string());
                     property("TrueState", Variant::from(LocalizedText::new("en", label(1).as_str())));
                     property("FalseState", Variant::from(LocalizedText::new("en", label(0).as_str())));
+                }
+                Kind::Enum => {
+                    let values: Vec<ExtensionObject> = point
+                        .labels
+                        .iter()
+                        .map(|(v, label)| {
+                            ExtensionObject::from_message(EnumValueType {
+                                value: *v,
+                                display_name: LocalizedText::new("en", label.as_str()),
+                                description: LocalizedText::null(),
+                            })
+                        })
+                        .collect();
+                    // An array of one scalar type (a Vec<Variant> of other types would not encode).
+                    property(
+                        "EnumValues",
+                        Variant::from((VariantScalarTypeId::ExtensionObject, values)),
+                    );
                 }
                 _ => {}
             }
