@@ -68,6 +68,14 @@ enum Command {
 
 #[derive(Subcommand)]
 enum Export {
+    /// The OPC UA address space of the Busbar namespace as NodeSet2 XML.
+    Nodeset {
+        /// Configuration (default: the built-in demo config).
+        #[arg(long)]
+        config: Option<PathBuf>,
+        #[arg(long)]
+        profiles: Option<PathBuf>,
+    },
     /// The northbound Modbus register map (unit id, address, type, scale, point).
     ModbusMap {
         /// Configuration (default: the built-in demo config).
@@ -135,6 +143,24 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 Ok(ExitCode::from(1))
             }
         },
+        Command::Export {
+            what: Export::Nodeset { config, profiles },
+        } => {
+            let c = match config {
+                Some(path) => match load_config(&path, profiles.as_deref()) {
+                    Ok(c) => c,
+                    Err(d) => {
+                        eprintln!("{d}");
+                        return Ok(ExitCode::from(1));
+                    }
+                },
+                None => demo::demo_config(DemoPorts::default().sim_gateway, &DemoPorts::default())?,
+            };
+            let store = Store::new(&c, 16);
+            let nodes = busbar::northbound::opcua_space::describe(&c, &store);
+            emit(&busbar::northbound::opcua_space::nodeset_xml(&nodes));
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Export {
             what:
                 Export::ModbusMap {

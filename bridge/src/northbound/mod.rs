@@ -6,3 +6,4 @@ pub mod modbus;
 pub mod modbus_map;
 pub mod opcua;
 pub mod opcua_history;
+pub mod opcua_space;

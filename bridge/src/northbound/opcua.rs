@@ -5,6 +5,7 @@
 //! `s=<device>/<block><n>`. docs/opcua.md.
 
 use super::opcua_history::{BusbarNodes, BusbarNodesBuilder, History};
+use super::opcua_space::{describe, Class, Parent, PropValue, VarType};
 use crate::acquisition::{Acquisition, WriteOutcome};
 use crate::config::{Config, OpcUaSettings, Role};
 use crate::store::{Notice, PointIdx, PointValue, Sample, Store};
@@ -281,43 +282,22 @@ pub async fn start(
                 status_of_outcome(&write_blocking(&acq, p, v))
             });
     }
-    // Device commands as methods.
-    {
-        let mut space = nm.address_space().write();
-        for d in 0..config.devices.len() {
-            let dev_node = NodeId::new(ns, config.devices[d].name.as_str());
-            for m in methods_of(config, &store, d) {
-                let id = NodeId::new(ns, format!("{}#{}", config.devices[d].name, m.name));
-                let args_id = NodeId::new(ns, format!("{}#{}#InputArguments", config.devices[d].name, m.name));
-                let mut b = MethodBuilder::new(&id, QualifiedName::new(ns, m.name.as_str()), m.name.as_str())
-                    .description(m.description.as_str())
-                    .component_of(dev_node.clone())
-                    .executable(true)
-                    .user_executable(true);
-                if m.fixed.is_none() {
-                    let arg = Argument {
-                        name: UAString::from("value"),
-                        data_type: DataTypeId::Double.into(),
-                        value_rank: -1,
-                        array_dimensions: None,
-                        description: LocalizedText::new("en", "the value, in the point's engineering unit"),
-                    };
-                    b = b.input_args(&mut *space, &args_id, &[arg]);
+    // Device commands: the method nodes exist (populate), attach their callbacks.
+    for d in 0..config.devices.len() {
+        for m in methods_of(config, &store, d) {
+            let id = NodeId::new(ns, format!("{}#{}", config.devices[d].name, m.name));
+            let (acq, point, fixed) = (acq.clone(), m.point, m.fixed);
+            nm.inner().simple.add_method_callback(id, move |args: &[Variant]| {
+                let value = match (fixed, args) {
+                    (Some(v), []) => v,
+                    (None, [a]) => as_f64(a).ok_or(StatusCode::BadInvalidArgument)?,
+                    _ => return Err(StatusCode::BadArgumentsMissing),
+                };
+                match status_of_outcome(&write_blocking(&acq, point, value)) {
+                    s if s.is_good() => Ok(Vec::new()),
+                    s => Err(s),
                 }
-                b.insert(&mut *space);
-                let (acq, point, fixed) = (acq.clone(), m.point, m.fixed);
-                nm.inner().simple.add_method_callback(id, move |args: &[Variant]| {
-                    let value = match (fixed, args) {
-                        (Some(v), []) => v,
-                        (None, [a]) => as_f64(a).ok_or(StatusCode::BadInvalidArgument)?,
-                        _ => return Err(StatusCode::BadArgumentsMissing),
-                    };
-                    match status_of_outcome(&write_blocking(&acq, point, value)) {
-                        s if s.is_good() => Ok(Vec::new()),
-                        s => Err(s),
-                    }
-                });
-            }
+            });
         }
     }
     let mut tasks = Vec::new();
@@ -421,17 +401,17 @@ fn camel(name: &str) -> String {
 }
 
 /// A device command as an OPC UA method.
-struct MethodSpec {
-    name: String,
-    description: String,
-    point: PointIdx,
+pub(crate) struct MethodSpec {
+    pub name: String,
+    pub description: String,
+    pub point: PointIdx,
     /// The value to write, or `None` when the caller gives it (one Double argument).
-    fixed: Option<f64>,
+    pub fixed: Option<f64>,
 }
 
 /// Methods of a device, from its profile: one per label of a writable `command` point (but
 /// `none`), and `Set<Point>(value)` for every other writable point.
-fn methods_of(config: &Config, store: &Store, d: usize) -> Vec<MethodSpec> {
+pub(crate) fn methods_of(config: &Config, store: &Store, d: usize) -> Vec<MethodSpec> {
     let dev = &config.devices[d];
     let mut out = Vec::new();
     for &k in &dev.acquired {
@@ -476,7 +456,8 @@ fn as_f64(v: &Variant) -> Option<f64> {
     }
 }
 
-/// Build the address space: Objects/Busbar/<site>/<device>/[<block n>/]<point>.
+/// Build the address space from its description (`opcua_space::describe`): folders,
+/// variables with their properties, and method nodes. Returns the node of each point.
 fn populate(
     config: &Config,
     store: &Store,
@@ -485,129 +466,118 @@ fn populate(
 ) -> HashMap<PointIdx, NodeId> {
     let mut nodes = HashMap::new();
     let mut space = nm.address_space().write();
-    let root = NodeId::new(ns, "Busbar");
-    let qn = |name: &str| QualifiedName::new(ns, name);
-    space.add_folder(&root, qn("Busbar"), "Busbar", &ObjectId::ObjectsFolder.into());
-    let site = NodeId::new(ns, config.site_id.as_str());
-    space.add_folder(&site, qn(&config.site_id), config.site_name.as_str(), &root);
-    for (d, dev) in config.devices.iter().enumerate() {
-        let dev_node = NodeId::new(ns, dev.name.as_str());
-        space.add_folder(&dev_node, qn(&dev.name), dev.name.as_str(), &site);
-        for (prop, value) in [
-            ("Profile", dev.profile.name.clone()),
-            ("Model", format!("{} {}", dev.profile.manufacturer, dev.profile.model)),
-            ("Family", dev.profile.family.as_str().to_string()),
-            ("Connection", config.connections[dev.connection].name.clone()),
-        ] {
-            let id = NodeId::new(ns, format!("{}#{}", dev.name, prop));
-            VariableBuilder::new(&id, qn(prop), prop)
-                .data_type(DataTypeId::String)
-                .value(UAString::from(value))
-                .has_type_definition(VariableTypeId::PropertyType)
-                .property_of(dev_node.clone())
-                .insert(&mut *space);
-        }
-        let mut block_folders: HashMap<String, NodeId> = HashMap::new();
-        for &k in &dev.acquired {
-            let Some(p) = store.point_of(d, k) else { continue };
-            let Some(meta) = store.meta(p) else { continue };
-            let point = &dev.profile.points[k];
-            let parent = match &point.block {
-                Some(b) => {
-                    let key = format!("{}/{}{}", dev.name, b.name, b.index);
-                    block_folders
-                        .entry(key.clone())
-                        .or_insert_with(|| {
-                            let id = NodeId::new(ns, key.as_str());
-                            let label = format!("{} {}", b.label, b.index);
-                            space.add_folder(&id, qn(&label), label.as_str(), &dev_node);
-                            id
-                        })
-                        .clone()
-                }
-                None => dev_node.clone(),
-            };
-            let id = NodeId::new(ns, meta.id.as_str());
-            let (data_type, type_def) = match point.kind {
-                Kind::String => (DataTypeId::String, VariableTypeId::BaseDataVariableType),
-                Kind::Analog => (DataTypeId::Double, VariableTypeId::AnalogItemType),
-                Kind::Binary => (DataTypeId::Double, VariableTypeId::TwoStateDiscreteType),
-                Kind::Enum => (DataTypeId::Double, VariableTypeId::MultiStateValueDiscreteType),
-                _ => (DataTypeId::Double, VariableTypeId::BaseDataVariableType),
-            };
-            let initial: Variant = if point.kind == Kind::String {
-                UAString::null().into()
-            } else {
-                Variant::Double(0.0)
-            };
-            let mut b = VariableBuilder::new(&id, qn(&point.name), point.name.as_str())
-                .data_type(data_type)
-                .value(initial)
-                .description(point.description.as_str())
-                .has_type_definition(type_def)
-                .organized_by(parent)
-                .historizing(true);
-            let mut level = AccessLevel::CURRENT_READ | AccessLevel::HISTORY_READ;
-            if meta.writable {
-                level |= AccessLevel::CURRENT_WRITE;
+    let node = |s: &str| NodeId::new(ns, s);
+    for n in describe(config, store) {
+        let id = node(&n.id);
+        let parent: NodeId = match &n.parent {
+            Parent::Objects => ObjectId::ObjectsFolder.into(),
+            Parent::Node(p) => node(p),
+        };
+        match n.class {
+            Class::Folder => {
+                space.add_folder(
+                    &id,
+                    QualifiedName::new(ns, n.browse.as_str()),
+                    n.display.as_str(),
+                    &parent,
+                );
             }
-            b = b.access_level(level).user_access_level(level);
-            b.insert(&mut *space);
-            // Standard properties (namespace 0 browse names): EngineeringUnits and EURange for
-            // analog items, TrueState/FalseState for two-state items.
-            let mut property = |name: &str, value: Variant| {
-                let pid = NodeId::new(ns, format!("{}#{}", meta.id, name));
-                let dt = match &value {
-                    Variant::ExtensionObject(_) => DataTypeId::Structure,
-                    Variant::LocalizedText(_) => DataTypeId::LocalizedText,
-                    _ => DataTypeId::BaseDataType,
+            Class::Variable {
+                var_type,
+                text,
+                point,
+                writable,
+            } => {
+                let type_def = match var_type {
+                    VarType::BaseData => VariableTypeId::BaseDataVariableType,
+                    VarType::Analog => VariableTypeId::AnalogItemType,
+                    VarType::TwoState => VariableTypeId::TwoStateDiscreteType,
+                    VarType::MultiStateValue => VariableTypeId::MultiStateValueDiscreteType,
                 };
-                VariableBuilder::new(&pid, QualifiedName::new(0, name), name)
-                    .data_type(dt)
+                let (data_type, initial) = if text {
+                    (DataTypeId::String, Variant::from(UAString::null()))
+                } else {
+                    (DataTypeId::Double, Variant::Double(0.0))
+                };
+                let mut level = AccessLevel::CURRENT_READ | AccessLevel::HISTORY_READ;
+                if writable {
+                    level |= AccessLevel::CURRENT_WRITE;
+                }
+                VariableBuilder::new(&id, QualifiedName::new(ns, n.browse.as_str()), n.display.as_str())
+                    .data_type(data_type)
+                    .value(initial)
+                    .description(n.description.as_str())
+                    .has_type_definition(type_def)
+                    .organized_by(parent)
+                    .historizing(true)
+                    .access_level(level)
+                    .user_access_level(level)
+                    .insert(&mut *space);
+                nodes.insert(point, id);
+            }
+            Class::Property { value, standard } => {
+                let (data_type, value) = match value {
+                    PropValue::Text(t) => (DataTypeId::String, Variant::from(UAString::from(t))),
+                    PropValue::Localized(t) => (
+                        DataTypeId::LocalizedText,
+                        Variant::from(LocalizedText::new("en", t.as_str())),
+                    ),
+                    PropValue::Units(u) => (
+                        DataTypeId::EUInformation,
+                        Variant::from(ExtensionObject::from_message(eu_information(u))),
+                    ),
+                    PropValue::Range(low, high) => (
+                        DataTypeId::Range,
+                        Variant::from(ExtensionObject::from_message(Range { low, high })),
+                    ),
+                    PropValue::EnumValues(values) => {
+                        let items: Vec<ExtensionObject> = values
+                            .into_iter()
+                            .map(|(value, label)| {
+                                ExtensionObject::from_message(EnumValueType {
+                                    value,
+                                    display_name: LocalizedText::new("en", label.as_str()),
+                                    description: LocalizedText::null(),
+                                })
+                            })
+                            .collect();
+                        // An array of one scalar type (a Vec<Variant> of other types would not encode).
+                        (
+                            DataTypeId::EnumValueType,
+                            Variant::from((VariantScalarTypeId::ExtensionObject, items)),
+                        )
+                    }
+                };
+                let browse = if standard {
+                    QualifiedName::new(0, n.browse.as_str())
+                } else {
+                    QualifiedName::new(ns, n.browse.as_str())
+                };
+                VariableBuilder::new(&id, browse, n.display.as_str())
+                    .data_type(data_type)
                     .value(value)
                     .has_type_definition(VariableTypeId::PropertyType)
-                    .property_of(id.clone())
+                    .property_of(parent)
                     .insert(&mut *space);
-            };
-            match point.kind {
-                Kind::Analog | Kind::Counter => {
-                    property(
-                        "EngineeringUnits",
-                        Variant::from(ExtensionObject::from_message(eu_information(point.unit))),
-                    );
-                    if let Some((lo, hi)) = dev.range(k) {
-                        property(
-                            "EURange",
-                            Variant::from(ExtensionObject::from_message(Range { low: lo, high: hi })),
-                        );
-                    }
-                }
-                Kind::Binary => {
-                    let label = |v: i64| point.labels.get(&v).cloned().unwrap_or_else(|| v.to_string());
-                    property("TrueState", Variant::from(LocalizedText::new("en", label(1).as_str())));
-                    property("FalseState", Variant::from(LocalizedText::new("en", label(0).as_str())));
-                }
-                Kind::Enum => {
-                    let values: Vec<ExtensionObject> = point
-                        .labels
-                        .iter()
-                        .map(|(v, label)| {
-                            ExtensionObject::from_message(EnumValueType {
-                                value: *v,
-                                display_name: LocalizedText::new("en", label.as_str()),
-                                description: LocalizedText::null(),
-                            })
-                        })
-                        .collect();
-                    // An array of one scalar type (a Vec<Variant> of other types would not encode).
-                    property(
-                        "EnumValues",
-                        Variant::from((VariantScalarTypeId::ExtensionObject, values)),
-                    );
-                }
-                _ => {}
             }
-            nodes.insert(p, id);
+            Class::Method { argument } => {
+                let mut b = MethodBuilder::new(&id, QualifiedName::new(ns, n.browse.as_str()), n.display.as_str())
+                    .description(n.description.as_str())
+                    .component_of(parent)
+                    .executable(true)
+                    .user_executable(true);
+                if argument {
+                    let arg = Argument {
+                        name: UAString::from("value"),
+                        data_type: DataTypeId::Double.into(),
+                        value_rank: -1,
+                        array_dimensions: None,
+                        description: LocalizedText::new("en", "the value, in the point's engineering unit"),
+                    };
+                    b = b.input_args(&mut *space, &node(&format!("{}#InputArguments", n.id)), &[arg]);
+                }
+                b.insert(&mut *space);
+            }
         }
     }
     nodes
