@@ -35,7 +35,11 @@ def test_browse_read_units_and_status(demo):
             objects = c.nodes.objects
             busbar = await objects.get_child([f"{ns}:Busbar", f"{ns}:station-nord", f"{ns}:main_meter"])
             names = {(await ch.read_browse_name()).Name for ch in await busbar.get_children()}
-            assert {"v1", "frequency", "ea_import", "Profile"} <= names
+            assert {"v1", "frequency", "ea_import", "Profile", "CommStatus", "LastUpdate"} <= names
+            await asyncio.sleep(1.2)
+            comm = await (await busbar.get_child(f"{ns}:CommStatus")).read_value()
+            assert comm == "online"
+            assert (await (await busbar.get_child(f"{ns}:LastUpdate")).read_value()).endswith("Z")
             v1 = await node(c, "main_meter/v1")
             dv = await v1.read_data_value()
             assert dv.StatusCode.is_good()

@@ -328,6 +328,43 @@ pub async fn start(
         }
     };
     push_all();
+    // Device properties that follow the acquisition: CommStatus and LastUpdate, every second.
+    {
+        let (store, nm, subs, config) = (store.clone(), nm.clone(), subs.clone(), config.clone());
+        let mut stop = shutdown.clone();
+        tasks.push(tokio::spawn(async move {
+            let mut tick = tokio::time::interval(std::time::Duration::from_secs(1));
+            loop {
+                tokio::select! {
+                    _ = tick.tick() => {}
+                    _ = stop.changed() => break,
+                }
+                let mut values = Vec::new();
+                for (d, dev) in config.devices.iter().enumerate() {
+                    let Some(st) = store.status(d).map(|s| s.clone()) else {
+                        continue;
+                    };
+                    let comm = if st.online {
+                        "online"
+                    } else if st.polls == 0 {
+                        "unknown"
+                    } else {
+                        "offline"
+                    };
+                    let last = st.last_good_read.map(busbar_core::time::rfc3339).unwrap_or_default();
+                    for (name, text) in [("CommStatus", comm.to_string()), ("LastUpdate", last)] {
+                        let dv = DataValue {
+                            value: Some(Variant::from(UAString::from(text))),
+                            status: Some(StatusCode::Good),
+                            ..Default::default()
+                        };
+                        values.push((NodeId::new(ns, format!("{}#{name}", dev.name)), dv));
+                    }
+                }
+                let _ = nm.set_values(&subs, values.iter().map(|(n, v)| (n, None, v.clone())));
+            }
+        }));
+    }
     tasks.push(tokio::spawn(async move {
         let mut batch: Vec<PointIdx> = Vec::with_capacity(1024);
         loop {

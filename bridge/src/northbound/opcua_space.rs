@@ -109,6 +109,14 @@ pub fn describe(config: &Config, store: &Store) -> Vec<NodeDesc> {
         ] {
             out.push(property(&dev.name, name, PropValue::Text(value), false));
         }
+        // Live properties, updated by the server every second.
+        out.push(property(
+            &dev.name,
+            "CommStatus",
+            PropValue::Text("unknown".into()),
+            false,
+        ));
+        out.push(property(&dev.name, "LastUpdate", PropValue::Text(String::new()), false));
         let mut blocks: Vec<String> = Vec::new();
         for &k in &dev.acquired {
             let Some(p) = store.point_of(d, k) else { continue };
