@@ -372,6 +372,117 @@ async fn northbound_row(window: Duration) -> anyhow::Result<(f64, String)> {
     Ok((rate, format!("| modbus: busbar northbound server, 8 clients, FC03 x38 regs | {rate:.0} req/s | {used:.0} % CPU (bridge + simulator process), {errors} errors | |")))
 }
 
+/// Run the OPC UA load client against `url` for the ids in `ids`, measuring `server` (pid).
+async fn opcua_client(
+    url: &str,
+    ns: &str,
+    ids: &Path,
+    window: Duration,
+    server: u32,
+) -> anyhow::Result<(Value, f64, f64)> {
+    let python = std::env::var("BUSBAR_PYTHON").unwrap_or_else(|_| "python3".into());
+    let cpu = CpuWindow::start(server);
+    let out = tokio::process::Command::new(&python)
+        .arg(repo_root().join("bench/peers/opcua_client.py"))
+        .arg(url)
+        .arg(ns)
+        .arg(ids)
+        .arg(window.as_secs_f64().to_string())
+        .stderr(Stdio::null())
+        .output()
+        .await
+        .context("run the OPC UA client (pip install asyncua)")?;
+    let used = cpu.percent();
+    let rss = rss_mib(server).unwrap_or(f64::NAN);
+    let text = String::from_utf8_lossy(&out.stdout);
+    let line = text.lines().last().unwrap_or("{}");
+    Ok((serde_json::from_str(line).unwrap_or(Value::Null), used, rss))
+}
+
+fn opcua_row(who: &str, items: usize, rate: usize, v: &Value, cpu: f64, rss: f64) -> String {
+    format!(
+        "| opcua: {who}, {items} monitored items, {rate} changes/s | {:.0} notifications/s, latency p50 {:.0} ms, p99 {:.0} ms | {cpu:.0} % CPU (server, whole window incl. setup), {rss:.0} MiB RSS | subscribe took {:.1} s; target 100k items p99 < 100 ms |",
+        v["notifications_per_s"].as_f64().unwrap_or(f64::NAN),
+        v["p50_ms"].as_f64().unwrap_or(f64::NAN),
+        v["p99_ms"].as_f64().unwrap_or(f64::NAN),
+        v["setup_s"].as_f64().unwrap_or(f64::NAN),
+    )
+}
+
+async fn opcua_rows(window: Duration, quick: bool) -> anyhow::Result<Vec<String>> {
+    let mut rows = Vec::new();
+    let dir = std::env::temp_dir().join(format!("busbar-bench-{}", std::process::id()));
+    std::fs::create_dir_all(&dir)?;
+    let sizes: &[(usize, usize)] = if quick {
+        &[(10_000, 1_000)]
+    } else {
+        &[(10_000, 1_000), (100_000, 10_000)]
+    };
+    for &(items, rate) in sizes {
+        let port = free_port()?;
+        let ids = dir.join(format!("busbar-ids-{items}.txt"));
+        let server = Proc(
+            Command::new(binary("busbar"))
+                .args([
+                    "bench-opcua",
+                    "--points",
+                    &items.to_string(),
+                    "--rate",
+                    &rate.to_string(),
+                ])
+                .args(["--listen", &format!("127.0.0.1:{port}")])
+                .arg("--ids")
+                .arg(&ids)
+                .env("BUSBAR_LOG", "warn")
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .context("start busbar bench-opcua")?,
+        );
+        wait_port(port).await?;
+        let (v, cpu, rss) = opcua_client(
+            &format!("opc.tcp://127.0.0.1:{port}/"),
+            "urn:busbar:site",
+            &ids,
+            window,
+            server.0.id(),
+        )
+        .await?;
+        rows.push(opcua_row("busbar", items, rate, &v, cpu, rss));
+    }
+    // asyncua's own server with the same 10k load (building 100k nodes in Python takes minutes).
+    let python = std::env::var("BUSBAR_PYTHON").unwrap_or_else(|_| "python3".into());
+    let (items, rate) = (10_000, 1_000);
+    let port = free_port()?;
+    let ids = dir.join("peer-ids.txt");
+    let peer = Proc(
+        Command::new(&python)
+            .arg(repo_root().join("bench/peers/opcua_server.py"))
+            .args([port.to_string(), items.to_string(), rate.to_string()])
+            .arg(&ids)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .context("start the asyncua server")?,
+    );
+    for _ in 0..1200 {
+        if ids.exists() && tokio::net::TcpStream::connect(("127.0.0.1", port)).await.is_ok() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let (v, cpu, rss) = opcua_client(
+        &format!("opc.tcp://127.0.0.1:{port}/"),
+        "urn:bench:peer",
+        &ids,
+        window,
+        peer.0.id(),
+    )
+    .await?;
+    rows.push(opcua_row("asyncua 2.1 server", items, rate, &v, cpu, rss));
+    Ok(rows)
+}
+
 pub async fn run_all(args: &Args) -> anyhow::Result<String> {
     let window = if args.quick {
         Duration::from_secs(2)
@@ -396,6 +507,9 @@ pub async fn run_all(args: &Args) -> anyhow::Result<String> {
     }
     if want("modbus") {
         out.extend(modbus_rows(window).await?);
+    }
+    if want("opcua") {
+        out.extend(opcua_rows(window, args.quick).await?);
     }
     if want("bridge") {
         for n in [100, 1000] {

@@ -226,6 +226,9 @@ struct OpcUaServerDoc {
     /// Samples kept per point for HistoryRead (an in-memory ring).
     #[serde(default = "d_history")]
     history_samples: usize,
+    /// Monitored items one subscription may hold.
+    #[serde(default = "d_max_items")]
+    max_monitored_items: usize,
     #[serde(default)]
     users: Vec<UserDoc>,
 }
@@ -246,6 +249,9 @@ fn d_viewer() -> String {
 
 fn d_opcua_listen() -> String {
     "127.0.0.1:4840".into()
+}
+fn d_max_items() -> usize {
+    200_000
 }
 fn d_history() -> usize {
     1000
@@ -398,6 +404,8 @@ pub struct OpcUaSettings {
     pub users: Vec<User>,
     /// Samples kept per point for HistoryRead.
     pub history_samples: usize,
+    /// Monitored items one subscription may hold.
+    pub max_monitored_items: usize,
 }
 
 #[derive(Debug, Clone)]
@@ -841,6 +849,7 @@ pub fn parse_config(file: &str, text: &str, profiles: &ProfileSet, profiles_from
                 anonymous_role,
                 users,
                 history_samples: o.history_samples.clamp(1, 1_000_000),
+                max_monitored_items: o.max_monitored_items.clamp(1, 10_000_000),
             })
         }
         _ => None,

@@ -4,6 +4,7 @@
 
 pub mod acquisition;
 pub mod app;
+pub mod bench;
 pub mod config;
 pub mod demo;
 pub mod http;

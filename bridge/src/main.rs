@@ -59,6 +59,19 @@ enum Command {
         #[arg(long)]
         profiles: Option<PathBuf>,
     },
+    /// Benchmark helper: an OPC UA server over a synthetic store of about POINTS points, RATE of
+    /// them changing per second (no devices, no acquisition). Writes the point ids to IDS.
+    #[command(hide = true)]
+    BenchOpcua {
+        #[arg(long)]
+        points: usize,
+        #[arg(long)]
+        rate: usize,
+        #[arg(long)]
+        listen: SocketAddr,
+        #[arg(long)]
+        ids: PathBuf,
+    },
     /// Export a mapping for integrators.
     Export {
         #[command(subcommand)]
@@ -143,6 +156,15 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 Ok(ExitCode::from(1))
             }
         },
+        Command::BenchOpcua {
+            points,
+            rate,
+            listen,
+            ids,
+        } => {
+            runtime()?.block_on(busbar::bench::opcua_load(points, rate, listen, &ids))?;
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Export {
             what: Export::Nodeset { config, profiles },
         } => {

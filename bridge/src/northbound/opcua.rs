@@ -258,7 +258,18 @@ pub async fn start(
                 &ids as &[&str],
             ),
         );
-    let (server, handle) = builder.build().map_err(anyhow::Error::msg)?;
+    {
+        let limits = builder.limits_mut();
+        limits.subscriptions.max_monitored_items_per_sub = settings.max_monitored_items;
+        // Values arrive pushed from the store: let clients ask for 25 ms publishing, and check
+        // subscriptions every 25 ms (async-opcua's default is 100 ms for both).
+        limits.subscriptions.min_publishing_interval_ms = 25.0;
+        limits.subscriptions.min_sampling_interval_ms = 0.0;
+    }
+    let (server, handle) = builder
+        .subscription_poll_interval_ms(25)
+        .build()
+        .map_err(anyhow::Error::msg)?;
     let nm = handle
         .node_managers()
         .get_of_type::<InMemoryNodeManager<BusbarNodes>>()
