@@ -84,7 +84,7 @@ pub fn encode(reg: &Register, kind: Kind, value: f64, out: &mut [u16]) -> Result
                 out[0] &= !(1 << b);
             }
         }
-        DataType::Ascii(_) => return encode_text(reg, &format!("{value}"), out),
+        DataType::Ascii(_) => return encode_text(&format!("{value}"), out),
     }
     Ok(())
 }
@@ -144,7 +144,7 @@ fn apply_scale(raw: f64, scale: f64) -> f64 {
 }
 
 /// Encode text into ASCII registers: two characters per register, high byte first, NUL padded.
-pub fn encode_text(reg: &Register, text: &str, out: &mut [u16]) -> Result<(), EncodingError> {
+pub fn encode_text(text: &str, out: &mut [u16]) -> Result<(), EncodingError> {
     let bytes = text.as_bytes();
     if !text.is_ascii() || bytes.len() > out.len() * 2 {
         return Err(EncodingError::TextTooLong(text.to_string()));
@@ -154,7 +154,6 @@ pub fn encode_text(reg: &Register, text: &str, out: &mut [u16]) -> Result<(), En
         let lo = bytes.get(2 * i + 1).copied().unwrap_or(0);
         *w = u16::from_be_bytes([hi, lo]);
     }
-    let _ = reg;
     Ok(())
 }
 
@@ -253,10 +252,10 @@ mod tests {
     fn ascii_round_trip() {
         let r = reg(DataType::Ascii(2), WordOrder::Abcd, 1.0);
         let mut out = [0u16; 2];
-        encode_text(&r, "SOCO", &mut out).unwrap_or_default();
+        encode_text("SOCO", &mut out).unwrap_or_default();
         assert_eq!(out, [0x534f, 0x434f]);
         assert_eq!(decode_text(&out), Ok("SOCO".to_string()));
-        assert!(encode_text(&r, "TOOLONG", &mut out).is_err());
+        assert!(encode_text("TOOLONG", &mut out).is_err());
         assert!(decode_text(&[0xff41]).is_err());
     }
 }

@@ -178,7 +178,7 @@ impl RegisterImage {
         let Some(p) = profile.points.get(index) else {
             return Ok(());
         };
-        encoding::encode_text(&p.register, text, self.point_words_mut(index))
+        encoding::encode_text(text, self.point_words_mut(index))
     }
 
     /// Decode point `index` back to an engineering value.

@@ -391,14 +391,13 @@ pub fn parse_scenario(file: &str, text: &str, profiles: &ProfileSet) -> Result<S
         let (line, path) = &lines[i];
         let family = dv.profile.family;
         let blocks = block_count(&dv.profile);
-        let names =
-            match models::build(family, &dv.params, &models::Links::default(), start_hour, blocks).map(|(_, n)| n) {
-                Ok(n) => n,
-                Err(e) => {
-                    d.push(file, *line, format!("{path}.params"), e);
-                    continue;
-                }
-            };
+        let names = match models::build(family, &dv.params, &models::Links::default(), blocks).map(|(_, n)| n) {
+            Ok(n) => n,
+            Err(e) => {
+                d.push(file, *line, format!("{path}.params"), e);
+                continue;
+            }
+        };
         let mut resolve = |what: &str, name: &Option<String>, allowed: &[Family]| -> Option<usize> {
             let name = name.as_ref()?;
             match index.get(name) {

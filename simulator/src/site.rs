@@ -96,14 +96,8 @@ impl Site {
         let mut devices = Vec::new();
         for (i, spec) in scenario.devices.iter().enumerate() {
             let blocks = block_count(&spec.profile);
-            let (model, _) = models::build(
-                spec.profile.family,
-                &spec.params,
-                &spec.links,
-                scenario.start_hour,
-                blocks,
-            )
-            .map_err(|e| format!("device `{}`: {e}", spec.name))?;
+            let (model, _) = models::build(spec.profile.family, &spec.params, &spec.links, blocks)
+                .map_err(|e| format!("device `{}`: {e}", spec.name))?;
             devices.push(SimDevice {
                 shared: Arc::new(DeviceShared {
                     name: spec.name.clone(),

@@ -114,7 +114,7 @@ impl ModbusServer {
                     let _ = encoding::encode(&register(DataType::U64, order, resolution), Kind::Counter, *x, words);
                 }
                 (Encoding::Ascii { registers }, Some(PointValue::Text(t))) => {
-                    let _ = encoding::encode_text(&register(DataType::Ascii(registers), order, 1.0), t, words);
+                    let _ = encoding::encode_text(t, &mut words[..usize::from(registers).min(words.len())]);
                 }
                 _ => {}
             }

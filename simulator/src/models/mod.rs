@@ -143,7 +143,6 @@ pub fn build(
     family: Family,
     params: &serde_json::Value,
     links: &Links,
-    start_hour: f64,
     block_count: u16,
 ) -> Result<(Box<dyn DeviceModel>, LinkNames), String> {
     fn p<T: serde::de::DeserializeOwned>(v: &serde_json::Value) -> Result<T, String> {
@@ -154,7 +153,6 @@ pub fn build(
         };
         serde_json::from_value(v).map_err(|e| e.to_string())
     }
-    let _ = start_hour;
     Ok(match family {
         Family::Meter => {
             let params: meter::MeterParams = p(params)?;

@@ -3,7 +3,7 @@
 //! deliveries, leaks, water ingress, a stuck probe, static leak tests; site sums per product.
 
 use super::tank_physics::{vcf, Geometry};
-use super::{block_point, not_for_this_device, not_writable, DeviceModel, Emit, Env, Refusal};
+use super::{not_for_this_device, not_writable, DeviceModel, Emit, Env, Refusal};
 use crate::events::Event;
 use crate::rng::SimRng;
 use busbar_core::units::Unit;
@@ -274,7 +274,6 @@ impl DeviceModel for TankGauge {
     fn step(&mut self, dt: f64, env: &Env, rng: &mut SimRng) {
         let ground = self.p.ground_temperature_c;
         for t in &mut self.tanks {
-            let before_tc = t.tc_volume();
             // Sales: fuellings arrive at random while open, 20-60 L each at 35 L/min.
             if env.station_open {
                 if t.fuelling_left_l <= 0.0 && rng.chance(t.sales_l_per_h / 40.0 / 3600.0 * dt) {
@@ -311,7 +310,6 @@ impl DeviceModel for TankGauge {
             t.volume = (t.volume - t.leak_l_per_h * dt / 3600.0).max(0.0);
             t.water_mm = (t.water_mm + t.water_mm_per_h * dt / 3600.0).min(t.geometry.height_mm());
             t.temperature += (ground - t.temperature) * (1.0 - (-dt / (3.0 * 86400.0)).exp());
-            let _ = before_tc;
             if let Some(lt) = &mut t.leak_test {
                 lt.elapsed_s += dt;
                 if lt.elapsed_s >= lt.duration_s {
@@ -354,7 +352,6 @@ impl DeviceModel for TankGauge {
     }
 
     fn write(&mut self, point: &str, _value: f64) -> Result<(), Refusal> {
-        let _ = block_point(point, "tank");
         Err(not_writable(point))
     }
 
