@@ -305,12 +305,7 @@ pub enum Link {
     },
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Parity {
-    None,
-    Even,
-    Odd,
-}
+pub use busbar_modbus::rtu::Parity;
 
 #[derive(Debug, Clone)]
 pub struct Connection {
@@ -470,20 +465,15 @@ pub fn parse_config(file: &str, text: &str, profiles: &ProfileSet, profiles_from
                 }
             }
             (None, Some(r)) => {
-                let parity = match r.parity.as_str() {
-                    "none" => Parity::None,
-                    "even" => Parity::Even,
-                    "odd" => Parity::Odd,
-                    other => {
-                        d.push(
-                            file,
-                            line,
-                            &path,
-                            format!("rtu.parity `{other}` is not none, even or odd"),
-                        );
-                        Parity::Even
-                    }
-                };
+                let parity = busbar_modbus::rtu::parse_parity(&r.parity).unwrap_or_else(|| {
+                    d.push(
+                        file,
+                        line,
+                        &path,
+                        format!("rtu.parity `{}` is not none, even or odd", r.parity),
+                    );
+                    Parity::Even
+                });
                 if !matches!(r.stop_bits, 1 | 2) {
                     d.push(file, line, &path, "rtu.stop_bits must be 1 or 2");
                 }

@@ -168,15 +168,8 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Export {
             what: Export::Nodeset { config, profiles },
         } => {
-            let c = match config {
-                Some(path) => match load_config(&path, profiles.as_deref()) {
-                    Ok(c) => c,
-                    Err(d) => {
-                        eprintln!("{d}");
-                        return Ok(ExitCode::from(1));
-                    }
-                },
-                None => demo::demo_config(DemoPorts::default().sim_gateway, &DemoPorts::default())?,
+            let Some(c) = export_config(config, profiles)? else {
+                return Ok(ExitCode::from(1));
             };
             let store = Store::new(&c, 16);
             let nodes = busbar::northbound::opcua_space::describe(&c, &store);
@@ -191,15 +184,8 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                     format,
                 },
         } => {
-            let c = match config {
-                Some(path) => match load_config(&path, profiles.as_deref()) {
-                    Ok(c) => c,
-                    Err(d) => {
-                        eprintln!("{d}");
-                        return Ok(ExitCode::from(1));
-                    }
-                },
-                None => demo::demo_config(DemoPorts::default().sim_gateway, &DemoPorts::default())?,
+            let Some(c) = export_config(config, profiles)? else {
+                return Ok(ExitCode::from(1));
             };
             let store = Store::new(&c, 16);
             let order = c.modbus.as_ref().map(|m| m.word_order).unwrap_or_default();
@@ -254,6 +240,23 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             })?;
             Ok(ExitCode::SUCCESS)
         }
+    }
+}
+
+/// The config an export describes: the file given (errors printed, `None`), else the demo's.
+fn export_config(config: Option<PathBuf>, profiles: Option<PathBuf>) -> anyhow::Result<Option<busbar::config::Config>> {
+    match config {
+        Some(path) => match load_config(&path, profiles.as_deref()) {
+            Ok(c) => Ok(Some(c)),
+            Err(d) => {
+                eprintln!("{d}");
+                Ok(None)
+            }
+        },
+        None => Ok(Some(demo::demo_config(
+            DemoPorts::default().sim_gateway,
+            &DemoPorts::default(),
+        )?)),
     }
 }
 

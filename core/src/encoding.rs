@@ -250,7 +250,6 @@ mod tests {
 
     #[test]
     fn ascii_round_trip() {
-        let r = reg(DataType::Ascii(2), WordOrder::Abcd, 1.0);
         let mut out = [0u16; 2];
         encode_text("SOCO", &mut out).unwrap_or_default();
         assert_eq!(out, [0x534f, 0x434f]);

@@ -175,9 +175,9 @@ impl RegisterImage {
 
     /// Encode text into a string point.
     pub fn set_text(&mut self, profile: &Profile, index: usize, text: &str) -> Result<(), EncodingError> {
-        let Some(p) = profile.points.get(index) else {
+        if index >= profile.points.len() {
             return Ok(());
-        };
+        }
         encoding::encode_text(text, self.point_words_mut(index))
     }
 

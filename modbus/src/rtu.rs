@@ -197,6 +197,16 @@ pub fn open_serial(
 
 pub use tokio_serial::{Parity, SerialStream};
 
+/// Parity as configs write it: `none`, `even`, `odd`.
+pub fn parse_parity(text: &str) -> Option<Parity> {
+    match text {
+        "none" => Some(Parity::None),
+        "even" => Some(Parity::Even),
+        "odd" => Some(Parity::Odd),
+        _ => None,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

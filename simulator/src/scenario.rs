@@ -289,16 +289,15 @@ pub fn parse_scenario(file: &str, text: &str, profiles: &ProfileSet) -> Result<S
                 }
             },
             (None, Some(r)) => {
-                use busbar_modbus::rtu::Parity;
-                let parity = match r.parity.as_str() {
-                    "none" => Parity::None,
-                    "even" => Parity::Even,
-                    "odd" => Parity::Odd,
-                    other => {
-                        d.push(file, line, &path, format!("parity `{other}` is not none, even or odd"));
-                        Parity::Even
-                    }
-                };
+                let parity = busbar_modbus::rtu::parse_parity(&r.parity).unwrap_or_else(|| {
+                    d.push(
+                        file,
+                        line,
+                        &path,
+                        format!("parity `{}` is not none, even or odd", r.parity),
+                    );
+                    busbar_modbus::rtu::Parity::Even
+                });
                 if !matches!(r.stop_bits, 1 | 2) {
                     d.push(file, line, &path, "stop_bits must be 1 or 2");
                 }

@@ -2,7 +2,7 @@
 //! after a timeout) or Modbus RTU on a serial line (opened lazily, reopened after an IO error;
 //! a bad CRC or a timeout flushes the line before the next request).
 
-use crate::config::{self, Link};
+use crate::config::Link;
 use busbar_core::modbus::{Request, Response};
 use busbar_modbus::client::Client;
 use busbar_modbus::rtu::{open_serial, Parity, RtuError, RtuMaster, SerialStream};
@@ -63,11 +63,7 @@ impl Transport {
                 line: RtuSettings {
                     device: device.clone(),
                     baud: *baud,
-                    parity: match parity {
-                        config::Parity::None => Parity::None,
-                        config::Parity::Even => Parity::Even,
-                        config::Parity::Odd => Parity::Odd,
-                    },
+                    parity: *parity,
                     stop_bits: *stop_bits,
                     frame_interval: *frame_interval,
                 },

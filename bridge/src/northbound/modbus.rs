@@ -113,8 +113,8 @@ impl ModbusServer {
                 (Encoding::Uint64 { resolution }, Some(PointValue::Number(x))) => {
                     let _ = encoding::encode(&register(DataType::U64, order, resolution), Kind::Counter, *x, words);
                 }
-                (Encoding::Ascii { registers }, Some(PointValue::Text(t))) => {
-                    let _ = encoding::encode_text(t, &mut words[..usize::from(registers).min(words.len())]);
+                (Encoding::Ascii { .. }, Some(PointValue::Text(t))) => {
+                    let _ = encoding::encode_text(t, words);
                 }
                 _ => {}
             }
