@@ -259,3 +259,69 @@ def test_enums_publish_their_labels(demo):
             assert labels[int(await mode.read_value())] == "auto"
 
     run(go())
+
+
+def test_untrusted_client_certificates_are_refused_until_trusted(tmp_path):
+    """Without auto-trust, an unknown client certificate is refused and lands in pki/rejected;
+    moved to pki/trusted by an administrator, it is accepted."""
+    import re
+    import shutil
+    import signal
+    import socket
+    import subprocess
+
+    from conftest import ROOT, find_binary
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    config = tmp_path / "bridge.yaml"
+    config.write_text(f"""site: {{ name: Trust, id: trust }}
+connections: []
+devices: []
+servers:
+  opcua:
+    listen: 127.0.0.1:{port}
+    pki_dir: pki
+    users: [{{ name: operator, password: operator-pass, role: operator }}]
+""")
+    proc = subprocess.Popen([find_binary("busbar"), "run", "--config", str(config)], cwd=ROOT,
+                            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    try:
+        url = None
+        deadline = time.time() + 30
+        while time.time() < deadline and url is None:
+            line = proc.stdout.readline()
+            if m := re.search(r"opc ua server +: (opc\.tcp://[0-9.:]+/)", line):
+                url = m.group(1)
+        assert url, "the bridge did not start its OPC UA server"
+        key, cert = tmp_path / "key.pem", tmp_path / "cert.der"
+        uri = "urn:busbar:interop:untrusted"
+
+        async def connect():
+            await setup_self_signed_certificate(key, cert, uri, "localhost",
+                                                [ExtendedKeyUsageOID.CLIENT_AUTH], {"commonName": "untrusted"})
+            c = Client(url)
+            c.application_uri = uri
+            c.set_user("operator")
+            c.set_password("operator-pass")
+            await c.set_security(SecurityPolicyBasic256Sha256, str(cert), str(key),
+                                 mode=ua.MessageSecurityMode.SignAndEncrypt)
+            await c.connect()
+            await c.disconnect()
+
+        with pytest.raises(Exception):
+            run(connect())
+        rejected = list((tmp_path / "pki" / "rejected").glob("*"))
+        assert rejected, "the refused certificate is kept in pki/rejected"
+        trusted = tmp_path / "pki" / "trusted"
+        trusted.mkdir(parents=True, exist_ok=True)
+        for f in rejected:
+            shutil.move(str(f), trusted / f.name)
+        run(connect())
+    finally:
+        proc.send_signal(signal.SIGINT)
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
