@@ -89,7 +89,7 @@ struct ConnectionDoc {
     #[serde(default)]
     tcp: Option<TcpDoc>,
     #[serde(default)]
-    rtu: Option<RtuDoc>,
+    rtu: Option<busbar_modbus::rtu::SerialLineDoc>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -103,33 +103,6 @@ struct TcpDoc {
 
 fn d_connect() -> u64 {
     2000
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RtuDoc {
-    device: String,
-    #[serde(default = "d_baud")]
-    baud: u32,
-    #[serde(default = "d_parity")]
-    parity: String,
-    #[serde(default = "d_stop")]
-    stop_bits: u8,
-    #[serde(default = "d_frame_interval")]
-    frame_interval_ms: u64,
-}
-
-fn d_baud() -> u32 {
-    9600
-}
-fn d_parity() -> String {
-    "even".into()
-}
-fn d_stop() -> u8 {
-    1
-}
-fn d_frame_interval() -> u64 {
-    50
 }
 
 #[derive(Debug, Deserialize)]
@@ -296,16 +269,10 @@ pub enum Link {
         port: u16,
         connect_timeout: Duration,
     },
-    Rtu {
-        device: String,
-        baud: u32,
-        parity: Parity,
-        stop_bits: u8,
-        frame_interval: Duration,
-    },
+    Rtu(SerialLine),
 }
 
-pub use busbar_modbus::rtu::Parity;
+pub use busbar_modbus::rtu::SerialLine;
 
 #[derive(Debug, Clone)]
 pub struct Connection {
@@ -465,33 +432,11 @@ pub fn parse_config(file: &str, text: &str, profiles: &ProfileSet, profiles_from
                 }
             }
             (None, Some(r)) => {
-                let parity = busbar_modbus::rtu::parse_parity(&r.parity).unwrap_or_else(|| {
-                    d.push(
-                        file,
-                        line,
-                        &path,
-                        format!("rtu.parity `{}` is not none, even or odd", r.parity),
-                    );
-                    Parity::Even
-                });
-                if !matches!(r.stop_bits, 1 | 2) {
-                    d.push(file, line, &path, "rtu.stop_bits must be 1 or 2");
+                let (serial, problems) = r.resolve();
+                for problem in problems {
+                    d.push(file, line, &path, format!("rtu.{problem}"));
                 }
-                if !(300..=921_600).contains(&r.baud) {
-                    d.push(
-                        file,
-                        line,
-                        &path,
-                        format!("rtu.baud {} is outside 300..=921600", r.baud),
-                    );
-                }
-                Link::Rtu {
-                    device: r.device.clone(),
-                    baud: r.baud,
-                    parity,
-                    stop_bits: r.stop_bits,
-                    frame_interval: ms(r.frame_interval_ms),
-                }
+                Link::Rtu(serial)
             }
             _ => {
                 d.push(file, line, &path, "a connection needs exactly one of `tcp` or `rtu`");
@@ -512,7 +457,7 @@ pub fn parse_config(file: &str, text: &str, profiles: &ProfileSet, profiles_from
     for (i, c) in connections.iter().enumerate() {
         let key = match &c.link {
             Link::Tcp { host, port, .. } => format!("{host}:{port}"),
-            Link::Rtu { device, .. } => device.clone(),
+            Link::Rtu(serial) => serial.device.clone(),
         };
         if let Some(prev) = endpoints.insert(key.clone(), i) {
             let line = doc.connections[i].referenced.line();

@@ -232,6 +232,18 @@ pub fn decode_request(pdu: &[u8]) -> Result<Request, Exception> {
     Ok(req)
 }
 
+/// Decode a request PDU, or append the exception that answers it and return `None`: what every
+/// server does first with a frame.
+pub fn decode_request_or_answer(out: &mut Vec<u8>, h: Header, pdu: &[u8]) -> Option<Request> {
+    match decode_request(pdu) {
+        Ok(r) => Some(r),
+        Err(e) => {
+            write_exception(out, h, pdu.first().copied().unwrap_or(0), e);
+            None
+        }
+    }
+}
+
 fn req_range(r: &Request) -> Option<(u16, u16)> {
     match r {
         Request::ReadCoils { address, count }

@@ -174,21 +174,82 @@ impl<S: AsyncRead + AsyncWrite + Unpin> RtuMaster<S> {
     }
 }
 
+/// A serial line as scenarios and bridge configs write it (one definition for both).
+#[derive(Debug, Clone, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SerialLineDoc {
+    /// The port: `/dev/ttyUSB0`, or one end of a pty pair.
+    pub device: String,
+    #[serde(default = "d_baud")]
+    pub baud: u32,
+    /// none, even (default), odd.
+    #[serde(default = "d_parity")]
+    pub parity: String,
+    #[serde(default = "d_stop")]
+    pub stop_bits: u8,
+    /// A master's quiet time between a reply and its next request (simulated slaves ignore it).
+    #[serde(default = "d_frame_interval")]
+    pub frame_interval_ms: u64,
+}
+
+fn d_baud() -> u32 {
+    9600
+}
+fn d_parity() -> String {
+    "even".into()
+}
+fn d_stop() -> u8 {
+    1
+}
+fn d_frame_interval() -> u64 {
+    50
+}
+
+/// A validated serial line, 8 data bits.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SerialLine {
+    pub device: String,
+    pub baud: u32,
+    pub parity: Parity,
+    pub stop_bits: u8,
+    pub frame_interval: Duration,
+}
+
+impl SerialLineDoc {
+    /// The line (with fallbacks where a setting is wrong) and every problem found.
+    pub fn resolve(&self) -> (SerialLine, Vec<String>) {
+        let mut problems = Vec::new();
+        let parity = parse_parity(&self.parity).unwrap_or_else(|| {
+            problems.push(format!("parity `{}` is not none, even or odd", self.parity));
+            Parity::Even
+        });
+        if !matches!(self.stop_bits, 1 | 2) {
+            problems.push("stop_bits must be 1 or 2".to_string());
+        }
+        if !(300..=921_600).contains(&self.baud) {
+            problems.push(format!("baud {} is outside 300..=921600", self.baud));
+        }
+        let line = SerialLine {
+            device: self.device.clone(),
+            baud: self.baud.clamp(300, 921_600),
+            parity,
+            stop_bits: self.stop_bits,
+            frame_interval: Duration::from_millis(self.frame_interval_ms),
+        };
+        (line, problems)
+    }
+}
+
 /// Open a serial line (a real port or a pty) with its settings, 8 data bits.
-pub fn open_serial(
-    device: &str,
-    baud: u32,
-    parity: tokio_serial::Parity,
-    stop_bits: u8,
-) -> io::Result<tokio_serial::SerialStream> {
+pub fn open_serial(line: &SerialLine) -> io::Result<tokio_serial::SerialStream> {
     use tokio_serial::SerialPortBuilderExt;
-    let stop = if stop_bits == 2 {
+    let stop = if line.stop_bits == 2 {
         tokio_serial::StopBits::Two
     } else {
         tokio_serial::StopBits::One
     };
-    tokio_serial::new(device, baud)
-        .parity(parity)
+    tokio_serial::new(line.device.as_str(), line.baud)
+        .parity(line.parity)
         .stop_bits(stop)
         .data_bits(tokio_serial::DataBits::Eight)
         .open_native_async()

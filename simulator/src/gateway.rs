@@ -7,7 +7,7 @@
 //! stop the listener.
 
 use crate::events::Fault;
-use crate::site::{DeviceShared, Site, WriteError};
+use crate::site::{DeviceRuntime, DeviceShared, Site, WriteError};
 use busbar_core::modbus::{self, Exception, Header, Request};
 use busbar_core::profile::Table;
 use busbar_modbus::server::{Answer, Handler};
@@ -46,12 +46,7 @@ impl Gateway {
             if rt.faults.is_empty() {
                 // The common case: no fault, answer under this same lock.
                 if let Ok(req) = modbus::decode_request(pdu) {
-                    if let Some((table, address, count, bits)) = read_target(&req) {
-                        match rt.image.read(table, address, count) {
-                            Ok(words) if bits => modbus::write_bits_response(out, header, function, words),
-                            Ok(words) => modbus::write_registers_response(out, header, function, words),
-                            Err(_) => modbus::write_exception(out, header, function, Exception::IllegalDataAddress),
-                        }
+                    if answer_read(&rt, &req, header, out) {
                         return Answer::Sent;
                     }
                 }
@@ -85,20 +80,10 @@ impl Gateway {
             modbus::write_exception(out, header, function, e);
             return Answer::Sent;
         }
-        let req = match modbus::decode_request(pdu) {
-            Ok(r) => r,
-            Err(e) => {
-                modbus::write_exception(out, header, function, e);
-                return Answer::Sent;
-            }
+        let Some(req) = modbus::decode_request_or_answer(out, header, pdu) else {
+            return Answer::Sent;
         };
-        if let Some((table, address, count, bits)) = read_target(&req) {
-            let rt = device.lock();
-            match rt.image.read(table, address, count) {
-                Ok(words) if bits => modbus::write_bits_response(out, header, function, words),
-                Ok(words) => modbus::write_registers_response(out, header, function, words),
-                Err(_) => modbus::write_exception(out, header, function, Exception::IllegalDataAddress),
-            }
+        if answer_read(&device.lock(), &req, header, out) {
             return Answer::Sent;
         }
         match &req {
@@ -143,6 +128,20 @@ impl Gateway {
             Err(WriteError::Exception(e)) => modbus::write_exception(out, header, req.function(), e),
         }
     }
+}
+
+/// Answer a read request from the device's image; `false` if `req` is not a read.
+fn answer_read(rt: &DeviceRuntime, req: &Request, header: Header, out: &mut Vec<u8>) -> bool {
+    let Some((table, address, count, bits)) = read_target(req) else {
+        return false;
+    };
+    let function = req.function();
+    match rt.image.read(table, address, count) {
+        Ok(words) if bits => modbus::write_bits_response(out, header, function, words),
+        Ok(words) => modbus::write_registers_response(out, header, function, words),
+        Err(_) => modbus::write_exception(out, header, function, Exception::IllegalDataAddress),
+    }
+    true
 }
 
 /// The table and range of a read request (`bits` for coils and discrete inputs).

@@ -15,7 +15,7 @@ use tokio::sync::watch;
 
 /// Serve `gateway`'s devices on the serial line until shutdown.
 pub async fn serve(line: RtuLine, gateway: Arc<Gateway>, mut shutdown: watch::Receiver<bool>) {
-    let mut port = match rtu::open_serial(&line.device, line.baud, line.parity, line.stop_bits) {
+    let mut port = match rtu::open_serial(&line) {
         Ok(p) => p,
         Err(e) => {
             tracing::error!(listener = %gateway.name, device = %line.device, "cannot open serial line: {e}");

@@ -60,29 +60,7 @@ struct ListenerDoc {
     listen: Option<String>,
     /// Or a Modbus RTU serial line (a real port or a pty).
     #[serde(default)]
-    rtu: Option<RtuDoc>,
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RtuDoc {
-    device: String,
-    #[serde(default = "d_baud")]
-    baud: u32,
-    #[serde(default = "d_parity")]
-    parity: String,
-    #[serde(default = "d_stop")]
-    stop_bits: u8,
-}
-
-fn d_baud() -> u32 {
-    9600
-}
-fn d_parity() -> String {
-    "even".into()
-}
-fn d_stop() -> u8 {
-    1
+    rtu: Option<busbar_modbus::rtu::SerialLineDoc>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -109,13 +87,7 @@ pub struct ListenerSpec {
 }
 
 /// A serial line served as Modbus RTU.
-#[derive(Debug, Clone, PartialEq)]
-pub struct RtuLine {
-    pub device: String,
-    pub baud: u32,
-    pub parity: busbar_modbus::rtu::Parity,
-    pub stop_bits: u8,
-}
+pub use busbar_modbus::rtu::SerialLine as RtuLine;
 
 /// A device of the site.
 #[derive(Debug, Clone)]
@@ -289,24 +261,10 @@ pub fn parse_scenario(file: &str, text: &str, profiles: &ProfileSet) -> Result<S
                 }
             },
             (None, Some(r)) => {
-                let parity = busbar_modbus::rtu::parse_parity(&r.parity).unwrap_or_else(|| {
-                    d.push(
-                        file,
-                        line,
-                        &path,
-                        format!("parity `{}` is not none, even or odd", r.parity),
-                    );
-                    busbar_modbus::rtu::Parity::Even
-                });
-                if !matches!(r.stop_bits, 1 | 2) {
-                    d.push(file, line, &path, "stop_bits must be 1 or 2");
+                let (rtu, problems) = r.resolve();
+                for problem in problems {
+                    d.push(file, line, &path, problem);
                 }
-                let rtu = RtuLine {
-                    device: r.device.clone(),
-                    baud: r.baud.max(300),
-                    parity,
-                    stop_bits: r.stop_bits,
-                };
                 listeners.push(ListenerSpec {
                     name: l.value.name.clone(),
                     listen: fallback,

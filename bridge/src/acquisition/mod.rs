@@ -247,7 +247,10 @@ impl ConnectionTask {
     }
 
     async fn poll(&mut self, run: &mut DeviceRun, due: tokio::time::Instant) {
-        let dev = self.config.devices[run.index].clone();
+        // The config is shared (Arc), so borrowing a device from our own handle to it costs
+        // nothing per poll and leaves `self` free for the transport.
+        let config = Arc::clone(&self.config);
+        let dev = &config.devices[run.index];
         let started = tokio::time::Instant::now();
         let late = started.saturating_duration_since(due).as_secs_f64();
         let mut readings: Vec<(PointIdx, Reading)> = Vec::with_capacity(dev.acquired.len());
@@ -258,40 +261,19 @@ impl ConnectionTask {
             if b.identity && run.polls % 100 != 0 {
                 continue;
             }
-            let req = match b.table {
-                Table::Holding => Request::ReadHoldingRegisters {
-                    address: b.address,
-                    count: b.count,
-                },
-                Table::Input => Request::ReadInputRegisters {
-                    address: b.address,
-                    count: b.count,
-                },
-                Table::Coil => Request::ReadCoils {
-                    address: b.address,
-                    count: b.count,
-                },
-                Table::Discrete => Request::ReadDiscreteInputs {
-                    address: b.address,
-                    count: b.count,
-                },
-            };
+            let req = b.request();
             let t0 = Instant::now();
-            match self.request(&dev, &req).await {
-                Ok(Response::Registers(words)) => {
+            match self.request(dev, &req).await {
+                Ok(response @ (Response::Registers(_) | Response::Bits(_))) => {
                     rtt_sum += t0.elapsed();
+                    let words = match response {
+                        Response::Registers(w) => w,
+                        Response::Bits(bits) => bits.iter().map(|b| u16::from(*b)).collect(),
+                        _ => Vec::new(),
+                    };
                     for &k in &b.points {
                         if let Some(p) = self.store.point_of(run.index, k) {
-                            readings.push((p, decode::decode_point(&dev, k, b.address, &words)));
-                        }
-                    }
-                }
-                Ok(Response::Bits(bits)) => {
-                    rtt_sum += t0.elapsed();
-                    let words: Vec<u16> = bits.iter().map(|b| u16::from(*b)).collect();
-                    for &k in &b.points {
-                        if let Some(p) = self.store.point_of(run.index, k) {
-                            readings.push((p, decode::decode_point(&dev, k, b.address, &words)));
+                            readings.push((p, decode::decode_point(dev, k, b.address, &words)));
                         }
                     }
                 }
@@ -365,7 +347,7 @@ impl ConnectionTask {
                     .map(|p| (p, Reading::Failed(Quality::CommFailure)))
                     .collect();
                 self.store.update(&failed, SystemTime::now());
-                run.next = now + backoff(&dev, failures);
+                run.next = now + backoff(dev, failures);
             }
         }
     }
@@ -386,8 +368,9 @@ impl ConnectionTask {
         let Some(meta) = self.store.meta(point).cloned() else {
             return WriteOutcome::NotWritable;
         };
-        let dev = self.config.devices[meta.device].clone();
-        let Some(p) = dev.profile.points.get(meta.profile_point).cloned() else {
+        let config = Arc::clone(&self.config);
+        let dev = &config.devices[meta.device];
+        let Some(p) = dev.profile.points.get(meta.profile_point) else {
             return WriteOutcome::NotWritable;
         };
         if !meta.writable {
@@ -425,7 +408,7 @@ impl ConnectionTask {
                 // Read-modify-write: keep the register's other bits.
                 match self
                     .request(
-                        &dev,
+                        dev,
                         &Request::ReadHoldingRegisters {
                             address: r.address,
                             count: 1,
@@ -452,7 +435,7 @@ impl ConnectionTask {
                 }
             }
         };
-        match self.request(&dev, &req).await {
+        match self.request(dev, &req).await {
             Ok(Response::Written) => {}
             other => {
                 let outcome = outcome_of(other, "");
@@ -472,12 +455,12 @@ impl ConnectionTask {
                 count: r.data_type.words(),
             }
         };
-        let words = match self.request(&dev, &read).await {
+        let words = match self.request(dev, &read).await {
             Ok(Response::Registers(w)) => w,
             Ok(Response::Bits(b)) => b.iter().map(|x| u16::from(*x)).collect(),
             other => return outcome_of(other, "read back: "),
         };
-        let reading = decode::decode_point(&dev, meta.profile_point, r.address, &words);
+        let reading = decode::decode_point(dev, meta.profile_point, r.address, &words);
         let read_back = match &reading {
             Reading::Value(PointValue::Number(v), _) => *v,
             _ => f64::NAN,

@@ -3,7 +3,7 @@
 //! profile's `max_read_registers`, never across a gap wider than its `readable_gap` (the
 //! unmapped registers the device accepts in a read).
 
-use busbar_core::modbus::MAX_READ_BITS;
+use busbar_core::modbus::{Request, MAX_READ_BITS};
 use busbar_core::profile::{Profile, Table};
 
 /// One read request of a poll.
@@ -16,6 +16,19 @@ pub struct ReadBlock {
     pub points: Vec<usize>,
     /// Every point is a constant (identification): read once, then now and then.
     pub identity: bool,
+}
+
+impl ReadBlock {
+    /// The read request for this block.
+    pub fn request(&self) -> Request {
+        let (address, count) = (self.address, self.count);
+        match self.table {
+            Table::Holding => Request::ReadHoldingRegisters { address, count },
+            Table::Input => Request::ReadInputRegisters { address, count },
+            Table::Coil => Request::ReadCoils { address, count },
+            Table::Discrete => Request::ReadDiscreteInputs { address, count },
+        }
+    }
 }
 
 /// Plan the reads of `acquired` (profile point indexes).

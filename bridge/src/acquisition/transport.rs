@@ -5,7 +5,7 @@
 use crate::config::Link;
 use busbar_core::modbus::{Request, Response};
 use busbar_modbus::client::Client;
-use busbar_modbus::rtu::{open_serial, Parity, RtuError, RtuMaster, SerialStream};
+use busbar_modbus::rtu::{open_serial, RtuError, RtuMaster, SerialLine, SerialStream};
 use std::time::Duration;
 
 #[derive(Debug, thiserror::Error)]
@@ -20,15 +20,6 @@ pub enum TransportError {
     BadCrc,
 }
 
-/// Serial line settings.
-pub struct RtuSettings {
-    device: String,
-    baud: u32,
-    parity: Parity,
-    stop_bits: u8,
-    frame_interval: Duration,
-}
-
 pub enum Transport {
     Tcp {
         addr: String,
@@ -36,7 +27,7 @@ pub enum Transport {
         client: Option<Client>,
     },
     Rtu {
-        line: RtuSettings,
+        line: SerialLine,
         master: Option<RtuMaster<SerialStream>>,
     },
 }
@@ -53,20 +44,8 @@ impl Transport {
                 connect_timeout: *connect_timeout,
                 client: None,
             },
-            Link::Rtu {
-                device,
-                baud,
-                parity,
-                stop_bits,
-                frame_interval,
-            } => Transport::Rtu {
-                line: RtuSettings {
-                    device: device.clone(),
-                    baud: *baud,
-                    parity: *parity,
-                    stop_bits: *stop_bits,
-                    frame_interval: *frame_interval,
-                },
+            Link::Rtu(line) => Transport::Rtu {
+                line: line.clone(),
                 master: None,
             },
         }
@@ -106,8 +85,8 @@ impl Transport {
             }
             Transport::Rtu { line, master } => {
                 if master.is_none() {
-                    let port = open_serial(&line.device, line.baud, line.parity, line.stop_bits)
-                        .map_err(|e| TransportError::Connect(line.device.clone(), e.to_string()))?;
+                    let port =
+                        open_serial(line).map_err(|e| TransportError::Connect(line.device.clone(), e.to_string()))?;
                     *master = Some(RtuMaster::new(port, line.baud, line.frame_interval));
                 }
                 let Some(m) = master.as_mut() else {

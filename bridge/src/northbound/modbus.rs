@@ -50,15 +50,17 @@ impl ModbusServer {
 
     fn status_words(&self, dm: &DeviceMap) -> [u16; STATUS_LEN as usize] {
         let mut w = [0u16; STATUS_LEN as usize];
-        let range = self.store.device_points(dm.device);
-        let acquired = self.store.samples()[range.start as usize..range.end as usize]
-            .iter()
-            .filter(|s| s.quality != Quality::NoValue || s.value.is_some())
-            .count();
-        let not_good = self.store.samples()[range.start as usize..range.end as usize]
-            .iter()
-            .filter(|s| (s.quality != Quality::NoValue || s.value.is_some()) && s.quality != Quality::Good)
-            .count();
+        // One pass over the device's acquired points: how many, and how many are not good.
+        let (mut acquired, mut not_good) = (0usize, 0usize);
+        {
+            let samples = self.store.samples();
+            for p in self.store.device_points(dm.device) {
+                if self.store.meta(p).is_some_and(|m| m.acquired) {
+                    acquired += 1;
+                    not_good += usize::from(samples.get(p as usize).is_some_and(|s| s.quality != Quality::Good));
+                }
+            }
+        }
         if let Some(st) = self.store.status(dm.device) {
             w[0] = u16::from(st.online);
             let age = st
@@ -197,12 +199,8 @@ impl ModbusServer {
             modbus::write_exception(out, header, function, Exception::GatewayPathUnavailable);
             return Answer::Sent;
         };
-        let req = match modbus::decode_request(pdu) {
-            Ok(r) => r,
-            Err(e) => {
-                modbus::write_exception(out, header, function, e);
-                return Answer::Sent;
-            }
+        let Some(req) = modbus::decode_request_or_answer(out, header, pdu) else {
+            return Answer::Sent;
         };
         let result = match &req {
             Request::ReadHoldingRegisters { address, count } | Request::ReadInputRegisters { address, count } => self

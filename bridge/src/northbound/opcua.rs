@@ -322,23 +322,14 @@ pub async fn start(
     // Store changes -> node values (subscriptions are notified by set_values).
     let subs = handle.subscriptions().clone();
     let mut changes = store.subscribe();
-    let nodes = Arc::new(nodes);
-    let push_all = {
-        let (store, nm, subs, nodes, history) =
-            (store.clone(), nm.clone(), subs.clone(), nodes.clone(), history.clone());
-        move || {
-            let values: Vec<(NodeId, DataValue)> = {
-                let samples = store.samples();
-                nodes
-                    .iter()
-                    .filter_map(|(p, n)| samples.get(*p as usize).map(|s| (n.clone(), data_value(s))))
-                    .collect()
-            };
-            history.record(&values);
-            let _ = nm.set_values(&subs, values.iter().map(|(n, v)| (n, None, v.clone())));
-        }
-    };
-    push_all();
+    let feeder = Arc::new(Feeder {
+        store: store.clone(),
+        nm: nm.clone(),
+        subs: subs.clone(),
+        nodes,
+        history: history.clone(),
+    });
+    feeder.push_all();
     // Device properties that follow the acquisition: CommStatus and LastUpdate, every second.
     {
         let (store, nm, subs, config) = (store.clone(), nm.clone(), subs.clone(), config.clone());
@@ -385,7 +376,7 @@ pub async fn start(
             };
             match notice {
                 Notice::Closed => break,
-                Notice::Resync => push_all(),
+                Notice::Resync => feeder.push_all(),
                 Notice::Changed(p) => {
                     batch.clear();
                     batch.push(p);
@@ -394,28 +385,48 @@ pub async fn start(
                         match tokio::time::timeout(std::time::Duration::ZERO, changes.next()).await {
                             Ok(Notice::Changed(q)) => batch.push(q),
                             Ok(Notice::Resync) => {
-                                push_all();
+                                feeder.push_all();
                                 batch.clear();
                                 break;
                             }
                             _ => break,
                         }
                     }
-                    let values: Vec<(NodeId, DataValue)> = {
-                        let samples = store.samples();
-                        batch
-                            .iter()
-                            .filter_map(|p| Some((nodes.get(p)?.clone(), data_value(samples.get(*p as usize)?))))
-                            .collect()
-                    };
-                    history.record(&values);
-                    let _ = nm.set_values(&subs, values.iter().map(|(n, v)| (n, None, v.clone())));
+                    feeder.push(batch.iter().copied());
                 }
             }
         }
         stop.cancel();
     }));
     Ok((format!("opc.tcp://{host}:{port}/"), tasks))
+}
+
+/// Pushes store samples into the address space (which notifies subscriptions) and the history.
+struct Feeder {
+    store: Arc<Store>,
+    nm: Arc<InMemoryNodeManager<BusbarNodes>>,
+    subs: Arc<opcua::server::SubscriptionCache>,
+    nodes: HashMap<PointIdx, NodeId>,
+    history: Arc<History>,
+}
+
+impl Feeder {
+    fn push(&self, points: impl Iterator<Item = PointIdx>) {
+        let values: Vec<(NodeId, DataValue)> = {
+            let samples = self.store.samples();
+            points
+                .filter_map(|p| Some((self.nodes.get(&p)?.clone(), data_value(samples.get(p as usize)?))))
+                .collect()
+        };
+        self.history.record(&values);
+        let _ = self
+            .nm
+            .set_values(&self.subs, values.iter().map(|(n, v)| (n, None, v.clone())));
+    }
+
+    fn push_all(&self) {
+        self.push(self.nodes.keys().copied());
+    }
 }
 
 /// A device write's outcome -> StatusCode, for writes and method calls alike.
