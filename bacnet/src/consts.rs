@@ -128,6 +128,7 @@ pub mod error_code {
     pub const COV_SUBSCRIPTION_FAILED: u32 = 43;
     pub const NOT_COV_PROPERTY: u32 = 44;
     pub const PROPERTY_IS_NOT_AN_ARRAY: u32 = 50;
+    pub const ABORT_SEGMENTATION_NOT_SUPPORTED: u32 = 54;
     pub const UNKNOWN_SUBSCRIPTION: u32 = 79;
 }
 

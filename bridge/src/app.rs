@@ -21,6 +21,8 @@ pub struct Bridge {
     pub http: Option<SocketAddr>,
     /// The OPC UA endpoint URL.
     pub opcua: Option<String>,
+    /// The BACnet/IP device.
+    pub bacnet: Option<crate::northbound::bacnet::BacnetHandle>,
     shutdown: watch::Sender<bool>,
     tasks: Vec<JoinHandle<()>>,
 }
@@ -72,6 +74,13 @@ pub async fn start(config: Config) -> anyhow::Result<Bridge> {
         opcua = Some(url);
         tasks.extend(t);
     }
+    let mut bacnet = None;
+    if let Some(b) = &config.bacnet {
+        let (handle, t) =
+            crate::northbound::bacnet::start(&config, b, store.clone(), acq.clone(), shutdown.subscribe()).await?;
+        bacnet = Some(handle);
+        tasks.extend(t);
+    }
     let mut http_addr = None;
     if let Some(h) = &config.http {
         let listener = TcpListener::bind(h.listen)
@@ -96,6 +105,7 @@ pub async fn start(config: Config) -> anyhow::Result<Bridge> {
     }
     Ok(Bridge {
         opcua,
+        bacnet,
         store,
         acquisition: acq,
         modbus,

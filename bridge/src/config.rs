@@ -4,6 +4,7 @@
 //! errors. Defaults are safe: servers bind 127.0.0.1, writes are off until enabled both globally
 //! and per point. The key reference is docs/configuration.md.
 
+use busbar_bacnet::ObjectId;
 use busbar_core::diag::Diagnostics;
 use busbar_core::profile::{Access, Profile, ProfileSet, WordOrder};
 use serde::Deserialize;
@@ -129,6 +130,10 @@ struct DeviceDoc {
     /// Unit id of this device on the northbound Modbus server (default: config order from 1).
     #[serde(default)]
     modbus_unit_id: Option<i64>,
+    /// BACnet object instances of this device's points are `bacnet_base * 1000 + point index`
+    /// (default: derived from the device name, see [`default_bacnet_base`]).
+    #[serde(default)]
+    bacnet_base: Option<i64>,
 }
 
 #[derive(Debug, Deserialize, Clone)]
@@ -142,6 +147,12 @@ struct PointOverrideDoc {
     /// instead of a float32.
     #[serde(default)]
     modbus_scale: Option<f64>,
+    /// BACnet object instance of this point, instead of the device's rule.
+    #[serde(default)]
+    bacnet_instance: Option<i64>,
+    /// BACnet COV_Increment (engineering units) instead of 0.1 % of the point's range.
+    #[serde(default)]
+    cov_increment: Option<f64>,
 }
 
 #[derive(Debug, Deserialize, Default)]
@@ -153,6 +164,51 @@ struct ServersDoc {
     http: Option<Spanned<HttpServerDoc>>,
     #[serde(default)]
     opcua: Option<Spanned<OpcUaServerDoc>>,
+    #[serde(default)]
+    bacnet: Option<Spanned<BacnetServerDoc>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct BacnetServerDoc {
+    #[serde(default = "d_true")]
+    enabled: bool,
+    /// UDP address. Broadcast Who-Is only reaches a socket bound to 0.0.0.0.
+    #[serde(default = "d_bacnet_listen")]
+    listen: String,
+    /// Where I-Am broadcasts go (default: 255.255.255.255, or 127.255.255.255 on loopback).
+    #[serde(default)]
+    broadcast: Option<String>,
+    #[serde(default = "d_bacnet_instance")]
+    device_instance: i64,
+    /// Object_Name of the device (default: the site name).
+    #[serde(default)]
+    device_name: Option<String>,
+    #[serde(default)]
+    vendor_id: u16,
+    #[serde(default)]
+    location: String,
+    #[serde(default)]
+    description: String,
+    /// Foreign devices (BMS on other subnets) that may register at once; 0 refuses them.
+    #[serde(default = "d_foreign")]
+    max_foreign_devices: usize,
+    /// COV subscriptions held at once, all clients together.
+    #[serde(default = "d_cov_subs")]
+    max_cov_subscriptions: usize,
+}
+
+fn d_bacnet_listen() -> String {
+    "0.0.0.0:47808".into()
+}
+fn d_bacnet_instance() -> i64 {
+    100
+}
+fn d_foreign() -> usize {
+    64
+}
+fn d_cov_subs() -> usize {
+    10_000
 }
 
 #[derive(Debug, Deserialize)]
@@ -286,6 +342,8 @@ pub struct PointSettings {
     pub range: Option<(f64, f64)>,
     pub writable: bool,
     pub modbus_scale: Option<f64>,
+    pub bacnet_instance: Option<u32>,
+    pub cov_increment: Option<f64>,
 }
 
 #[derive(Debug, Clone)]
@@ -303,9 +361,36 @@ pub struct Device {
     /// Settings by profile point index (only points with an override).
     pub settings: HashMap<usize, PointSettings>,
     pub modbus_unit_id: u8,
+    pub bacnet_base: u32,
+}
+
+/// Largest device base of the BACnet instance rule (instances stay below 2^22 - 1).
+pub const BACNET_MAX_BASE: u32 = 4193;
+/// Points a profile may have for the instance rule (`base * 1000 + point index`).
+pub const BACNET_POINTS_PER_BASE: u32 = 1000;
+
+/// The default BACnet base of a device: FNV-1a of its name, folded into 1..=4000. It depends on
+/// the name only, so adding, removing or reordering other devices never moves it; two names
+/// that fold alike are reported by `busbar check` (give one a `bacnet_base`).
+pub fn default_bacnet_base(name: &str) -> u32 {
+    let mut h: u32 = 0x811C_9DC5;
+    for b in name.bytes() {
+        h ^= u32::from(b);
+        h = h.wrapping_mul(0x0100_0193);
+    }
+    1 + h % 4000
 }
 
 impl Device {
+    /// The BACnet object instance of profile point `k`: the per-point override, else
+    /// `bacnet_base * 1000 + k`.
+    pub fn bacnet_instance(&self, k: usize) -> u32 {
+        self.settings
+            .get(&k)
+            .and_then(|s| s.bacnet_instance)
+            .unwrap_or(self.bacnet_base * BACNET_POINTS_PER_BASE + k as u32)
+    }
+
     /// The plausible range of a point: the config's override, else the profile's.
     pub fn range(&self, point: usize) -> Option<(f64, f64)> {
         self.settings
@@ -370,6 +455,20 @@ pub struct OpcUaSettings {
     pub max_monitored_items: usize,
 }
 
+/// BACnet/IP server settings (`servers.bacnet`).
+#[derive(Debug, Clone)]
+pub struct BacnetSettings {
+    pub listen: SocketAddr,
+    pub broadcast: std::net::SocketAddrV4,
+    pub device_instance: u32,
+    pub device_name: String,
+    pub vendor_id: u16,
+    pub location: String,
+    pub description: String,
+    pub max_foreign_devices: usize,
+    pub max_cov_subscriptions: usize,
+}
+
 #[derive(Debug, Clone)]
 pub struct HttpServer {
     pub listen: SocketAddr,
@@ -387,6 +486,7 @@ pub struct Config {
     pub modbus: Option<ModbusServer>,
     pub http: Option<HttpServer>,
     pub opcua: Option<OpcUaSettings>,
+    pub bacnet: Option<BacnetSettings>,
     /// Where the profiles came from.
     pub profiles_from: String,
 }
@@ -534,6 +634,21 @@ pub fn parse_config(file: &str, text: &str, profiles: &ProfileSet, profiles_from
             },
         };
         north_units.push((modbus_unit_id, line, path.clone(), dv.name.clone()));
+        let bacnet_base = match dv.bacnet_base {
+            None => default_bacnet_base(&dv.name),
+            Some(b) => match u32::try_from(b) {
+                Ok(b) if (1..=BACNET_MAX_BASE).contains(&b) => b,
+                _ => {
+                    d.push(
+                        file,
+                        line,
+                        &path,
+                        format!("bacnet_base {b} is outside 1..={BACNET_MAX_BASE}"),
+                    );
+                    1
+                }
+            },
+        };
         // Block instances to acquire.
         let mut block_limit: HashMap<&str, u16> = HashMap::new();
         for (block, count) in &dv.blocks {
@@ -612,12 +727,29 @@ pub fn parse_config(file: &str, text: &str, profiles: &ProfileSet, profiles_from
                     d.push(file, line, &ppath, "modbus_scale must be a finite, non-zero number");
                 }
             }
+            if o.cov_increment.is_some_and(|c| !c.is_finite() || c < 0.0) {
+                d.push(file, line, &ppath, "cov_increment must be a finite number >= 0");
+            }
+            let bacnet_instance = o.bacnet_instance.and_then(|i| match u32::try_from(i) {
+                Ok(i) if i < ObjectId::MAX_INSTANCE => Some(i),
+                _ => {
+                    d.push(
+                        file,
+                        line,
+                        &ppath,
+                        format!("bacnet_instance {i} is outside 0..{}", ObjectId::MAX_INSTANCE),
+                    );
+                    None
+                }
+            });
             settings.insert(
                 k,
                 PointSettings {
                     range,
                     writable: o.writable.unwrap_or(false),
                     modbus_scale: o.modbus_scale,
+                    bacnet_instance,
+                    cov_increment: o.cov_increment,
                 },
             );
         }
@@ -646,6 +778,7 @@ pub fn parse_config(file: &str, text: &str, profiles: &ProfileSet, profiles_from
             acquired,
             settings,
             modbus_unit_id,
+            bacnet_base,
         });
     }
 
@@ -789,7 +922,15 @@ pub fn parse_config(file: &str, text: &str, profiles: &ProfileSet, profiles_from
         }
         _ => None,
     };
+    let bacnet = match &doc.servers.bacnet {
+        Some(s) if s.value.enabled => {
+            let line = s.referenced.line();
+            bacnet_settings(&mut d, file, line, &s.value, &doc.site.name, &devices, &north_units)
+        }
+        _ => None,
+    };
     let config = Config {
+        bacnet,
         site_name: doc.site.name,
         site_id: doc.site.id,
         writes_enabled: doc.writes.enabled,
@@ -801,6 +942,99 @@ pub fn parse_config(file: &str, text: &str, profiles: &ProfileSet, profiles_from
         profiles_from: profiles_from.to_string(),
     };
     d.into_result(config)
+}
+
+/// `servers.bacnet`, and the uniqueness of every object instance it will serve.
+fn bacnet_settings(
+    d: &mut Diagnostics,
+    file: &str,
+    line: u64,
+    b: &BacnetServerDoc,
+    site_name: &str,
+    devices: &[Device],
+    device_lines: &[(u8, u64, String, String)],
+) -> Option<BacnetSettings> {
+    let listen = match b.listen.parse::<SocketAddr>() {
+        Ok(a @ SocketAddr::V4(_)) => a,
+        _ => {
+            d.push(
+                file,
+                line,
+                "servers.bacnet.listen",
+                format!("`{}` is not an IPv4 address like 0.0.0.0:47808", b.listen),
+            );
+            return None;
+        }
+    };
+    let broadcast_ip = match &b.broadcast {
+        Some(text) => match text.parse::<std::net::Ipv4Addr>() {
+            Ok(ip) => ip,
+            Err(_) => {
+                d.push(
+                    file,
+                    line,
+                    "servers.bacnet.broadcast",
+                    format!("`{text}` is not an IPv4 address like 192.168.1.255"),
+                );
+                return None;
+            }
+        },
+        None if listen.ip().is_loopback() => std::net::Ipv4Addr::new(127, 255, 255, 255),
+        None => std::net::Ipv4Addr::BROADCAST,
+    };
+    let device_instance = match u32::try_from(b.device_instance) {
+        Ok(i) if i < ObjectId::MAX_INSTANCE => i,
+        _ => {
+            d.push(
+                file,
+                line,
+                "servers.bacnet.device_instance",
+                format!("{} is outside 0..{}", b.device_instance, ObjectId::MAX_INSTANCE),
+            );
+            return None;
+        }
+    };
+    // Every served instance once: device bases apart, overrides clear of everything.
+    let mut owner: HashMap<u32, String> = HashMap::new();
+    for (dev, (_, dline, path, _)) in devices.iter().zip(device_lines) {
+        if dev.profile.points.len() > BACNET_POINTS_PER_BASE as usize {
+            d.push(
+                file,
+                *dline,
+                path,
+                format!(
+                    "profile `{}` has more than 1000 points: give each a bacnet_instance",
+                    dev.profile.name
+                ),
+            );
+        }
+        for &k in &dev.acquired {
+            let instance = dev.bacnet_instance(k);
+            let id = format!("{}/{}", dev.name, dev.profile.points[k].id);
+            if let Some(other) = owner.insert(instance, id.clone()) {
+                d.push(
+                    file,
+                    *dline,
+                    path,
+                    format!(
+                        "BACnet instance {instance} of `{id}` is also `{other}`'s: set `bacnet_base` on one device \
+                         or `bacnet_instance` on the point"
+                    ),
+                );
+            }
+        }
+    }
+    Some(BacnetSettings {
+        broadcast: std::net::SocketAddrV4::new(broadcast_ip, listen.port()),
+        listen,
+        device_instance,
+        device_name: b.device_name.clone().unwrap_or_else(|| site_name.to_string()),
+        vendor_id: b.vendor_id,
+        location: b.location.clone(),
+        description: b.description.clone(),
+        max_foreign_devices: b.max_foreign_devices.min(1024),
+        max_cov_subscriptions: b.max_cov_subscriptions.clamp(1, 1_000_000),
+    })
 }
 
 /// Read a config file and its profiles (its `profiles_dir`, else the usual places).

@@ -17,6 +17,8 @@ pub struct DemoPorts {
     pub modbus: SocketAddr,
     pub http: SocketAddr,
     pub opcua: SocketAddr,
+    /// UDP.
+    pub bacnet: SocketAddr,
 }
 
 impl Default for DemoPorts {
@@ -28,6 +30,7 @@ impl Default for DemoPorts {
             modbus: at(5020),
             http: at(8080),
             opcua: at(4840),
+            bacnet: SocketAddr::from(([0, 0, 0, 0], 47808)),
         }
     }
 }
@@ -48,6 +51,13 @@ pub fn demo_config(sim_gateway: SocketAddr, ports: &DemoPorts) -> anyhow::Result
     }
     if let Some(h) = &mut config.http {
         h.listen = ports.http;
+    }
+    if let Some(b) = &mut config.bacnet {
+        b.listen = ports.bacnet;
+        b.broadcast.set_port(ports.bacnet.port());
+        if ports.bacnet.ip().is_loopback() {
+            b.broadcast.set_ip(std::net::Ipv4Addr::new(127, 255, 255, 255));
+        }
     }
     if let Some(o) = &mut config.opcua {
         o.listen = ports.opcua;

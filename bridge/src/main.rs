@@ -1,5 +1,6 @@
 //! busbar: acquires field devices over Modbus TCP and serves every point northbound.
 
+use anyhow::Context as _;
 use busbar::config::load_config;
 use busbar::demo::{self, DemoPorts};
 use busbar::northbound::modbus_map;
@@ -34,6 +35,9 @@ enum Command {
         /// OPC UA server.
         #[arg(long, default_value = "127.0.0.1:4840")]
         opcua: SocketAddr,
+        /// BACnet/IP device (UDP). The wildcard address receives broadcast Who-Is.
+        #[arg(long, default_value = "0.0.0.0:47808")]
+        bacnet: SocketAddr,
         /// The simulator's Modbus-TCP gateway.
         #[arg(long, default_value = "127.0.0.1:15020")]
         sim_gateway: SocketAddr,
@@ -88,6 +92,18 @@ enum Export {
         config: Option<PathBuf>,
         #[arg(long)]
         profiles: Option<PathBuf>,
+    },
+    /// The BACnet objects as EDE files (B.I.G.-EU layout 2.3) for BMS integrators:
+    /// <site>_EDE.csv, <site>_StateTexts.csv, <site>_Units.csv.
+    Ede {
+        /// Configuration (default: the built-in demo config).
+        #[arg(long)]
+        config: Option<PathBuf>,
+        #[arg(long)]
+        profiles: Option<PathBuf>,
+        /// Directory to write the files into.
+        #[arg(long, default_value = ".")]
+        out: PathBuf,
     },
     /// The northbound Modbus register map (unit id, address, type, scale, point).
     ModbusMap {
@@ -177,6 +193,35 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Export {
+            what: Export::Ede { config, profiles, out },
+        } => {
+            let Some(c) = export_config(config, profiles)? else {
+                return Ok(ExitCode::from(1));
+            };
+            let Some(settings) = &c.bacnet else {
+                anyhow::bail!(
+                    "the configuration does not enable servers.bacnet: there are no BACnet objects to export"
+                );
+            };
+            let store = Store::new(&c, 16);
+            let table = busbar::northbound::bacnet_objects::ObjectTable::build(&c, settings, &store);
+            let stamp = busbar_core::time::rfc3339(std::time::SystemTime::now());
+            let files = busbar::northbound::bacnet_ede::files(
+                &table,
+                &c.site_name,
+                &c.site_id,
+                &stamp,
+                busbar::northbound::bacnet_ede::unit_text,
+            );
+            std::fs::create_dir_all(&out).with_context(|| format!("cannot create {}", out.display()))?;
+            for f in files {
+                let path = out.join(&f.name);
+                std::fs::write(&path, f.content).with_context(|| format!("cannot write {}", path.display()))?;
+                emit(&format!("wrote {}\n", path.display()));
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Export {
             what:
                 Export::ModbusMap {
                     config,
@@ -215,6 +260,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             modbus,
             http,
             opcua,
+            bacnet,
             sim_gateway,
             sim_control,
             speed,
@@ -228,6 +274,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 modbus,
                 http,
                 opcua,
+                bacnet,
             };
             runtime()?.block_on(async move {
                 let (sim, bridge) = demo::start(&ports, speed).await?;
@@ -276,6 +323,12 @@ fn print_endpoints(bridge: &busbar::app::Bridge, sim: Option<&busbar_sim::runner
         o.push_str(&format!(
             "  opc ua server    : {u}  (namespace {})\n",
             busbar::northbound::opcua::NAMESPACE_URI
+        ));
+    }
+    if let Some(b) = &bridge.bacnet {
+        o.push_str(&format!(
+            "  bacnet/ip device : udp {}  device instance {}  (objects: `busbar export ede`)\n",
+            b.local, b.device_instance
         ));
     }
     if let Some(a) = bridge.http {

@@ -7,8 +7,22 @@ pub fn unix_ms(t: SystemTime) -> u64 {
     t.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64)
 }
 
-/// `2026-11-22T02:28:15.123Z`.
-pub fn rfc3339(t: SystemTime) -> String {
+/// A UTC calendar date and time of day.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Civil {
+    pub year: i64,
+    pub month: u8,
+    pub day: u8,
+    /// 1 = Monday ... 7 = Sunday.
+    pub weekday: u8,
+    pub hour: u8,
+    pub minute: u8,
+    pub second: u8,
+    pub millis: u16,
+}
+
+/// The UTC calendar fields of an instant.
+pub fn civil(t: SystemTime) -> Civil {
     let ms = unix_ms(t);
     let secs = ms / 1000;
     let days = (secs / 86400) as i64;
@@ -23,13 +37,25 @@ pub fn rfc3339(t: SystemTime) -> String {
     let mp = (5 * doy + 2) / 153;
     let d = doy - (153 * mp + 2) / 5 + 1;
     let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = if m <= 2 { y + 1 } else { y };
+    Civil {
+        year: if m <= 2 { y + 1 } else { y },
+        month: m as u8,
+        day: d as u8,
+        // 1970-01-01 was a Thursday.
+        weekday: ((days + 3).rem_euclid(7) + 1) as u8,
+        hour: (rem / 3600) as u8,
+        minute: (rem / 60 % 60) as u8,
+        second: (rem % 60) as u8,
+        millis: (ms % 1000) as u16,
+    }
+}
+
+/// `2026-11-22T02:28:15.123Z`.
+pub fn rfc3339(t: SystemTime) -> String {
+    let c = civil(t);
     format!(
-        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}.{:03}Z",
-        rem / 3600,
-        rem / 60 % 60,
-        rem % 60,
-        ms % 1000
+        "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:03}Z",
+        c.year, c.month, c.day, c.hour, c.minute, c.second, c.millis
     )
 }
 
@@ -49,5 +75,11 @@ mod tests {
             rfc3339(UNIX_EPOCH + Duration::from_secs(1_795_314_495)),
             "2026-11-22T02:28:15.000Z"
         );
+        assert_eq!(
+            civil(UNIX_EPOCH + Duration::from_secs(1_795_314_495)).weekday,
+            7,
+            "a Sunday"
+        );
+        assert_eq!(civil(UNIX_EPOCH).weekday, 4, "a Thursday");
     }
 }

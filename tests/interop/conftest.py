@@ -80,15 +80,16 @@ class Simulator:
 class Demo:
     """A running `busbar demo` (simulator + bridge in one process) on free ports."""
 
-    def __init__(self):
+    def __init__(self, bacnet: str = "127.0.0.1:0"):
         self.proc = subprocess.Popen(
             [find_binary("busbar"), "demo", "--modbus", "127.0.0.1:0", "--http", "127.0.0.1:0",
-             "--opcua", "127.0.0.1:0", "--sim-gateway", "127.0.0.1:0", "--sim-control", "127.0.0.1:0"],
+             "--opcua", "127.0.0.1:0", "--bacnet", bacnet, "--sim-gateway", "127.0.0.1:0",
+             "--sim-control", "127.0.0.1:0"],
             cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
         )
-        self.modbus = self.http = self.control = self.opcua = None
+        self.modbus = self.http = self.control = self.opcua = self.bacnet = None
         deadline = time.time() + 30
-        while time.time() < deadline and None in (self.modbus, self.http, self.control, self.opcua):
+        while time.time() < deadline and None in (self.modbus, self.http, self.control, self.opcua, self.bacnet):
             line = self.proc.stdout.readline()
             if not line:
                 break
@@ -100,7 +101,10 @@ class Demo:
                 self.control = m.group(1)
             if m := re.search(r"opc ua server +: (opc\.tcp://[0-9.:]+/)", line):
                 self.opcua = m.group(1)
-        if None in (self.modbus, self.http, self.control, self.opcua):
+            if m := re.search(r"bacnet/ip device : udp [0-9.]+:(\d+) +device instance (\d+)", line):
+                self.bacnet = int(m.group(1))
+                self.bacnet_instance = int(m.group(2))
+        if None in (self.modbus, self.http, self.control, self.opcua, self.bacnet):
             self.stop()
             raise RuntimeError("busbar demo did not report its endpoints")
         self.map = self._export_map()

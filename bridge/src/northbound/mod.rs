@@ -2,6 +2,10 @@
 //! sends writes through [`crate::acquisition::Acquisition`]. Quality is mapped to each protocol
 //! in exactly one place, in that protocol's module.
 
+pub mod bacnet;
+pub mod bacnet_ede;
+pub mod bacnet_objects;
+pub mod bacnet_units;
 pub mod modbus;
 pub mod modbus_map;
 pub mod opcua;

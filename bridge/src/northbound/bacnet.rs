@@ -1,0 +1,935 @@
+//! The BACnet/IP server: the site as one BACnet device ([`super::bacnet_objects`]) on a UDP
+//! socket, with the busbar-bacnet codec. It answers Who-Is/Who-Has, ReadProperty,
+//! ReadPropertyMultiple, WriteProperty (commands travel to the field device and the answer waits
+//! for it), SubscribeCOV and SubscribeCOVProperty, pushes COV notifications from the store's
+//! change notices, and accepts foreign-device registrations so a BMS on another subnet reaches
+//! it (a BBMD without peer BBMDs). No segmentation: an answer larger than the client accepts is
+//! an Abort, and clients read long arrays element by element. docs/bacnet.md.
+
+use super::bacnet_objects::{
+    cov_due, device_property_ids, expand_special, optional_of, status_flags, ObjectState, ObjectTable, PropError,
+    APDU_RETRIES, APDU_TIMEOUT_MS,
+};
+use crate::acquisition::{Acquisition, WriteOutcome};
+use crate::config::{BacnetSettings, Config};
+use crate::store::{Notice, Store};
+use anyhow::Context;
+use busbar_bacnet::apdu::{self, Apdu};
+use busbar_bacnet::bvll::{self, Bvll, FdtEntry};
+use busbar_bacnet::consts::{
+    abort_reason, confirmed, error_class, error_code, property as prop, reject_reason, segmentation, unconfirmed,
+    MAX_APDU_IP,
+};
+use busbar_bacnet::npdu::{self, NetAddr};
+use busbar_bacnet::service::{self, PropertyRef, ReadResult, SubscribeCov, WhoHasObject};
+use busbar_bacnet::tag::DecodeError;
+use busbar_bacnet::{ObjectId, Value};
+use std::collections::HashMap;
+use std::net::{SocketAddr, SocketAddrV4};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant, SystemTime};
+use tokio::net::UdpSocket;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+/// Seconds a foreign device registration outlives its TTL (Annex J.5.2.3).
+const FDT_GRACE_S: u64 = 30;
+
+/// Where an answer goes: the UDP peer, and the remote network address when a router relayed it.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+struct Peer {
+    addr: SocketAddrV4,
+    route: Option<NetAddr>,
+}
+
+/// How a request reached us, which decides how a broadcast answer (I-Am, I-Have) is sent.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Reach {
+    Unicast,
+    Broadcast,
+}
+
+#[derive(Debug, Clone)]
+struct CovSubscription {
+    peer: Peer,
+    process_id: u32,
+    object: usize,
+    property: Option<PropertyRef>,
+    increment: Option<f32>,
+    confirmed: bool,
+    /// `None` = indefinite.
+    expires: Option<Instant>,
+    /// Last notified (Present_Value, Status_Flags).
+    last: Option<(Value, Value)>,
+}
+
+/// A confirmed notification waiting for its SimpleAck.
+struct Pending {
+    peer: SocketAddrV4,
+    datagram: Vec<u8>,
+    sent: Instant,
+    tries: u64,
+}
+
+#[derive(Default)]
+struct State {
+    objects: Vec<ObjectState>,
+    /// Foreign devices and when their registration lapses.
+    fdt: HashMap<SocketAddrV4, (u16, Instant)>,
+    subscriptions: Vec<CovSubscription>,
+    pending: HashMap<u8, Pending>,
+    next_invoke: u8,
+}
+
+/// Counters for /metrics and the benchmark.
+#[derive(Debug, Default)]
+pub struct BacnetStats {
+    pub requests: AtomicU64,
+    pub rejected: AtomicU64,
+    pub dropped: AtomicU64,
+    pub notifications: AtomicU64,
+}
+
+struct Server {
+    table: ObjectTable,
+    settings: BacnetSettings,
+    store: Arc<Store>,
+    acq: Acquisition,
+    socket: UdpSocket,
+    state: Mutex<State>,
+    stats: Arc<BacnetStats>,
+}
+
+/// A running BACnet server's address and counters.
+pub struct BacnetHandle {
+    pub local: SocketAddr,
+    pub device_instance: u32,
+    pub stats: Arc<BacnetStats>,
+}
+
+/// Bind the socket and start serving, notifying and expiring.
+pub async fn start(
+    config: &Config,
+    settings: &BacnetSettings,
+    store: Arc<Store>,
+    acq: Acquisition,
+    shutdown: watch::Receiver<bool>,
+) -> anyhow::Result<(BacnetHandle, Vec<JoinHandle<()>>)> {
+    let std_socket = std::net::UdpSocket::bind(settings.listen)
+        .with_context(|| format!("bacnet server: cannot bind UDP {}", settings.listen))?;
+    std_socket.set_broadcast(true)?;
+    std_socket.set_nonblocking(true)?;
+    let socket = UdpSocket::from_std(std_socket)?;
+    let local = socket.local_addr()?;
+    let table = ObjectTable::build(config, settings, &store);
+    let state = State {
+        objects: table.objects.iter().map(ObjectState::new).collect(),
+        ..State::default()
+    };
+    let stats = Arc::new(BacnetStats::default());
+    let server = Arc::new(Server {
+        table,
+        settings: settings.clone(),
+        store,
+        acq,
+        socket,
+        state: Mutex::new(state),
+        stats: stats.clone(),
+    });
+    tracing::info!(
+        "bacnet: device {} `{}` with {} objects on udp {local}",
+        server.table.device.id.instance,
+        server.table.device.name,
+        server.table.objects.len()
+    );
+    server.announce().await;
+    let tasks = vec![
+        tokio::spawn(server.clone().receive(shutdown.clone())),
+        tokio::spawn(server.clone().notify(shutdown.clone())),
+        tokio::spawn(server.clone().housekeeping(shutdown)),
+    ];
+    Ok((
+        BacnetHandle {
+            local,
+            device_instance: settings.device_instance,
+            stats,
+        },
+        tasks,
+    ))
+}
+
+/// An APDU wrapped in NPDU and BVLL for a unicast to `peer`.
+fn unicast_datagram(peer: &Peer, expecting_reply: bool, apdu: &[u8]) -> Vec<u8> {
+    let mut npdu = Vec::with_capacity(apdu.len() + 8);
+    npdu::encode(&mut npdu, expecting_reply, peer.route.as_ref());
+    npdu.extend_from_slice(apdu);
+    bvll::frame(bvll::function::ORIGINAL_UNICAST_NPDU, &npdu)
+}
+
+fn reject_of(e: &DecodeError) -> u8 {
+    e.reject_reason()
+}
+
+/// The BACnet error for a write the field device did not take: the one mapping of write
+/// outcomes for BACnet.
+fn write_error(outcome: &WriteOutcome) -> Option<PropError> {
+    match outcome {
+        WriteOutcome::Done { .. } => None,
+        WriteOutcome::Timeout => Some((error_class::COMMUNICATION, error_code::TIMEOUT)),
+        WriteOutcome::CommFailure { .. } => Some((error_class::DEVICE, error_code::OPERATIONAL_PROBLEM)),
+        WriteOutcome::Refused { .. } | WriteOutcome::NotWritable => {
+            Some((error_class::PROPERTY, error_code::WRITE_ACCESS_DENIED))
+        }
+        WriteOutcome::InvalidValue { .. } => Some((error_class::PROPERTY, error_code::VALUE_OUT_OF_RANGE)),
+    }
+}
+
+impl Server {
+    fn state(&self) -> MutexGuard<'_, State> {
+        // A panic while holding the lock cannot leave the state half-changed in a way that
+        // matters more than stopping the server would; keep serving.
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    async fn send(&self, to: SocketAddrV4, datagram: &[u8]) {
+        if let Err(e) = self.socket.send_to(datagram, SocketAddr::V4(to)).await {
+            tracing::debug!("bacnet: send to {to} failed: {e}");
+        }
+    }
+
+    /// Send an unconfirmed APDU to everyone: the local broadcast address and, as
+    /// Forwarded-NPDUs, every registered foreign device.
+    async fn broadcast(&self, apdu: &[u8]) {
+        let mut npdu = Vec::with_capacity(apdu.len() + 2);
+        npdu::encode(&mut npdu, false, None);
+        npdu.extend_from_slice(apdu);
+        self.send(
+            self.settings.broadcast,
+            &bvll::frame(bvll::function::ORIGINAL_BROADCAST_NPDU, &npdu),
+        )
+        .await;
+        let own = match self.socket.local_addr() {
+            Ok(SocketAddr::V4(a)) => a,
+            _ => SocketAddrV4::new(std::net::Ipv4Addr::UNSPECIFIED, self.settings.listen.port()),
+        };
+        let forwarded = bvll::forwarded(own, &npdu);
+        let fds: Vec<SocketAddrV4> = self.state().fdt.keys().copied().collect();
+        for fd in fds {
+            self.send(fd, &forwarded).await;
+        }
+    }
+
+    /// Answer an unconfirmed "who" request the way it came: unicast back, or broadcast.
+    async fn answer_unconfirmed(&self, peer: &Peer, reach: Reach, apdu: &[u8]) {
+        match reach {
+            Reach::Unicast => self.send(peer.addr, &unicast_datagram(peer, false, apdu)).await,
+            Reach::Broadcast => self.broadcast(apdu).await,
+        }
+    }
+
+    fn i_am(&self) -> Vec<u8> {
+        let mut a = Vec::with_capacity(24);
+        apdu::unconfirmed_request_header(&mut a, unconfirmed::I_AM);
+        service::encode_i_am(
+            &mut a,
+            self.table.device.id,
+            MAX_APDU_IP as u32,
+            segmentation::NO_SEGMENTATION,
+            self.table.device.vendor_id,
+        );
+        a
+    }
+
+    /// I-Am at start-up, as devices do.
+    async fn announce(&self) {
+        let a = self.i_am();
+        self.broadcast(&a).await;
+    }
+
+    async fn receive(self: Arc<Self>, mut shutdown: watch::Receiver<bool>) {
+        let mut buf = vec![0u8; 2048];
+        loop {
+            let (n, from) = tokio::select! {
+                r = self.socket.recv_from(&mut buf) => match r {
+                    Ok(x) => x,
+                    Err(e) => {
+                        tracing::debug!("bacnet: receive failed: {e}");
+                        continue;
+                    }
+                },
+                _ = shutdown.changed() => return,
+            };
+            let SocketAddr::V4(from) = from else { continue };
+            let datagram = buf.get(..n).unwrap_or(&[]).to_vec();
+            self.datagram(from, &datagram).await;
+        }
+    }
+
+    /// One datagram: the BVLL decides where the NPDU came from and who else must see it.
+    async fn datagram(self: &Arc<Self>, from: SocketAddrV4, datagram: &[u8]) {
+        let msg = match bvll::decode(datagram) {
+            Ok(m) => m,
+            Err(e) => {
+                self.stats.dropped.fetch_add(1, Ordering::Relaxed);
+                tracing::debug!("bacnet: dropped a datagram from {from}: {e}");
+                return;
+            }
+        };
+        match msg {
+            Bvll::OriginalUnicast(n) => self.npdu(from, n, Reach::Unicast).await,
+            Bvll::OriginalBroadcast(n) => {
+                // Relay a local broadcast to the foreign devices, then handle it.
+                if from != self.own_v4() {
+                    let fwd = bvll::forwarded(from, n);
+                    let fds: Vec<SocketAddrV4> = self.state().fdt.keys().copied().collect();
+                    for fd in fds {
+                        self.send(fd, &fwd).await;
+                    }
+                }
+                self.npdu(from, n, Reach::Broadcast).await;
+            }
+            Bvll::ForwardedNpdu { origin, npdu } => self.npdu(origin, npdu, Reach::Broadcast).await,
+            Bvll::DistributeBroadcastToNetwork(n) => {
+                let registered = self.state().fdt.contains_key(&from);
+                if !registered {
+                    let nak = bvll::result(bvll::result::DISTRIBUTE_BROADCAST_TO_NETWORK_NAK);
+                    self.send(from, &nak).await;
+                    return;
+                }
+                let fwd = bvll::forwarded(from, n);
+                self.send(self.settings.broadcast, &fwd).await;
+                let others: Vec<SocketAddrV4> = self.state().fdt.keys().copied().filter(|a| *a != from).collect();
+                for fd in others {
+                    self.send(fd, &fwd).await;
+                }
+                self.npdu(from, n, Reach::Broadcast).await;
+            }
+            Bvll::RegisterForeignDevice { ttl } => {
+                let code = {
+                    let mut st = self.state();
+                    let known = st.fdt.contains_key(&from);
+                    if self.settings.max_foreign_devices == 0
+                        || (!known && st.fdt.len() >= self.settings.max_foreign_devices)
+                    {
+                        bvll::result::REGISTER_FOREIGN_DEVICE_NAK
+                    } else {
+                        let lapse = Instant::now() + Duration::from_secs(u64::from(ttl) + FDT_GRACE_S);
+                        st.fdt.insert(from, (ttl, lapse));
+                        bvll::result::SUCCESSFUL_COMPLETION
+                    }
+                };
+                if code == bvll::result::SUCCESSFUL_COMPLETION {
+                    tracing::info!("bacnet: foreign device {from} registered for {ttl} s");
+                } else {
+                    tracing::warn!("bacnet: foreign device registration from {from} refused (table full or disabled)");
+                }
+                self.send(from, &bvll::result(code)).await;
+            }
+            Bvll::ReadFdt => {
+                let now = Instant::now();
+                let entries: Vec<FdtEntry> = self
+                    .state()
+                    .fdt
+                    .iter()
+                    .map(|(a, (ttl, lapse))| FdtEntry {
+                        address: *a,
+                        ttl: *ttl,
+                        remaining: lapse.saturating_duration_since(now).as_secs().min(65535) as u16,
+                    })
+                    .collect();
+                self.send(from, &bvll::read_fdt_ack(&entries)).await;
+            }
+            Bvll::DeleteFdtEntry(a) => {
+                let removed = self.state().fdt.remove(&a).is_some();
+                let code = if removed {
+                    bvll::result::SUCCESSFUL_COMPLETION
+                } else {
+                    bvll::result::DELETE_FDT_ENTRY_NAK
+                };
+                self.send(from, &bvll::result(code)).await;
+            }
+            Bvll::WriteBdt => self.send(from, &bvll::result(bvll::result::WRITE_BDT_NAK)).await,
+            Bvll::ReadBdt => self.send(from, &bvll::read_bdt_ack_empty()).await,
+            Bvll::Result(_) | Bvll::Other(_) => {}
+        }
+    }
+
+    fn own_v4(&self) -> SocketAddrV4 {
+        match self.socket.local_addr() {
+            Ok(SocketAddr::V4(a)) => a,
+            _ => SocketAddrV4::new(std::net::Ipv4Addr::UNSPECIFIED, 0),
+        }
+    }
+
+    async fn npdu(self: &Arc<Self>, from: SocketAddrV4, bytes: &[u8], reach: Reach) {
+        let n = match npdu::decode(bytes) {
+            Ok(n) => n,
+            Err(e) => {
+                self.stats.dropped.fetch_add(1, Ordering::Relaxed);
+                tracing::debug!("bacnet: bad NPDU from {from}: {e}");
+                return;
+            }
+        };
+        if !n.for_local_device() {
+            return;
+        }
+        let peer = Peer {
+            addr: from,
+            route: n.source.clone(),
+        };
+        let a = match apdu::decode(n.apdu) {
+            Ok(a) => a,
+            Err(e) => {
+                self.stats.dropped.fetch_add(1, Ordering::Relaxed);
+                tracing::debug!("bacnet: bad APDU from {from}: {e}");
+                return;
+            }
+        };
+        match a {
+            Apdu::UnconfirmedRequest { service, body } => {
+                self.stats.requests.fetch_add(1, Ordering::Relaxed);
+                self.unconfirmed(&peer, reach, service, body).await;
+            }
+            Apdu::ConfirmedRequest {
+                segmented,
+                max_apdu,
+                invoke_id,
+                service,
+                body,
+            } => {
+                self.stats.requests.fetch_add(1, Ordering::Relaxed);
+                if reach == Reach::Broadcast {
+                    // Confirmed requests are unicast; a broadcast one is ignored (clause 5.4).
+                    return;
+                }
+                if segmented {
+                    let mut out = Vec::new();
+                    apdu::abort(&mut out, invoke_id, abort_reason::SEGMENTATION_NOT_SUPPORTED);
+                    self.send(peer.addr, &unicast_datagram(&peer, false, &out)).await;
+                    return;
+                }
+                if service == confirmed::WRITE_PROPERTY {
+                    // Writes wait for the field device: never hold up the other requests.
+                    let me = self.clone();
+                    let body = body.to_vec();
+                    tokio::spawn(async move {
+                        let out = me.write_property(invoke_id, &body).await;
+                        me.reply(&peer, invoke_id, max_apdu, out).await;
+                    });
+                    return;
+                }
+                let out = self.confirmed(&peer, invoke_id, service, body, max_apdu);
+                let subscribed = out.first().is_some_and(|b| *b >> 4 == 2)
+                    && matches!(service, confirmed::SUBSCRIBE_COV | confirmed::SUBSCRIBE_COV_PROPERTY);
+                self.reply(&peer, invoke_id, max_apdu, out).await;
+                if subscribed {
+                    // The initial notification follows the acknowledgement (clause 13.14.1.1).
+                    self.notify_peer_now(&peer).await;
+                }
+            }
+            Apdu::SimpleAck { invoke_id, .. }
+            | Apdu::Error { invoke_id, .. }
+            | Apdu::Reject { invoke_id, .. }
+            | Apdu::Abort { invoke_id, .. } => {
+                let mut st = self.state();
+                if st.pending.get(&invoke_id).is_some_and(|p| p.peer == from) {
+                    st.pending.remove(&invoke_id);
+                }
+            }
+            Apdu::ComplexAck { .. } | Apdu::SegmentAck { .. } => {}
+        }
+    }
+
+    /// Send an answer, or an Abort when it is larger than the client accepts.
+    async fn reply(&self, peer: &Peer, invoke_id: u8, max_apdu: usize, mut out: Vec<u8>) {
+        if out.len() > max_apdu.min(MAX_APDU_IP) {
+            out.clear();
+            apdu::abort(&mut out, invoke_id, abort_reason::SEGMENTATION_NOT_SUPPORTED);
+        }
+        if out.first().is_some_and(|b| *b >> 4 == 6) {
+            self.stats.rejected.fetch_add(1, Ordering::Relaxed);
+        }
+        self.send(peer.addr, &unicast_datagram(peer, false, &out)).await;
+    }
+
+    async fn unconfirmed(&self, peer: &Peer, reach: Reach, service: u8, body: &[u8]) {
+        let me = self.table.device.id.instance;
+        match service {
+            unconfirmed::WHO_IS => {
+                let Ok(w) = service::decode_who_is(body) else { return };
+                if w.matches(me) {
+                    let a = self.i_am();
+                    self.answer_unconfirmed(peer, reach, &a).await;
+                }
+            }
+            unconfirmed::WHO_HAS => {
+                let Ok(w) = service::decode_who_has(body) else { return };
+                if w.range.is_some_and(|(lo, hi)| me < lo || me > hi) {
+                    return;
+                }
+                let found = match &w.object {
+                    WhoHasObject::Id(id) if self.table.is_device(*id) => {
+                        Some((self.table.device.id, self.table.device.name.clone()))
+                    }
+                    WhoHasObject::Id(id) => self
+                        .table
+                        .find(*id)
+                        .map(|i| (self.table.objects[i].id, self.table.objects[i].name.clone())),
+                    WhoHasObject::Name(n) if *n == self.table.device.name => Some((self.table.device.id, n.clone())),
+                    WhoHasObject::Name(n) => self.table.find_name(n).map(|i| (self.table.objects[i].id, n.clone())),
+                };
+                if let Some((id, name)) = found {
+                    let mut a = Vec::new();
+                    apdu::unconfirmed_request_header(&mut a, unconfirmed::I_HAVE);
+                    service::encode_i_have(&mut a, self.table.device.id, id, &name);
+                    self.answer_unconfirmed(peer, reach, &a).await;
+                }
+            }
+            // I-Am, I-Have and notifications from others: nothing to do.
+            _ => {}
+        }
+    }
+
+    /// A confirmed request that does not wait for a field device: the complete answer APDU.
+    fn confirmed(&self, peer: &Peer, invoke_id: u8, service: u8, body: &[u8], max_apdu: usize) -> Vec<u8> {
+        let mut out = Vec::with_capacity(256);
+        let result = match service {
+            confirmed::READ_PROPERTY => {
+                service::decode_read_property(body).map(|rp| match self.read(rp.object, rp.property) {
+                    Ok(values) => {
+                        let id = if self.table.is_device(rp.object) {
+                            self.table.device.id
+                        } else {
+                            rp.object
+                        };
+                        apdu::complex_ack_header(&mut out, invoke_id, service);
+                        service::encode_read_property_ack(&mut out, id, rp.property, &values);
+                    }
+                    Err((class, code)) => apdu::error(&mut out, invoke_id, service, class, code),
+                })
+            }
+            confirmed::READ_PROPERTY_MULTIPLE => service::decode_read_property_multiple(body).map(|specs| {
+                let mut answers: Vec<(ObjectId, Vec<ReadResult>)> = specs
+                    .iter()
+                    .map(|spec| self.read_multiple(spec.object, &spec.properties))
+                    .collect();
+                let encode = |out: &mut Vec<u8>, answers: &[(ObjectId, Vec<ReadResult>)]| {
+                    out.clear();
+                    apdu::complex_ack_header(out, invoke_id, service);
+                    for (id, results) in answers {
+                        service::encode_read_access_result(out, *id, results);
+                    }
+                };
+                encode(&mut out, &answers);
+                if out.len() > max_apdu.min(MAX_APDU_IP) {
+                    // Too large unsegmented: the whole Object_List (the usual culprit of an ALL
+                    // on the device) becomes an error the client can follow by reading it
+                    // element by element; if that is not enough the reply aborts.
+                    for (_, results) in &mut answers {
+                        for r in results.iter_mut() {
+                            if r.property.property == prop::OBJECT_LIST && r.property.index.is_none() {
+                                r.result = Err((error_class::SERVICES, error_code::ABORT_SEGMENTATION_NOT_SUPPORTED));
+                            }
+                        }
+                    }
+                    encode(&mut out, &answers);
+                }
+            }),
+            confirmed::SUBSCRIBE_COV => service::decode_subscribe_cov(body).map(|s| match self.subscribe(peer, s) {
+                Ok(()) => apdu::simple_ack(&mut out, invoke_id, service),
+                Err((class, code)) => apdu::error(&mut out, invoke_id, service, class, code),
+            }),
+            confirmed::SUBSCRIBE_COV_PROPERTY => {
+                service::decode_subscribe_cov_property(body).map(|s| match self.subscribe(peer, s) {
+                    Ok(()) => apdu::simple_ack(&mut out, invoke_id, service),
+                    Err((class, code)) => apdu::error(&mut out, invoke_id, service, class, code),
+                })
+            }
+            _ => {
+                apdu::reject(&mut out, invoke_id, reject_reason::UNRECOGNIZED_SERVICE);
+                Ok(())
+            }
+        };
+        if let Err(e) = result {
+            out.clear();
+            apdu::reject(&mut out, invoke_id, reject_of(&e));
+        }
+        out
+    }
+
+    /// One property of one object.
+    fn read(&self, object: ObjectId, p: PropertyRef) -> Result<Vec<Value>, PropError> {
+        if self.table.is_device(object) {
+            return self.table.read_device(p, SystemTime::now());
+        }
+        let i = self
+            .table
+            .find(object)
+            .ok_or((error_class::OBJECT, error_code::UNKNOWN_OBJECT))?;
+        let o = &self.table.objects[i];
+        let sample = self.store.sample(o.point).unwrap_or_default();
+        let state = self.state().objects.get(i).cloned().ok_or(UNKNOWN_OBJECT)?;
+        o.read(&state, &sample, p)
+    }
+
+    /// The results of one ReadPropertyMultiple access spec, ALL / REQUIRED / OPTIONAL expanded.
+    fn read_multiple(&self, object: ObjectId, props: &[PropertyRef]) -> (ObjectId, Vec<ReadResult>) {
+        let is_device = self.table.is_device(object);
+        let index = if is_device { None } else { self.table.find(object) };
+        let id = if is_device { self.table.device.id } else { object };
+        let Some(all) = (if is_device {
+            Some(device_property_ids())
+        } else {
+            index.map(|i| self.table.objects[i].property_ids())
+        }) else {
+            let results = props
+                .iter()
+                .map(|p| ReadResult {
+                    property: *p,
+                    result: Err(UNKNOWN_OBJECT),
+                })
+                .collect();
+            return (id, results);
+        };
+        let optional = optional_of(index.map(|i| &self.table.objects[i]));
+        let mut results = Vec::new();
+        for p in props {
+            match expand_special(p.property, &all, optional) {
+                Some(list) => {
+                    for property in list {
+                        let pr = PropertyRef { property, index: None };
+                        results.push(ReadResult {
+                            property: pr,
+                            result: self.read(object, pr),
+                        });
+                    }
+                }
+                None => results.push(ReadResult {
+                    property: *p,
+                    result: self.read(object, *p),
+                }),
+            }
+        }
+        (id, results)
+    }
+
+    fn subscribe(&self, peer: &Peer, s: SubscribeCov) -> Result<(), PropError> {
+        let Some(object) = self.table.find(s.object) else {
+            return Err(if self.table.is_device(s.object) {
+                (error_class::SERVICES, error_code::COV_SUBSCRIPTION_FAILED)
+            } else {
+                UNKNOWN_OBJECT
+            });
+        };
+        if let Some(p) = s.property {
+            if !matches!(p.property, prop::PRESENT_VALUE | prop::STATUS_FLAGS) || p.index.is_some() {
+                return Err((error_class::PROPERTY, error_code::NOT_COV_PROPERTY));
+            }
+        }
+        let mut st = self.state();
+        let same = |c: &CovSubscription| {
+            c.peer == *peer && c.process_id == s.process_id && c.object == object && c.property == s.property
+        };
+        if s.is_cancellation() {
+            st.subscriptions.retain(|c| !same(c));
+            return Ok(());
+        }
+        let lifetime = s.lifetime.unwrap_or(0);
+        let sub = CovSubscription {
+            peer: peer.clone(),
+            process_id: s.process_id,
+            object,
+            property: s.property,
+            increment: s.cov_increment,
+            confirmed: s.confirmed.unwrap_or(false),
+            expires: (lifetime > 0).then(|| Instant::now() + Duration::from_secs(u64::from(lifetime))),
+            last: None,
+        };
+        if let Some(existing) = st.subscriptions.iter_mut().find(|c| same(c)) {
+            *existing = sub;
+        } else if st.subscriptions.len() >= self.settings.max_cov_subscriptions {
+            return Err((error_class::RESOURCES, error_code::NO_SPACE_TO_ADD_LIST_ELEMENT));
+        } else {
+            st.subscriptions.push(sub);
+        }
+        Ok(())
+    }
+
+    /// WriteProperty: Present_Value of a commandable object (through the priority array, to
+    /// the field device) or COV_Increment. The answer APDU.
+    async fn write_property(&self, invoke_id: u8, body: &[u8]) -> Vec<u8> {
+        let service = confirmed::WRITE_PROPERTY;
+        let mut out = Vec::new();
+        let w = match service::decode_write_property(body) {
+            Ok(w) => w,
+            Err(e) => {
+                apdu::reject(&mut out, invoke_id, reject_of(&e));
+                return out;
+            }
+        };
+        match self.write(&w).await {
+            Ok(()) => apdu::simple_ack(&mut out, invoke_id, service),
+            Err((class, code)) => apdu::error(&mut out, invoke_id, service, class, code),
+        }
+        out
+    }
+
+    async fn write(&self, w: &service::WriteProperty) -> Result<(), PropError> {
+        let denied = (error_class::PROPERTY, error_code::WRITE_ACCESS_DENIED);
+        if self.table.is_device(w.object) {
+            return Err(denied);
+        }
+        let i = self.table.find(w.object).ok_or(UNKNOWN_OBJECT)?;
+        let o = &self.table.objects[i];
+        if !o.property_ids().contains(&w.property.property) {
+            return Err((error_class::PROPERTY, error_code::UNKNOWN_PROPERTY));
+        }
+        let [value] = w.value.as_slice() else {
+            return Err((error_class::PROPERTY, error_code::INVALID_DATA_TYPE));
+        };
+        match w.property.property {
+            prop::COV_INCREMENT => {
+                let Value::Real(c) = value else {
+                    return Err((error_class::PROPERTY, error_code::INVALID_DATA_TYPE));
+                };
+                if !c.is_finite() || *c < 0.0 {
+                    return Err((error_class::PROPERTY, error_code::VALUE_OUT_OF_RANGE));
+                }
+                if let Some(s) = self.state().objects.get_mut(i) {
+                    s.cov_increment = *c;
+                }
+                Ok(())
+            }
+            prop::PRESENT_VALUE if o.class.commandable() => {
+                if w.property.index.is_some() {
+                    return Err((error_class::PROPERTY, error_code::PROPERTY_IS_NOT_AN_ARRAY));
+                }
+                let priority = usize::from(w.priority.unwrap_or(16));
+                if priority == 6 {
+                    // Reserved for minimum on/off time (clause 19.2.1.1).
+                    return Err(denied);
+                }
+                let command = match value {
+                    Value::Null => None,
+                    v => Some(o.device_value(v)?),
+                };
+                let (before, after) = {
+                    let st = self.state();
+                    let s = st.objects.get(i).ok_or(UNKNOWN_OBJECT)?;
+                    let mut next = s.clone();
+                    next.priority[priority - 1] = command;
+                    (s.active(), next.active())
+                };
+                // The device is written when the winning command changes to a value; when the
+                // last command is relinquished the device keeps what it has.
+                if let Some((_, v)) = after.filter(|a| Some(a.1) != before.map(|b| b.1)) {
+                    let outcome = self.acq.write(o.point, v).await;
+                    if let Some(err) = write_error(&outcome) {
+                        tracing::warn!(
+                            "bacnet: write of {v} to {} (priority {priority}) failed: {outcome:?}",
+                            o.name
+                        );
+                        return Err(err);
+                    }
+                    tracing::info!("bacnet: {} commanded to {v} at priority {priority}", o.name);
+                }
+                if let Some(s) = self.state().objects.get_mut(i) {
+                    s.priority[priority - 1] = command;
+                }
+                Ok(())
+            }
+            _ => Err(denied),
+        }
+    }
+
+    /// The values a subscription reports now: (Present_Value, Status_Flags).
+    fn cov_values(&self, object: usize) -> Option<(Value, Value)> {
+        let o = self.table.objects.get(object)?;
+        let sample = self.store.sample(o.point).unwrap_or_default();
+        Some((o.present_value(&sample), status_flags(&sample, o.range)))
+    }
+
+    /// Build the notifications due for the subscriptions `which` selects; `force` sends even
+    /// without a change (initial notifications).
+    fn due_notifications(&self, which: impl Fn(&CovSubscription) -> bool, force: bool) -> Vec<(SocketAddrV4, Vec<u8>)> {
+        let now = Instant::now();
+        let mut out = Vec::new();
+        let mut st = self.state();
+        let State {
+            subscriptions,
+            objects,
+            pending,
+            next_invoke,
+            ..
+        } = &mut *st;
+        for sub in subscriptions.iter_mut().filter(|s| which(s)) {
+            let Some(current) = self.cov_values(sub.object) else {
+                continue;
+            };
+            let increment = sub
+                .increment
+                .or_else(|| objects.get(sub.object).map(|s| s.cov_increment))
+                .unwrap_or(0.0);
+            let o = &self.table.objects[sub.object];
+            let due = force
+                || sub
+                    .last
+                    .as_ref()
+                    .is_none_or(|last| cov_due(o, increment, last, &current));
+            if !due {
+                continue;
+            }
+            let remaining = sub
+                .expires
+                .map_or(0, |e| e.saturating_duration_since(now).as_secs().max(1) as u32);
+            let values: Vec<(PropertyRef, Vec<Value>)> = match sub.property {
+                Some(p) if p.property == prop::STATUS_FLAGS => vec![(p, vec![current.1.clone()])],
+                Some(p) => vec![
+                    (p, vec![current.0.clone()]),
+                    (
+                        PropertyRef {
+                            property: prop::STATUS_FLAGS,
+                            index: None,
+                        },
+                        vec![current.1.clone()],
+                    ),
+                ],
+                None => vec![
+                    (
+                        PropertyRef {
+                            property: prop::PRESENT_VALUE,
+                            index: None,
+                        },
+                        vec![current.0.clone()],
+                    ),
+                    (
+                        PropertyRef {
+                            property: prop::STATUS_FLAGS,
+                            index: None,
+                        },
+                        vec![current.1.clone()],
+                    ),
+                ],
+            };
+            let mut a = Vec::with_capacity(64);
+            if sub.confirmed {
+                // An invoke id not in flight; with 256 in flight the oldest is given up.
+                let id = *next_invoke;
+                *next_invoke = next_invoke.wrapping_add(1);
+                apdu::confirmed_request_header(&mut a, id, confirmed::CONFIRMED_COV_NOTIFICATION);
+                service::encode_cov_notification(
+                    &mut a,
+                    sub.process_id,
+                    self.table.device.id,
+                    o.id,
+                    remaining,
+                    &values,
+                );
+                let datagram = unicast_datagram(&sub.peer, true, &a);
+                pending.insert(
+                    id,
+                    Pending {
+                        peer: sub.peer.addr,
+                        datagram: datagram.clone(),
+                        sent: now,
+                        tries: 1,
+                    },
+                );
+                out.push((sub.peer.addr, datagram));
+            } else {
+                apdu::unconfirmed_request_header(&mut a, unconfirmed::UNCONFIRMED_COV_NOTIFICATION);
+                service::encode_cov_notification(
+                    &mut a,
+                    sub.process_id,
+                    self.table.device.id,
+                    o.id,
+                    remaining,
+                    &values,
+                );
+                out.push((sub.peer.addr, unicast_datagram(&sub.peer, false, &a)));
+            }
+            sub.last = Some(current);
+        }
+        out
+    }
+
+    async fn send_all(&self, datagrams: Vec<(SocketAddrV4, Vec<u8>)>) {
+        self.stats
+            .notifications
+            .fetch_add(datagrams.len() as u64, Ordering::Relaxed);
+        for (to, d) in datagrams {
+            self.send(to, &d).await;
+        }
+    }
+
+    /// Initial notifications of a peer's new subscriptions.
+    async fn notify_peer_now(&self, peer: &Peer) {
+        let d = self.due_notifications(|s| s.peer == *peer && s.last.is_none(), true);
+        self.send_all(d).await;
+    }
+
+    /// COV notifications from the store's change notices.
+    async fn notify(self: Arc<Self>, mut shutdown: watch::Receiver<bool>) {
+        let mut changes = self.store.subscribe();
+        loop {
+            let notice = tokio::select! {
+                n = changes.next() => n,
+                _ = shutdown.changed() => return,
+            };
+            let d = match notice {
+                Notice::Changed(p) => {
+                    let Some(object) = self.table.of_point(p) else { continue };
+                    self.due_notifications(|s| s.object == object, false)
+                }
+                Notice::Resync => self.due_notifications(|_| true, false),
+                Notice::Closed => return,
+            };
+            self.send_all(d).await;
+        }
+    }
+
+    /// Once a second: expire subscriptions and foreign devices, retry unacknowledged
+    /// confirmed notifications.
+    async fn housekeeping(self: Arc<Self>, mut shutdown: watch::Receiver<bool>) {
+        let mut tick = tokio::time::interval(Duration::from_secs(1));
+        loop {
+            tokio::select! {
+                _ = tick.tick() => {}
+                _ = shutdown.changed() => return,
+            }
+            let now = Instant::now();
+            let timeout = Duration::from_millis(APDU_TIMEOUT_MS);
+            let mut resend = Vec::new();
+            {
+                let mut st = self.state();
+                st.subscriptions.retain(|s| s.expires.is_none_or(|e| e > now));
+                st.fdt.retain(|a, (_, lapse)| {
+                    let keep = *lapse > now;
+                    if !keep {
+                        tracing::info!("bacnet: foreign device {a} registration lapsed");
+                    }
+                    keep
+                });
+                st.pending.retain(|_, p| {
+                    if now.duration_since(p.sent) < timeout {
+                        return true;
+                    }
+                    if p.tries > APDU_RETRIES {
+                        tracing::warn!("bacnet: confirmed COV notification to {} never acknowledged", p.peer);
+                        return false;
+                    }
+                    p.tries += 1;
+                    p.sent = now;
+                    resend.push((p.peer, p.datagram.clone()));
+                    true
+                });
+            }
+            for (to, d) in resend {
+                self.send(to, &d).await;
+            }
+        }
+    }
+}
+
+const UNKNOWN_OBJECT: PropError = (error_class::OBJECT, error_code::UNKNOWN_OBJECT);

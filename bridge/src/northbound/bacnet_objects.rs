@@ -1,0 +1,895 @@
+//! The site as BACnet objects: one Device object and one object per acquired point, their
+//! identities (the instance rule lives in [`crate::config::Device::bacnet_instance`]) and every
+//! property they answer. Quality -> Status_Flags and Reliability is mapped here, in
+//! [`fault_of`], and nowhere else.
+
+use super::bacnet_units::{bacnet_unit, NO_UNITS};
+use crate::config::{BacnetSettings, Config};
+use crate::store::{PointIdx, PointValue, Sample, Store};
+use busbar_bacnet::consts::{
+    device_status, error_class, error_code, object_type, property as prop, reliability, segmentation,
+    services_supported, status_flags, MAX_APDU_IP,
+};
+use busbar_bacnet::service::PropertyRef;
+use busbar_bacnet::{BitString, ObjectId, Value};
+use busbar_core::profile::Kind;
+use busbar_core::quality::Quality;
+use busbar_core::time::civil;
+use std::collections::HashMap;
+use std::time::SystemTime;
+
+/// A BACnet error: (error class, error code).
+pub type PropError = (u32, u32);
+
+const UNKNOWN_PROPERTY: PropError = (error_class::PROPERTY, error_code::UNKNOWN_PROPERTY);
+
+/// What kind of BACnet object a point becomes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ObjectClass {
+    AnalogInput,
+    BinaryInput,
+    MultiStateInput,
+    /// Commandable (writable points).
+    AnalogValue,
+    BinaryValue,
+    MultiStateValue,
+    /// A set of labelled bits (alarm words).
+    BitStringValue,
+    /// Text (identification).
+    CharacterStringValue,
+}
+
+impl ObjectClass {
+    /// The class of a point: measured values are inputs, writable points commandable values.
+    pub fn of(kind: Kind, writable: bool) -> ObjectClass {
+        match (kind, writable) {
+            (Kind::Analog | Kind::Counter, false) => ObjectClass::AnalogInput,
+            (Kind::Analog | Kind::Counter, true) => ObjectClass::AnalogValue,
+            (Kind::Binary, false) => ObjectClass::BinaryInput,
+            (Kind::Binary, true) => ObjectClass::BinaryValue,
+            (Kind::Enum, false) => ObjectClass::MultiStateInput,
+            (Kind::Enum, true) => ObjectClass::MultiStateValue,
+            (Kind::Bitmask, _) => ObjectClass::BitStringValue,
+            (Kind::String, _) => ObjectClass::CharacterStringValue,
+        }
+    }
+
+    pub fn object_type(self) -> u16 {
+        match self {
+            ObjectClass::AnalogInput => object_type::ANALOG_INPUT,
+            ObjectClass::BinaryInput => object_type::BINARY_INPUT,
+            ObjectClass::MultiStateInput => object_type::MULTI_STATE_INPUT,
+            ObjectClass::AnalogValue => object_type::ANALOG_VALUE,
+            ObjectClass::BinaryValue => object_type::BINARY_VALUE,
+            ObjectClass::MultiStateValue => object_type::MULTI_STATE_VALUE,
+            ObjectClass::BitStringValue => object_type::BITSTRING_VALUE,
+            ObjectClass::CharacterStringValue => object_type::CHARACTERSTRING_VALUE,
+        }
+    }
+
+    pub fn commandable(self) -> bool {
+        matches!(
+            self,
+            ObjectClass::AnalogValue | ObjectClass::BinaryValue | ObjectClass::MultiStateValue
+        )
+    }
+
+    fn is_analog(self) -> bool {
+        matches!(self, ObjectClass::AnalogInput | ObjectClass::AnalogValue)
+    }
+
+    /// Required and optional properties (clause 12), without Property_List's own four.
+    pub fn properties(self) -> (&'static [u32], &'static [u32]) {
+        use prop::*;
+        match self {
+            ObjectClass::AnalogInput => (
+                &[PRESENT_VALUE, STATUS_FLAGS, EVENT_STATE, OUT_OF_SERVICE, UNITS],
+                &[DESCRIPTION, RELIABILITY, COV_INCREMENT, MIN_PRES_VALUE, MAX_PRES_VALUE],
+            ),
+            ObjectClass::AnalogValue => (
+                &[
+                    PRESENT_VALUE,
+                    STATUS_FLAGS,
+                    EVENT_STATE,
+                    OUT_OF_SERVICE,
+                    UNITS,
+                    PRIORITY_ARRAY,
+                    RELINQUISH_DEFAULT,
+                ],
+                &[DESCRIPTION, RELIABILITY, COV_INCREMENT, MIN_PRES_VALUE, MAX_PRES_VALUE],
+            ),
+            ObjectClass::BinaryInput => (
+                &[PRESENT_VALUE, STATUS_FLAGS, EVENT_STATE, OUT_OF_SERVICE, POLARITY],
+                &[DESCRIPTION, RELIABILITY, INACTIVE_TEXT, ACTIVE_TEXT],
+            ),
+            ObjectClass::BinaryValue => (
+                &[
+                    PRESENT_VALUE,
+                    STATUS_FLAGS,
+                    EVENT_STATE,
+                    OUT_OF_SERVICE,
+                    PRIORITY_ARRAY,
+                    RELINQUISH_DEFAULT,
+                ],
+                &[DESCRIPTION, RELIABILITY, INACTIVE_TEXT, ACTIVE_TEXT],
+            ),
+            ObjectClass::MultiStateInput => (
+                &[
+                    PRESENT_VALUE,
+                    STATUS_FLAGS,
+                    EVENT_STATE,
+                    OUT_OF_SERVICE,
+                    NUMBER_OF_STATES,
+                ],
+                &[DESCRIPTION, RELIABILITY, STATE_TEXT],
+            ),
+            ObjectClass::MultiStateValue => (
+                &[
+                    PRESENT_VALUE,
+                    STATUS_FLAGS,
+                    EVENT_STATE,
+                    OUT_OF_SERVICE,
+                    NUMBER_OF_STATES,
+                    PRIORITY_ARRAY,
+                    RELINQUISH_DEFAULT,
+                ],
+                &[DESCRIPTION, RELIABILITY, STATE_TEXT],
+            ),
+            ObjectClass::BitStringValue => (
+                &[PRESENT_VALUE, STATUS_FLAGS],
+                &[DESCRIPTION, BIT_TEXT, EVENT_STATE, OUT_OF_SERVICE, RELIABILITY],
+            ),
+            ObjectClass::CharacterStringValue => (
+                &[PRESENT_VALUE, STATUS_FLAGS],
+                &[DESCRIPTION, EVENT_STATE, OUT_OF_SERVICE, RELIABILITY],
+            ),
+        }
+    }
+}
+
+/// Properties every object has besides its class's (clause 12.1.1): identity and the list.
+const IDENTITY: [u32; 4] = [
+    prop::OBJECT_IDENTIFIER,
+    prop::OBJECT_NAME,
+    prop::OBJECT_TYPE,
+    prop::PROPERTY_LIST,
+];
+
+const DEVICE_REQUIRED: [u32; 17] = [
+    prop::SYSTEM_STATUS,
+    prop::VENDOR_NAME,
+    prop::VENDOR_IDENTIFIER,
+    prop::MODEL_NAME,
+    prop::FIRMWARE_REVISION,
+    prop::APPLICATION_SOFTWARE_VERSION,
+    prop::PROTOCOL_VERSION,
+    prop::PROTOCOL_REVISION,
+    prop::PROTOCOL_SERVICES_SUPPORTED,
+    prop::PROTOCOL_OBJECT_TYPES_SUPPORTED,
+    prop::OBJECT_LIST,
+    prop::MAX_APDU_LENGTH_ACCEPTED,
+    prop::SEGMENTATION_SUPPORTED,
+    prop::APDU_TIMEOUT,
+    prop::NUMBER_OF_APDU_RETRIES,
+    prop::DEVICE_ADDRESS_BINDING,
+    prop::DATABASE_REVISION,
+];
+const DEVICE_OPTIONAL: [u32; 5] = [
+    prop::DESCRIPTION,
+    prop::LOCATION,
+    prop::LOCAL_DATE,
+    prop::LOCAL_TIME,
+    prop::UTC_OFFSET,
+];
+
+/// The protocol revision this device claims.
+pub const PROTOCOL_REVISION: u64 = 14;
+/// Seconds a confirmed notification waits for its acknowledgement, and how often it is retried.
+pub const APDU_TIMEOUT_MS: u64 = 3000;
+pub const APDU_RETRIES: u64 = 3;
+
+/// One point served as an object.
+#[derive(Debug, Clone)]
+pub struct PointObject {
+    pub id: ObjectId,
+    pub point: PointIdx,
+    pub class: ObjectClass,
+    /// `<device>.<point>`.
+    pub name: String,
+    pub description: String,
+    pub units: u32,
+    /// Multi-state: the device's raw value of state n + 1 and its text.
+    pub states: Vec<(i64, String)>,
+    /// Binary: inactive and active texts.
+    pub binary_text: Option<(String, String)>,
+    /// Bit string: the text of each bit (empty for unlabelled bits).
+    pub bits: Vec<String>,
+    pub range: Option<(f64, f64)>,
+    pub cov_increment: f32,
+}
+
+/// The Device object's settings.
+#[derive(Debug, Clone)]
+pub struct DeviceInfo {
+    pub id: ObjectId,
+    pub name: String,
+    pub vendor_id: u16,
+    pub location: String,
+    pub description: String,
+}
+
+/// Every object of the device.
+pub struct ObjectTable {
+    pub device: DeviceInfo,
+    pub objects: Vec<PointObject>,
+    by_id: HashMap<ObjectId, usize>,
+    by_name: HashMap<String, usize>,
+    by_point: HashMap<PointIdx, usize>,
+    /// Changes whenever the set of objects (identities, names, types) changes: it is derived
+    /// from that set, so it is the same across restarts of the same configuration.
+    pub database_revision: u32,
+}
+
+/// The default COV_Increment: 0.1 % of the point's plausible range, else any change.
+fn default_cov_increment(range: Option<(f64, f64)>) -> f32 {
+    range.map_or(0.0, |(lo, hi)| ((hi - lo) * 0.001) as f32)
+}
+
+impl ObjectTable {
+    pub fn build(config: &Config, settings: &BacnetSettings, store: &Store) -> ObjectTable {
+        let mut objects = Vec::new();
+        for (d, dev) in config.devices.iter().enumerate() {
+            for &k in &dev.acquired {
+                let (Some(p), Some(point)) = (dev.profile.points.get(k), store.point_of(d, k)) else {
+                    continue;
+                };
+                let writable = config.writes_enabled && store.meta(point).is_some_and(|m| m.writable);
+                let class = ObjectClass::of(p.kind, writable);
+                let units = bacnet_unit(p.unit);
+                let mut description = p.description.clone();
+                if units.is_none() {
+                    description = format!("{description} [{}]", p.unit.symbol());
+                }
+                let states: Vec<(i64, String)> = if p.kind == Kind::Enum {
+                    p.labels.iter().map(|(raw, text)| (*raw, text.clone())).collect()
+                } else {
+                    Vec::new()
+                };
+                let binary_text = (p.kind == Kind::Binary).then(|| {
+                    let text = |v: i64, default: &str| p.labels.get(&v).cloned().unwrap_or_else(|| default.into());
+                    (text(0, "inactive"), text(1, "active"))
+                });
+                let bits = if p.kind == Kind::Bitmask {
+                    let len = p.labels.keys().copied().max().map_or(0, |m| m.clamp(0, 63) + 1);
+                    (0..len)
+                        .map(|b| p.labels.get(&b).cloned().unwrap_or_default())
+                        .collect()
+                } else {
+                    Vec::new()
+                };
+                let range = dev.range(k);
+                let cov_increment = dev
+                    .settings
+                    .get(&k)
+                    .and_then(|s| s.cov_increment)
+                    .map_or_else(|| default_cov_increment(range), |c| c as f32);
+                objects.push(PointObject {
+                    id: ObjectId::new(class.object_type(), dev.bacnet_instance(k)),
+                    point,
+                    class,
+                    name: format!("{}.{}", dev.name, p.id),
+                    description,
+                    units: units.unwrap_or(NO_UNITS),
+                    states,
+                    binary_text,
+                    bits,
+                    range,
+                    cov_increment,
+                });
+            }
+        }
+        let by_id = objects.iter().enumerate().map(|(i, o)| (o.id, i)).collect();
+        let by_name = objects.iter().enumerate().map(|(i, o)| (o.name.clone(), i)).collect();
+        let by_point = objects.iter().enumerate().map(|(i, o)| (o.point, i)).collect();
+        let device = DeviceInfo {
+            id: ObjectId::new(object_type::DEVICE, settings.device_instance),
+            name: settings.device_name.clone(),
+            vendor_id: settings.vendor_id,
+            location: settings.location.clone(),
+            description: settings.description.clone(),
+        };
+        let database_revision = revision_of(&device, &objects);
+        ObjectTable {
+            device,
+            objects,
+            by_id,
+            by_name,
+            by_point,
+            database_revision,
+        }
+    }
+
+    pub fn find(&self, id: ObjectId) -> Option<usize> {
+        self.by_id.get(&id).copied()
+    }
+
+    pub fn find_name(&self, name: &str) -> Option<usize> {
+        self.by_name.get(name).copied()
+    }
+
+    pub fn of_point(&self, p: PointIdx) -> Option<usize> {
+        self.by_point.get(&p).copied()
+    }
+
+    /// The Device object's id for a request's id: the wildcard instance means this device.
+    pub fn is_device(&self, id: ObjectId) -> bool {
+        id.object_type == object_type::DEVICE
+            && (id.instance == self.device.id.instance || id.instance == busbar_bacnet::consts::WILDCARD_INSTANCE)
+    }
+}
+
+/// FNV-1a over the identities, names and types of every object.
+fn revision_of(device: &DeviceInfo, objects: &[PointObject]) -> u32 {
+    let mut h: u32 = 0x811C_9DC5;
+    let mut eat = |bytes: &[u8]| {
+        for b in bytes {
+            h ^= u32::from(*b);
+            h = h.wrapping_mul(0x0100_0193);
+        }
+    };
+    eat(&device.id.to_u32().to_be_bytes());
+    eat(device.name.as_bytes());
+    for o in objects {
+        eat(&o.id.to_u32().to_be_bytes());
+        eat(o.name.as_bytes());
+    }
+    h & 0x7FFF_FFFF
+}
+
+/// Status_Flags FAULT and Reliability of a sample: the one quality mapping for BACnet. A good
+/// sample has no fault; anything else is a fault whose reason Reliability gives, while
+/// Present_Value keeps the last value read.
+pub fn fault_of(sample: &Sample, range: Option<(f64, f64)>) -> Option<u32> {
+    match sample.quality {
+        Quality::Good => None,
+        Quality::CommFailure | Quality::NoValue => Some(reliability::COMMUNICATION_FAILURE),
+        Quality::Stale => Some(reliability::UNRELIABLE_OTHER),
+        Quality::OutOfRange => {
+            let below = matches!((sample.value.as_ref().and_then(PointValue::as_f64), range), (Some(v), Some((lo, _))) if v < lo);
+            Some(if below {
+                reliability::UNDER_RANGE
+            } else {
+                reliability::OVER_RANGE
+            })
+        }
+        Quality::DecodeError | Quality::ConfigError => Some(reliability::CONFIGURATION_ERROR),
+    }
+}
+
+/// Status_Flags of a sample.
+pub fn status_flags(sample: &Sample, range: Option<(f64, f64)>) -> Value {
+    let mut flags = BitString::with_len(4);
+    flags.set(u32::from(status_flags::FAULT), fault_of(sample, range).is_some());
+    Value::BitString(flags)
+}
+
+/// The per-object state clients can change: COV_Increment and the priority array.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ObjectState {
+    pub cov_increment: f32,
+    /// Commanded values in engineering units, priority 1 first.
+    pub priority: [Option<f64>; 16],
+}
+
+impl ObjectState {
+    pub fn new(o: &PointObject) -> ObjectState {
+        ObjectState {
+            cov_increment: o.cov_increment,
+            priority: [None; 16],
+        }
+    }
+
+    /// The winning command: (priority, value).
+    pub fn active(&self) -> Option<(usize, f64)> {
+        self.priority
+            .iter()
+            .enumerate()
+            .find_map(|(i, v)| v.map(|v| (i + 1, v)))
+    }
+}
+
+impl PointObject {
+    /// Present_Value of a sample (the last value read, whatever its quality).
+    pub fn present_value(&self, sample: &Sample) -> Value {
+        self.value_of(sample.value.as_ref())
+    }
+
+    /// A device value as this object's Present_Value type.
+    pub fn value_of(&self, v: Option<&PointValue>) -> Value {
+        let n = v.and_then(PointValue::as_f64).unwrap_or(0.0);
+        match self.class {
+            ObjectClass::AnalogInput | ObjectClass::AnalogValue => Value::Real(n as f32),
+            ObjectClass::BinaryInput | ObjectClass::BinaryValue => Value::Enumerated(u32::from(n != 0.0)),
+            ObjectClass::MultiStateInput | ObjectClass::MultiStateValue => {
+                Value::Unsigned(self.state_of(n).unwrap_or(1) as u64)
+            }
+            ObjectClass::BitStringValue => {
+                let mut b = BitString::with_len(self.bits.len() as u32);
+                let raw = n.max(0.0) as u64;
+                for bit in 0..self.bits.len().min(64) as u32 {
+                    b.set(bit, raw & (1 << bit) != 0);
+                }
+                Value::BitString(b)
+            }
+            ObjectClass::CharacterStringValue => Value::CharacterString(match v {
+                Some(PointValue::Text(t)) => t.clone(),
+                Some(PointValue::Number(n)) => n.to_string(),
+                None => String::new(),
+            }),
+        }
+    }
+
+    /// The state number (1-based) of a raw device value.
+    fn state_of(&self, raw: f64) -> Option<usize> {
+        self.states
+            .iter()
+            .position(|(r, _)| *r as f64 == raw.round())
+            .map(|i| i + 1)
+    }
+
+    /// A written Present_Value as the engineering value to send to the device.
+    pub fn device_value(&self, v: &Value) -> Result<f64, PropError> {
+        let wrong_type = (error_class::PROPERTY, error_code::INVALID_DATA_TYPE);
+        let out_of_range = (error_class::PROPERTY, error_code::VALUE_OUT_OF_RANGE);
+        match self.class {
+            ObjectClass::AnalogValue => match v {
+                Value::Real(_) | Value::Double(_) | Value::Unsigned(_) | Value::Signed(_) => {
+                    let x = v.as_f64().filter(|x| x.is_finite()).ok_or(out_of_range)?;
+                    match self.range {
+                        Some((lo, hi)) if x < lo || x > hi => Err(out_of_range),
+                        _ => Ok(x),
+                    }
+                }
+                _ => Err(wrong_type),
+            },
+            ObjectClass::BinaryValue => match v {
+                Value::Enumerated(b @ (0 | 1)) => Ok(f64::from(*b)),
+                Value::Enumerated(_) => Err(out_of_range),
+                _ => Err(wrong_type),
+            },
+            ObjectClass::MultiStateValue => match v {
+                Value::Unsigned(n) => {
+                    let i = usize::try_from(*n).ok().filter(|i| *i >= 1).ok_or(out_of_range)?;
+                    self.states.get(i - 1).map(|(raw, _)| *raw as f64).ok_or(out_of_range)
+                }
+                _ => Err(wrong_type),
+            },
+            _ => Err((error_class::PROPERTY, error_code::WRITE_ACCESS_DENIED)),
+        }
+    }
+
+    /// Every property this object has, for Property_List and ReadPropertyMultiple ALL.
+    pub fn property_ids(&self) -> Vec<u32> {
+        let (req, opt) = self.class.properties();
+        let mut out: Vec<u32> = IDENTITY.to_vec();
+        out.extend_from_slice(req);
+        for &p in opt {
+            let present = match p {
+                prop::MIN_PRES_VALUE | prop::MAX_PRES_VALUE => self.range.is_some(),
+                _ => true,
+            };
+            if present {
+                out.push(p);
+            }
+        }
+        out
+    }
+
+    /// Read one property.
+    pub fn read(&self, state: &ObjectState, sample: &Sample, p: PropertyRef) -> Result<Vec<Value>, PropError> {
+        let one = |v: Value| Ok(vec![v]);
+        if !self.property_ids().contains(&p.property) {
+            return Err(UNKNOWN_PROPERTY);
+        }
+        let is_array = matches!(
+            p.property,
+            prop::PRIORITY_ARRAY | prop::STATE_TEXT | prop::BIT_TEXT | prop::PROPERTY_LIST
+        );
+        if p.index.is_some() && !is_array {
+            return Err((error_class::PROPERTY, error_code::PROPERTY_IS_NOT_AN_ARRAY));
+        }
+        match p.property {
+            prop::OBJECT_IDENTIFIER => one(Value::ObjectId(self.id)),
+            prop::OBJECT_NAME => one(Value::CharacterString(self.name.clone())),
+            prop::OBJECT_TYPE => one(Value::Enumerated(u32::from(self.id.object_type))),
+            prop::DESCRIPTION => one(Value::CharacterString(self.description.clone())),
+            prop::PRESENT_VALUE => one(self.present_value(sample)),
+            prop::STATUS_FLAGS => one(status_flags(sample, self.range)),
+            prop::EVENT_STATE => one(Value::Enumerated(0)),
+            prop::OUT_OF_SERVICE => one(Value::Boolean(false)),
+            prop::RELIABILITY => one(Value::Enumerated(
+                fault_of(sample, self.range).unwrap_or(reliability::NO_FAULT_DETECTED),
+            )),
+            prop::UNITS => one(Value::Enumerated(self.units)),
+            prop::COV_INCREMENT => one(Value::Real(state.cov_increment)),
+            prop::MIN_PRES_VALUE => one(Value::Real(self.range.map_or(0.0, |r| r.0 as f32))),
+            prop::MAX_PRES_VALUE => one(Value::Real(self.range.map_or(0.0, |r| r.1 as f32))),
+            prop::POLARITY => one(Value::Enumerated(0)),
+            prop::INACTIVE_TEXT | prop::ACTIVE_TEXT => {
+                let (inactive, active) = self.binary_text.clone().unwrap_or_default();
+                one(Value::CharacterString(if p.property == prop::ACTIVE_TEXT {
+                    active
+                } else {
+                    inactive
+                }))
+            }
+            prop::NUMBER_OF_STATES => one(Value::Unsigned(self.states.len() as u64)),
+            prop::STATE_TEXT => array(
+                self.states
+                    .iter()
+                    .map(|(_, t)| Value::CharacterString(t.clone()))
+                    .collect(),
+                p.index,
+            ),
+            prop::BIT_TEXT => array(
+                self.bits.iter().map(|t| Value::CharacterString(t.clone())).collect(),
+                p.index,
+            ),
+            prop::PRIORITY_ARRAY => array(
+                state
+                    .priority
+                    .iter()
+                    .map(|v| v.map_or(Value::Null, |v| self.value_of(Some(&PointValue::Number(v)))))
+                    .collect(),
+                p.index,
+            ),
+            // Relinquishing every priority leaves the field device as it is: the default is
+            // what it has now.
+            prop::RELINQUISH_DEFAULT => one(self.present_value(sample)),
+            prop::PROPERTY_LIST => array(
+                self.property_ids()
+                    .into_iter()
+                    .filter(|p| !IDENTITY.contains(p))
+                    .map(Value::Enumerated)
+                    .collect(),
+                p.index,
+            ),
+            _ => Err(UNKNOWN_PROPERTY),
+        }
+    }
+}
+
+/// An array property, whole or one element (index 0 = length).
+fn array(items: Vec<Value>, index: Option<u32>) -> Result<Vec<Value>, PropError> {
+    match index {
+        None => Ok(items),
+        Some(0) => Ok(vec![Value::Unsigned(items.len() as u64)]),
+        Some(i) => items
+            .into_iter()
+            .nth(i as usize - 1)
+            .map(|v| vec![v])
+            .ok_or((error_class::PROPERTY, error_code::INVALID_ARRAY_INDEX)),
+    }
+}
+
+/// Properties of the Device object.
+pub fn device_property_ids() -> Vec<u32> {
+    let mut out = IDENTITY.to_vec();
+    out.extend_from_slice(&DEVICE_REQUIRED);
+    out.extend_from_slice(&DEVICE_OPTIONAL);
+    out
+}
+
+/// Which properties ALL, REQUIRED or OPTIONAL stand for (clause 15.7.3.1.2); `None` for an
+/// ordinary property.
+pub fn expand_special(property: u32, all: &[u32], optional: &[u32]) -> Option<Vec<u32>> {
+    match property {
+        prop::ALL => Some(all.iter().copied().filter(|p| *p != prop::PROPERTY_LIST).collect()),
+        prop::REQUIRED => Some(
+            all.iter()
+                .copied()
+                .filter(|p| !optional.contains(p) && *p != prop::PROPERTY_LIST)
+                .collect(),
+        ),
+        prop::OPTIONAL => Some(optional.iter().copied().filter(|p| all.contains(p)).collect()),
+        _ => None,
+    }
+}
+
+/// The optional properties of an object (for REQUIRED / OPTIONAL).
+pub fn optional_of(o: Option<&PointObject>) -> &'static [u32] {
+    match o {
+        Some(o) => o.class.properties().1,
+        None => &DEVICE_OPTIONAL,
+    }
+}
+
+impl ObjectTable {
+    /// Read a property of the Device object.
+    pub fn read_device(&self, p: PropertyRef, now: SystemTime) -> Result<Vec<Value>, PropError> {
+        let one = |v: Value| Ok(vec![v]);
+        if !device_property_ids().contains(&p.property) {
+            return Err(UNKNOWN_PROPERTY);
+        }
+        let is_array = matches!(p.property, prop::OBJECT_LIST | prop::PROPERTY_LIST);
+        if p.index.is_some() && !is_array {
+            return Err((error_class::PROPERTY, error_code::PROPERTY_IS_NOT_AN_ARRAY));
+        }
+        let d = &self.device;
+        match p.property {
+            prop::OBJECT_IDENTIFIER => one(Value::ObjectId(d.id)),
+            prop::OBJECT_NAME => one(Value::CharacterString(d.name.clone())),
+            prop::OBJECT_TYPE => one(Value::Enumerated(u32::from(object_type::DEVICE))),
+            prop::SYSTEM_STATUS => one(Value::Enumerated(device_status::OPERATIONAL)),
+            prop::VENDOR_NAME => one(Value::CharacterString("Busbar".into())),
+            prop::VENDOR_IDENTIFIER => one(Value::Unsigned(u64::from(d.vendor_id))),
+            prop::MODEL_NAME => one(Value::CharacterString("busbar bridge".into())),
+            prop::FIRMWARE_REVISION | prop::APPLICATION_SOFTWARE_VERSION => {
+                one(Value::CharacterString(env!("CARGO_PKG_VERSION").into()))
+            }
+            prop::PROTOCOL_VERSION => one(Value::Unsigned(1)),
+            prop::PROTOCOL_REVISION => one(Value::Unsigned(PROTOCOL_REVISION)),
+            prop::PROTOCOL_SERVICES_SUPPORTED => one(Value::BitString(services_bits())),
+            prop::PROTOCOL_OBJECT_TYPES_SUPPORTED => one(Value::BitString(self.object_type_bits())),
+            prop::OBJECT_LIST => {
+                // Index-wise access without building the whole list.
+                match p.index {
+                    None => Ok(self.object_list()),
+                    Some(0) => one(Value::Unsigned(self.objects.len() as u64 + 1)),
+                    Some(1) => one(Value::ObjectId(d.id)),
+                    Some(i) => self
+                        .objects
+                        .get(i as usize - 2)
+                        .map(|o| vec![Value::ObjectId(o.id)])
+                        .ok_or((error_class::PROPERTY, error_code::INVALID_ARRAY_INDEX)),
+                }
+            }
+            prop::MAX_APDU_LENGTH_ACCEPTED => one(Value::Unsigned(MAX_APDU_IP as u64)),
+            prop::SEGMENTATION_SUPPORTED => one(Value::Enumerated(segmentation::NO_SEGMENTATION)),
+            prop::APDU_TIMEOUT => one(Value::Unsigned(APDU_TIMEOUT_MS)),
+            prop::NUMBER_OF_APDU_RETRIES => one(Value::Unsigned(APDU_RETRIES)),
+            prop::DEVICE_ADDRESS_BINDING => Ok(Vec::new()),
+            prop::DATABASE_REVISION => one(Value::Unsigned(u64::from(self.database_revision))),
+            prop::DESCRIPTION => one(Value::CharacterString(d.description.clone())),
+            prop::LOCATION => one(Value::CharacterString(d.location.clone())),
+            prop::LOCAL_DATE => {
+                let c = civil(now);
+                let year = u8::try_from(c.year - 1900).unwrap_or(255);
+                one(Value::Date([year, c.month, c.day, c.weekday]))
+            }
+            prop::LOCAL_TIME => {
+                let c = civil(now);
+                one(Value::Time([c.hour, c.minute, c.second, (c.millis / 10) as u8]))
+            }
+            // The bridge keeps UTC: local time is UTC and the offset 0.
+            prop::UTC_OFFSET => one(Value::Signed(0)),
+            prop::PROPERTY_LIST => array(
+                device_property_ids()
+                    .into_iter()
+                    .filter(|p| !IDENTITY.contains(p))
+                    .map(Value::Enumerated)
+                    .collect(),
+                p.index,
+            ),
+            _ => Err(UNKNOWN_PROPERTY),
+        }
+    }
+
+    pub fn object_list(&self) -> Vec<Value> {
+        std::iter::once(Value::ObjectId(self.device.id))
+            .chain(self.objects.iter().map(|o| Value::ObjectId(o.id)))
+            .collect()
+    }
+
+    fn object_type_bits(&self) -> BitString {
+        let mut b = BitString::with_len(u32::from(object_type::COUNT));
+        b.set(u32::from(object_type::DEVICE), true);
+        for o in &self.objects {
+            b.set(u32::from(o.id.object_type), true);
+        }
+        b
+    }
+}
+
+/// Protocol_Services_Supported: what [`super::bacnet`] answers and sends.
+fn services_bits() -> BitString {
+    use services_supported::*;
+    let mut b = BitString::with_len(COUNT);
+    for s in [
+        CONFIRMED_COV_NOTIFICATION,
+        SUBSCRIBE_COV,
+        READ_PROPERTY,
+        READ_PROPERTY_MULTIPLE,
+        WRITE_PROPERTY,
+        I_AM,
+        I_HAVE,
+        UNCONFIRMED_COV_NOTIFICATION,
+        WHO_HAS,
+        WHO_IS,
+        SUBSCRIBE_COV_PROPERTY,
+    ] {
+        b.set(s, true);
+    }
+    b
+}
+
+/// Whether a new value differs enough from the last notified one to notify (COV_Increment for
+/// analog objects, any change for the others), or the status flags changed.
+pub fn cov_due(o: &PointObject, increment: f32, last: &(Value, Value), now: &(Value, Value)) -> bool {
+    if last.1 != now.1 {
+        return true;
+    }
+    match (o.class.is_analog(), &last.0, &now.0) {
+        (true, Value::Real(a), Value::Real(b)) => (a - b).abs() >= increment && a != b,
+        _ => last.0 != now.0,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use busbar_core::profile::embedded;
+    use std::time::Instant;
+
+    fn table(writes: bool) -> (ObjectTable, std::sync::Arc<Store>) {
+        let profiles = embedded::profiles().unwrap_or_else(|e| panic!("{e}"));
+        let text = format!(
+            "site: {{ name: S, id: s }}\nwrites: {{ enabled: {writes} }}\nconnections: [{{ name: gw, tcp: {{ host: h, port: 1 }} }}]\n\
+             devices:\n  - {{ name: m, profile: socomec-diris-a40, connection: gw, unit_id: 1 }}\n  \
+             - {{ name: ats, profile: socomec-atys-pm, connection: gw, unit_id: 2, bacnet_base: 7, points: {{ command: {{ writable: true }} }} }}\n\
+             servers: {{ bacnet: {{ listen: '127.0.0.1:0' }} }}\n"
+        );
+        let config = crate::config::parse_config("t.yaml", &text, &profiles, "x").unwrap_or_else(|e| panic!("{e}"));
+        let store = Store::new(&config, 16);
+        let Some(settings) = config.bacnet.clone() else {
+            panic!("no bacnet settings")
+        };
+        (ObjectTable::build(&config, &settings, &store), store)
+    }
+
+    fn obj<'a>(t: &'a ObjectTable, name: &str) -> &'a PointObject {
+        let Some(i) = t.find_name(name) else {
+            panic!("no object {name}")
+        };
+        &t.objects[i]
+    }
+
+    #[test]
+    fn instances_follow_the_documented_rule() {
+        let (t, _) = table(false);
+        let v1 = obj(&t, "m.v1");
+        assert_eq!(v1.class, ObjectClass::AnalogInput);
+        let base = crate::config::default_bacnet_base("m");
+        let profiles = embedded::profiles().unwrap_or_else(|e| panic!("{e}"));
+        let k = profiles["socomec-diris-a40"].point_index("v1").unwrap_or(0) as u32;
+        assert_eq!(
+            v1.id.instance,
+            base * 1000 + k,
+            "base * 1000 + index of the point in its profile"
+        );
+        assert_eq!(v1.units, 5, "volts");
+        let ats_first = t
+            .objects
+            .iter()
+            .find(|o| o.name.starts_with("ats."))
+            .map(|o| o.id.instance);
+        assert_eq!(ats_first, Some(7000), "explicit bacnet_base");
+        assert_eq!(
+            t.database_revision,
+            table(false).0.database_revision,
+            "same config, same revision"
+        );
+    }
+
+    #[test]
+    fn writable_points_become_commandable_only_when_writes_are_enabled() {
+        let (t, _) = table(false);
+        assert!(!obj(&t, "ats.command").class.commandable());
+        let (t, _) = table(true);
+        let o = obj(&t, "ats.command");
+        assert!(o.class.commandable(), "{:?}", o.class);
+        assert!(o.property_ids().contains(&prop::PRIORITY_ARRAY));
+    }
+
+    #[test]
+    fn quality_maps_to_fault_and_reliability() {
+        let (t, _) = table(false);
+        let o = obj(&t, "m.v1");
+        let st = ObjectState::new(o);
+        let mut s = Sample {
+            value: Some(PointValue::Number(231.5)),
+            quality: Quality::Good,
+            source_time: None,
+            last_good: Some(Instant::now()),
+        };
+        let read = |s: &Sample, p: u32| {
+            o.read(
+                &st,
+                s,
+                PropertyRef {
+                    property: p,
+                    index: None,
+                },
+            )
+        };
+        assert_eq!(read(&s, prop::PRESENT_VALUE), Ok(vec![Value::Real(231.5)]));
+        assert_eq!(read(&s, prop::RELIABILITY), Ok(vec![Value::Enumerated(0)]));
+        s.quality = Quality::CommFailure;
+        assert_eq!(
+            read(&s, prop::PRESENT_VALUE),
+            Ok(vec![Value::Real(231.5)]),
+            "the last value stays"
+        );
+        assert_eq!(read(&s, prop::RELIABILITY), Ok(vec![Value::Enumerated(12)]));
+        let Ok(flags) = read(&s, prop::STATUS_FLAGS) else {
+            panic!()
+        };
+        assert_eq!(flags, vec![status_flags(&s, None)]);
+        assert!(matches!(&flags[0], Value::BitString(b) if b.get(1) && !b.get(0)));
+        s.quality = Quality::OutOfRange;
+        s.value = Some(PointValue::Number(-5.0));
+        assert_eq!(fault_of(&s, Some((0.0, 500.0))), Some(reliability::UNDER_RANGE));
+        s.value = Some(PointValue::Number(900.0));
+        assert_eq!(fault_of(&s, Some((0.0, 500.0))), Some(reliability::OVER_RANGE));
+    }
+
+    #[test]
+    fn arrays_read_whole_or_by_index() {
+        let (t, _) = table(false);
+        let n = t.objects.len() as u64 + 1;
+        let list = |index| {
+            t.read_device(
+                PropertyRef {
+                    property: prop::OBJECT_LIST,
+                    index,
+                },
+                SystemTime::now(),
+            )
+        };
+        assert_eq!(list(Some(0)), Ok(vec![Value::Unsigned(n)]));
+        assert_eq!(list(Some(1)), Ok(vec![Value::ObjectId(t.device.id)]));
+        assert_eq!(list(Some(2)), Ok(vec![Value::ObjectId(t.objects[0].id)]));
+        assert_eq!(list(None).map(|v| v.len() as u64), Ok(n));
+        assert_eq!(
+            list(Some(n as u32 + 1)),
+            Err((error_class::PROPERTY, error_code::INVALID_ARRAY_INDEX))
+        );
+        let name = t.read_device(
+            PropertyRef {
+                property: prop::OBJECT_NAME,
+                index: Some(1),
+            },
+            SystemTime::now(),
+        );
+        assert_eq!(name, Err((error_class::PROPERTY, error_code::PROPERTY_IS_NOT_AN_ARRAY)));
+    }
+
+    #[test]
+    fn multi_state_values_number_the_profile_labels() {
+        let (t, _) = table(true);
+        let o = obj(&t, "ats.command");
+        assert_eq!(o.class, ObjectClass::MultiStateValue);
+        let first_raw = o.states.first().map(|s| s.0 as f64);
+        assert_eq!(o.device_value(&Value::Unsigned(1)).ok(), first_raw);
+        assert_eq!(
+            o.device_value(&Value::Unsigned(0)),
+            Err((error_class::PROPERTY, error_code::VALUE_OUT_OF_RANGE))
+        );
+        assert_eq!(
+            o.device_value(&Value::Real(1.0)),
+            Err((error_class::PROPERTY, error_code::INVALID_DATA_TYPE))
+        );
+    }
+
+    #[test]
+    fn special_property_groups() {
+        let (t, _) = table(false);
+        let o = obj(&t, "m.v1");
+        let all = o.property_ids();
+        let req = expand_special(prop::REQUIRED, &all, optional_of(Some(o))).unwrap_or_default();
+        assert!(req.contains(&prop::PRESENT_VALUE) && !req.contains(&prop::DESCRIPTION));
+        let opt = expand_special(prop::OPTIONAL, &all, optional_of(Some(o))).unwrap_or_default();
+        assert!(opt.contains(&prop::DESCRIPTION) && !opt.contains(&prop::UNITS));
+        assert_eq!(expand_special(prop::PRESENT_VALUE, &all, &[]), None);
+    }
+}
