@@ -483,6 +483,72 @@ async fn opcua_rows(window: Duration, quick: bool) -> anyhow::Result<Vec<String>
     Ok(rows)
 }
 
+/// A BACnet/IP server under test: wait until it answers, then measure RPM throughput and COV
+/// fan-out, with its CPU.
+async fn bacnet_server_rows(who: &str, server: SocketAddr, pid: u32, window: Duration) -> anyhow::Result<Vec<String>> {
+    let mut objects = Vec::new();
+    for _ in 0..600 {
+        if let Ok(o) = crate::bacnet::analog_inputs(server, 100, 1000).await {
+            objects = o;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    if objects.len() < 1000 {
+        anyhow::bail!("{who}: found {} analog inputs, want 1000", objects.len());
+    }
+    let cpu = CpuWindow::start(pid);
+    let (props, errors) = crate::bacnet::rpm_throughput(server, &objects, 20, 8, window).await?;
+    let rpm_cpu = cpu.percent();
+    let subscribed = &objects[..250];
+    let cpu = CpuWindow::start(pid);
+    let (rate, p50, p99, accepted) = crate::bacnet::cov_fanout(server, subscribed, 4, window).await?;
+    let cov_cpu = cpu.percent();
+    let rss = rss_mib(pid).unwrap_or(f64::NAN);
+    Ok(vec![
+        format!("| bacnet: {who}, ReadPropertyMultiple 20 objects x (PV, Status_Flags), 8 in flight | {props:.0} properties/s | {rpm_cpu:.0} % CPU (server), {rss:.0} MiB RSS, {errors} errors/timeouts | 1000 analog inputs |"),
+        format!("| bacnet: {who}, COV fan-out 4 subscribers x 250 objects ({accepted} subscriptions), 1000 changes/s over 1000 objects | {rate:.0} notifications/s, latency p50 {p50:.1} ms, p99 {p99:.1} ms | {cov_cpu:.0} % CPU (server, incl. subscribing) | latency = store update to notification received |"),
+    ])
+}
+
+async fn bacnet_rows(window: Duration) -> anyhow::Result<Vec<String>> {
+    let mut rows = Vec::new();
+    let port = free_port()?;
+    let ours = Proc(
+        Command::new(binary("busbar"))
+            .args(["bench-bacnet", "--points", "1000", "--rate", "1000"])
+            .args(["--listen", &format!("127.0.0.1:{port}")])
+            .env("BUSBAR_LOG", "warn")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .context("start busbar bench-bacnet")?,
+    );
+    rows.extend(bacnet_server_rows("busbar", SocketAddr::from(([127, 0, 0, 1], port)), ours.0.id(), window).await?);
+    drop(ours);
+    let python = std::env::var("BUSBAR_PYTHON").unwrap_or_else(|_| "python3".into());
+    let port = free_port()?;
+    let peer = Proc(
+        Command::new(&python)
+            .arg(repo_root().join("bench/peers/bacnet_server.py"))
+            .args([port.to_string(), "1000".into(), "1000".into()])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .context("start the bacpypes3 server (pip install bacpypes3)")?,
+    );
+    rows.extend(
+        bacnet_server_rows(
+            "bacpypes3 0.0.110 server",
+            SocketAddr::from(([127, 0, 0, 1], port)),
+            peer.0.id(),
+            window,
+        )
+        .await?,
+    );
+    Ok(rows)
+}
+
 pub async fn run_all(args: &Args) -> anyhow::Result<String> {
     let window = if args.quick {
         Duration::from_secs(2)
@@ -510,6 +576,9 @@ pub async fn run_all(args: &Args) -> anyhow::Result<String> {
     }
     if want("opcua") {
         out.extend(opcua_rows(window, args.quick).await?);
+    }
+    if want("bacnet") {
+        out.extend(bacnet_rows(window).await?);
     }
     if want("bridge") {
         for n in [100, 1000] {

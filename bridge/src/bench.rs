@@ -1,18 +1,20 @@
-//! Benchmark helpers (hidden `busbar bench-opcua`): the OPC UA server over a synthetic store,
-//! changing a fixed number of points per second, for busbar-bench's OPC UA rows.
+//! Benchmark helpers (hidden `busbar bench-opcua` and `busbar bench-bacnet`): a server over a
+//! synthetic store, changing a fixed number of points per second, for busbar-bench's rows.
 
 use crate::acquisition::Acquisition;
-use crate::config::{parse_config, OpcUaSettings, Role};
+use crate::config::{parse_config, BacnetSettings, Config, OpcUaSettings, Role};
 use crate::store::{PointValue, Reading, Store};
+use busbar_core::profile::Kind;
 use busbar_core::quality::Quality;
 use std::net::SocketAddr;
 use std::path::Path;
+use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 use tokio::sync::watch;
 
-/// Serve ~`points` points over OPC UA (tank gauges of 284 points each), change `rate` of them per
-/// second, until killed.
-pub async fn opcua_load(points: usize, rate: usize, listen: SocketAddr, ids: &Path) -> anyhow::Result<()> {
+/// A site of tank gauges (284 points each) with about `points` acquired points, its store, and
+/// those points.
+fn synthetic_site(points: usize) -> anyhow::Result<(Config, Arc<Store>, Vec<u32>)> {
     let profiles = busbar_core::profile::embedded::profiles().map_err(|d| anyhow::anyhow!("{d}"))?;
     let per = 284;
     let devices = points.div_ceil(per).max(1);
@@ -26,12 +28,51 @@ pub async fn opcua_load(points: usize, rate: usize, listen: SocketAddr, ids: &Pa
     text.push_str("devices:\n");
     for d in 0..devices {
         text.push_str(&format!(
-            "  - {{ name: t{d}, profile: fafnir-visy-tanks, connection: c{}, unit_id: {} }}\n",
+            "  - {{ name: t{d}, profile: fafnir-visy-tanks, connection: c{}, unit_id: {}, bacnet_base: {} }}\n",
             d / 200,
-            d % 200 + 1
+            d % 200 + 1,
+            d + 1
         ));
     }
-    let mut config = parse_config("bench.yaml", &text, &profiles, "<embedded>").map_err(|d| anyhow::anyhow!("{d}"))?;
+    let config = parse_config("bench.yaml", &text, &profiles, "<embedded>").map_err(|d| anyhow::anyhow!("{d}"))?;
+    let store = Store::new(&config, 1 << 20);
+    let all: Vec<u32> = (0..store.len() as u32)
+        .filter(|p| store.meta(*p).is_some_and(|m| m.acquired))
+        .take(points)
+        .collect();
+    Ok((config, store, all))
+}
+
+/// Every point good once, then `rate` changes per second in 10 slices. A changed value is the
+/// Unix time modulo 1000 s (ms resolution), so a client can tell how old a notification is.
+async fn change_forever(store: &Store, all: &[u32], rate: usize) {
+    let clock = || {
+        let ms = busbar_core::time::unix_ms(SystemTime::now());
+        (ms % 1_000_000) as f64 / 1000.0
+    };
+    let first: Vec<(u32, Reading)> = all
+        .iter()
+        .map(|p| (*p, Reading::Value(PointValue::Number(0.0), Quality::Good)))
+        .collect();
+    store.update(&first, SystemTime::now());
+    let mut tick = tokio::time::interval(Duration::from_millis(100));
+    let mut k = 0usize;
+    loop {
+        tick.tick().await;
+        let value = clock();
+        let slice: Vec<(u32, Reading)> = (0..rate / 10)
+            .map(|_| {
+                k = (k + 1) % all.len().max(1);
+                (all[k], Reading::Value(PointValue::Number(value), Quality::Good))
+            })
+            .collect();
+        store.update(&slice, SystemTime::now());
+    }
+}
+
+/// Serve ~`points` points over OPC UA, change `rate` of them per second, until killed.
+pub async fn opcua_load(points: usize, rate: usize, listen: SocketAddr, ids: &Path) -> anyhow::Result<()> {
+    let (mut config, store, all) = synthetic_site(points)?;
     config.opcua = Some(OpcUaSettings {
         listen,
         pki_dir: std::env::temp_dir().join("busbar-bench-pki"),
@@ -43,11 +84,6 @@ pub async fn opcua_load(points: usize, rate: usize, listen: SocketAddr, ids: &Pa
         history_samples: 1,
         max_monitored_items: points + 1000,
     });
-    let store = Store::new(&config, 1 << 20);
-    let all: Vec<u32> = (0..store.len() as u32)
-        .filter(|p| store.meta(*p).is_some_and(|m| m.acquired))
-        .take(points)
-        .collect();
     std::fs::write(
         ids,
         all.iter()
@@ -68,26 +104,50 @@ pub async fn opcua_load(points: usize, rate: usize, listen: SocketAddr, ids: &Pa
         shutdown,
     )
     .await?;
-    // Every point good once, then `rate` changes per second in 10 slices.
-    let now = SystemTime::now();
-    let first: Vec<(u32, Reading)> = all
-        .iter()
-        .map(|p| (*p, Reading::Value(PointValue::Number(0.0), Quality::Good)))
-        .collect();
-    store.update(&first, now);
     println!("ready {url} {} points", all.len());
-    let mut tick = tokio::time::interval(Duration::from_millis(100));
-    let mut k = 0usize;
-    let mut value = 0.0;
-    loop {
-        tick.tick().await;
-        value += 1.0;
-        let slice: Vec<(u32, Reading)> = (0..rate / 10)
-            .map(|_| {
-                k = (k + 1) % all.len().max(1);
-                (all[k], Reading::Value(PointValue::Number(value), Quality::Good))
-            })
-            .collect();
-        store.update(&slice, SystemTime::now());
+    change_forever(&store, &all, rate).await;
+    Ok(())
+}
+
+/// Serve ~`points` points over BACnet/IP (COV_Increment 0, so every change notifies), change
+/// `rate` of them per second, until killed.
+pub async fn bacnet_load(points: usize, rate: usize, listen: SocketAddr) -> anyhow::Result<()> {
+    // Only analog points change, so `points` analog inputs serve every change (as the peer's).
+    let (mut config, store, mut all) = synthetic_site(points * 2)?;
+    let analog = |p: u32| {
+        store.meta(p).and_then(|m| {
+            let point = store.device_profile(m.device)?.points.get(m.profile_point)?;
+            Some(matches!(point.kind, Kind::Analog | Kind::Counter) && !point.is_writable())
+        })
+    };
+    all.retain(|p| analog(*p) == Some(true));
+    all.truncate(points);
+    for d in &mut config.devices {
+        for k in d.acquired.clone() {
+            d.settings.entry(k).or_default().cov_increment = Some(0.0);
+        }
     }
+    let settings = BacnetSettings {
+        listen,
+        broadcast: std::net::SocketAddrV4::new(std::net::Ipv4Addr::new(127, 255, 255, 255), listen.port()),
+        device_instance: 100,
+        device_name: "bench".into(),
+        vendor_id: 0,
+        location: String::new(),
+        description: String::new(),
+        max_foreign_devices: 0,
+        max_cov_subscriptions: 1_000_000,
+    };
+    let (_stop, shutdown) = watch::channel(false);
+    let (handle, _tasks) = crate::northbound::bacnet::start(
+        &config,
+        &settings,
+        store.clone(),
+        Acquisition::detached(store.clone()),
+        shutdown,
+    )
+    .await?;
+    println!("ready udp {} {} points", handle.local, all.len());
+    change_forever(&store, &all, rate).await;
+    Ok(())
 }

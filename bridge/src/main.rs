@@ -76,6 +76,17 @@ enum Command {
         #[arg(long)]
         ids: PathBuf,
     },
+    /// Benchmark helper: the BACnet/IP server over a synthetic store of about POINTS points,
+    /// RATE of them changing per second.
+    #[command(hide = true)]
+    BenchBacnet {
+        #[arg(long)]
+        points: usize,
+        #[arg(long)]
+        rate: usize,
+        #[arg(long)]
+        listen: SocketAddr,
+    },
     /// Export a mapping for integrators.
     Export {
         #[command(subcommand)]
@@ -179,6 +190,10 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             ids,
         } => {
             runtime()?.block_on(busbar::bench::opcua_load(points, rate, listen, &ids))?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::BenchBacnet { points, rate, listen } => {
+            runtime()?.block_on(busbar::bench::bacnet_load(points, rate, listen))?;
             Ok(ExitCode::SUCCESS)
         }
         Command::Export {
