@@ -10,6 +10,7 @@ pub mod apdu;
 pub mod bvll;
 pub mod consts;
 pub mod npdu;
+pub mod request;
 pub mod service;
 pub mod tag;
 pub mod value;

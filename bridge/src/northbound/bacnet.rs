@@ -21,8 +21,8 @@ use busbar_bacnet::consts::{
     MAX_APDU_IP,
 };
 use busbar_bacnet::npdu::{self, NetAddr};
+use busbar_bacnet::request::{self, Request};
 use busbar_bacnet::service::{self, PropertyRef, ReadResult, SubscribeCov, WhoHasObject};
-use busbar_bacnet::tag::DecodeError;
 use busbar_bacnet::{ObjectId, Value};
 use std::collections::HashMap;
 use std::net::{SocketAddr, SocketAddrV4};
@@ -165,10 +165,6 @@ fn unicast_datagram(peer: &Peer, expecting_reply: bool, apdu: &[u8]) -> Vec<u8> 
     npdu::encode(&mut npdu, expecting_reply, peer.route.as_ref());
     npdu.extend_from_slice(apdu);
     bvll::frame(bvll::function::ORIGINAL_UNICAST_NPDU, &npdu)
-}
-
-fn reject_of(e: &DecodeError) -> u8 {
-    e.reject_reason()
 }
 
 /// The BACnet error for a write the field device did not take: the one mapping of write
@@ -409,21 +405,33 @@ impl Server {
                     self.send(peer.addr, &unicast_datagram(&peer, false, &out)).await;
                     return;
                 }
-                if service == confirmed::WRITE_PROPERTY {
+                let request = match request::decode_confirmed(service, body) {
+                    Ok(r) => r,
+                    Err(e) => {
+                        let mut out = Vec::new();
+                        apdu::reject(&mut out, invoke_id, e.reject_reason());
+                        self.reply(&peer, invoke_id, max_apdu, out).await;
+                        return;
+                    }
+                };
+                if let Request::WriteProperty(w) = request {
                     // Writes wait for the field device: never hold up the other requests.
                     let me = self.clone();
-                    let body = body.to_vec();
                     tokio::spawn(async move {
-                        let out = me.write_property(invoke_id, &body).await;
+                        let mut out = Vec::new();
+                        match me.write(&w).await {
+                            Ok(()) => apdu::simple_ack(&mut out, invoke_id, service),
+                            Err((class, code)) => apdu::error(&mut out, invoke_id, service, class, code),
+                        }
                         me.reply(&peer, invoke_id, max_apdu, out).await;
                     });
                     return;
                 }
-                let out = self.confirmed(&peer, invoke_id, service, body, max_apdu);
-                let subscribed = out.first().is_some_and(|b| *b >> 4 == 2)
-                    && matches!(service, confirmed::SUBSCRIBE_COV | confirmed::SUBSCRIBE_COV_PROPERTY);
+                let subscribing = matches!(request, Request::SubscribeCov(_));
+                let out = self.confirmed(&peer, invoke_id, service, request, max_apdu);
+                let acked = out.first().is_some_and(|b| *b >> 4 == 2);
                 self.reply(&peer, invoke_id, max_apdu, out).await;
-                if subscribed {
+                if subscribing && acked {
                     // The initial notification follows the acknowledgement (clause 13.14.1.1).
                     self.notify_peer_now(&peer).await;
                 }
@@ -455,16 +463,12 @@ impl Server {
 
     async fn unconfirmed(&self, peer: &Peer, reach: Reach, service: u8, body: &[u8]) {
         let me = self.table.device.id.instance;
-        match service {
-            unconfirmed::WHO_IS => {
-                let Ok(w) = service::decode_who_is(body) else { return };
-                if w.matches(me) {
-                    let a = self.i_am();
-                    self.answer_unconfirmed(peer, reach, &a).await;
-                }
+        match request::decode_unconfirmed(service, body) {
+            Ok(Request::WhoIs(w)) if w.matches(me) => {
+                let a = self.i_am();
+                self.answer_unconfirmed(peer, reach, &a).await;
             }
-            unconfirmed::WHO_HAS => {
-                let Ok(w) = service::decode_who_has(body) else { return };
+            Ok(Request::WhoHas(w)) => {
                 if w.range.is_some_and(|(lo, hi)| me < lo || me > hi) {
                     return;
                 }
@@ -486,30 +490,28 @@ impl Server {
                     self.answer_unconfirmed(peer, reach, &a).await;
                 }
             }
-            // I-Am, I-Have and notifications from others: nothing to do.
+            // I-Am, I-Have and notifications from others, or malformed: nothing to answer.
             _ => {}
         }
     }
 
     /// A confirmed request that does not wait for a field device: the complete answer APDU.
-    fn confirmed(&self, peer: &Peer, invoke_id: u8, service: u8, body: &[u8], max_apdu: usize) -> Vec<u8> {
+    fn confirmed(&self, peer: &Peer, invoke_id: u8, service: u8, request: Request, max_apdu: usize) -> Vec<u8> {
         let mut out = Vec::with_capacity(256);
-        let result = match service {
-            confirmed::READ_PROPERTY => {
-                service::decode_read_property(body).map(|rp| match self.read(rp.object, rp.property) {
-                    Ok(values) => {
-                        let id = if self.table.is_device(rp.object) {
-                            self.table.device.id
-                        } else {
-                            rp.object
-                        };
-                        apdu::complex_ack_header(&mut out, invoke_id, service);
-                        service::encode_read_property_ack(&mut out, id, rp.property, &values);
-                    }
-                    Err((class, code)) => apdu::error(&mut out, invoke_id, service, class, code),
-                })
-            }
-            confirmed::READ_PROPERTY_MULTIPLE => service::decode_read_property_multiple(body).map(|specs| {
+        match request {
+            Request::ReadProperty(rp) => match self.read(rp.object, rp.property) {
+                Ok(values) => {
+                    let id = if self.table.is_device(rp.object) {
+                        self.table.device.id
+                    } else {
+                        rp.object
+                    };
+                    apdu::complex_ack_header(&mut out, invoke_id, service);
+                    service::encode_read_property_ack(&mut out, id, rp.property, &values);
+                }
+                Err((class, code)) => apdu::error(&mut out, invoke_id, service, class, code),
+            },
+            Request::ReadPropertyMultiple(specs) => {
                 let mut answers: Vec<(ObjectId, Vec<ReadResult>)> = specs
                     .iter()
                     .map(|spec| self.read_multiple(spec.object, &spec.properties))
@@ -535,25 +537,12 @@ impl Server {
                     }
                     encode(&mut out, &answers);
                 }
-            }),
-            confirmed::SUBSCRIBE_COV => service::decode_subscribe_cov(body).map(|s| match self.subscribe(peer, s) {
+            }
+            Request::SubscribeCov(s) => match self.subscribe(peer, s) {
                 Ok(()) => apdu::simple_ack(&mut out, invoke_id, service),
                 Err((class, code)) => apdu::error(&mut out, invoke_id, service, class, code),
-            }),
-            confirmed::SUBSCRIBE_COV_PROPERTY => {
-                service::decode_subscribe_cov_property(body).map(|s| match self.subscribe(peer, s) {
-                    Ok(()) => apdu::simple_ack(&mut out, invoke_id, service),
-                    Err((class, code)) => apdu::error(&mut out, invoke_id, service, class, code),
-                })
-            }
-            _ => {
-                apdu::reject(&mut out, invoke_id, reject_reason::UNRECOGNIZED_SERVICE);
-                Ok(())
-            }
-        };
-        if let Err(e) = result {
-            out.clear();
-            apdu::reject(&mut out, invoke_id, reject_of(&e));
+            },
+            _ => apdu::reject(&mut out, invoke_id, reject_reason::UNRECOGNIZED_SERVICE),
         }
         out
     }
@@ -657,24 +646,7 @@ impl Server {
     }
 
     /// WriteProperty: Present_Value of a commandable object (through the priority array, to
-    /// the field device) or COV_Increment. The answer APDU.
-    async fn write_property(&self, invoke_id: u8, body: &[u8]) -> Vec<u8> {
-        let service = confirmed::WRITE_PROPERTY;
-        let mut out = Vec::new();
-        let w = match service::decode_write_property(body) {
-            Ok(w) => w,
-            Err(e) => {
-                apdu::reject(&mut out, invoke_id, reject_of(&e));
-                return out;
-            }
-        };
-        match self.write(&w).await {
-            Ok(()) => apdu::simple_ack(&mut out, invoke_id, service),
-            Err((class, code)) => apdu::error(&mut out, invoke_id, service, class, code),
-        }
-        out
-    }
-
+    /// the field device) or COV_Increment.
     async fn write(&self, w: &service::WriteProperty) -> Result<(), PropError> {
         let denied = (error_class::PROPERTY, error_code::WRITE_ACCESS_DENIED);
         if self.table.is_device(w.object) {
