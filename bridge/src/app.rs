@@ -92,6 +92,7 @@ pub async fn start(config: Config) -> anyhow::Result<Bridge> {
             acq: acq.clone(),
             config: config.clone(),
             servers,
+            bacnet: bacnet.as_ref().map(|b| b.stats.clone()),
         });
         let mut stop = shutdown.subscribe();
         tasks.push(tokio::spawn(async move {

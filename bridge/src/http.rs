@@ -24,6 +24,8 @@ pub struct ApiState {
     pub config: Arc<Config>,
     /// Counters of each northbound server, by name.
     pub servers: Vec<(String, Arc<Stats>)>,
+    /// Counters of the BACnet server, when it runs.
+    pub bacnet: Option<Arc<crate::northbound::bacnet::BacnetStats>>,
 }
 
 pub fn router(state: ApiState) -> Router {
@@ -339,6 +341,49 @@ async fn metrics(State(s): State<ApiState>) -> Response {
         let _ = writeln!(o, "# HELP {metric} {help}\n# TYPE {metric} {kind}");
         for (name, st) in &s.servers {
             let _ = writeln!(o, "{metric}{{server=\"{}\"}} {}", label(name), get(st));
+        }
+    }
+    if let Some(b) = &s.bacnet {
+        let load = |a: &std::sync::atomic::AtomicU64| a.load(Ordering::Relaxed);
+        for (metric, kind, help, value) in [
+            (
+                "busbar_bacnet_requests_total",
+                "counter",
+                "BACnet requests received.",
+                load(&b.requests),
+            ),
+            (
+                "busbar_bacnet_rejected_total",
+                "counter",
+                "BACnet requests rejected (malformed or unknown service).",
+                load(&b.rejected),
+            ),
+            (
+                "busbar_bacnet_dropped_total",
+                "counter",
+                "Datagrams dropped (bad BVLL, NPDU or APDU).",
+                load(&b.dropped),
+            ),
+            (
+                "busbar_bacnet_notifications_total",
+                "counter",
+                "COV notifications sent (retries excluded).",
+                load(&b.notifications),
+            ),
+            (
+                "busbar_bacnet_cov_subscriptions",
+                "gauge",
+                "COV subscriptions held.",
+                load(&b.subscriptions),
+            ),
+            (
+                "busbar_bacnet_foreign_devices",
+                "gauge",
+                "Foreign devices registered.",
+                load(&b.foreign_devices),
+            ),
+        ] {
+            let _ = writeln!(o, "# HELP {metric} {help}\n# TYPE {metric} {kind}\n{metric} {value}");
         }
     }
     ([("content-type", "text/plain; version=0.0.4")], o).into_response()

@@ -187,6 +187,10 @@ def test_cov_notifications_follow_the_store(demo, ede):
                         break
             values = [v for p, v in seen if str(p) == "present-value"]
             assert len(values) >= 3, f"initial notification and changes: {seen}"
+            with urllib.request.urlopen(demo.http + "/metrics", timeout=5) as r:
+                metrics = r.read().decode()
+            sent = [l for l in metrics.splitlines() if l.startswith("busbar_bacnet_notifications_total ")]
+            assert sent and int(sent[0].split()[1]) >= 3, sent
             assert len(set(values)) >= 2, "values change"
             assert any(str(p) == "status-flags" for p, _ in seen)
         finally:

@@ -89,6 +89,8 @@ pub struct BacnetStats {
     pub rejected: AtomicU64,
     pub dropped: AtomicU64,
     pub notifications: AtomicU64,
+    pub subscriptions: AtomicU64,
+    pub foreign_devices: AtomicU64,
 }
 
 struct Server {
@@ -642,6 +644,9 @@ impl Server {
         } else {
             st.subscriptions.push(sub);
         }
+        self.stats
+            .subscriptions
+            .store(st.subscriptions.len() as u64, Ordering::Relaxed);
         Ok(())
     }
 
@@ -883,6 +888,10 @@ impl Server {
                     }
                     keep
                 });
+                self.stats
+                    .subscriptions
+                    .store(st.subscriptions.len() as u64, Ordering::Relaxed);
+                self.stats.foreign_devices.store(st.fdt.len() as u64, Ordering::Relaxed);
                 st.pending.retain(|_, p| {
                     if now.duration_since(p.sent) < timeout {
                         return true;
