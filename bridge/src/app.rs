@@ -21,6 +21,8 @@ pub struct Bridge {
     pub http: Option<SocketAddr>,
     /// The OPC UA endpoint URL.
     pub opcua: Option<String>,
+    /// The SNMP agent.
+    pub snmp: Option<crate::northbound::snmp::SnmpHandle>,
     /// The BACnet/IP device.
     pub bacnet: Option<crate::northbound::bacnet::BacnetHandle>,
     shutdown: watch::Sender<bool>,
@@ -81,6 +83,13 @@ pub async fn start(config: Config) -> anyhow::Result<Bridge> {
         bacnet = Some(handle);
         tasks.extend(t);
     }
+    let mut snmp = None;
+    if let Some(s) = &config.snmp {
+        let (handle, t) =
+            crate::northbound::snmp::start(&config, s, store.clone(), acq.clone(), shutdown.subscribe()).await?;
+        snmp = Some(handle);
+        tasks.extend(t);
+    }
     let mut http_addr = None;
     if let Some(h) = &config.http {
         let listener = TcpListener::bind(h.listen)
@@ -105,6 +114,7 @@ pub async fn start(config: Config) -> anyhow::Result<Bridge> {
         }));
     }
     Ok(Bridge {
+        snmp,
         opcua,
         bacnet,
         store,

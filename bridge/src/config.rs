@@ -166,6 +166,103 @@ struct ServersDoc {
     opcua: Option<Spanned<OpcUaServerDoc>>,
     #[serde(default)]
     bacnet: Option<Spanned<BacnetServerDoc>>,
+    #[serde(default)]
+    snmp: Option<Spanned<SnmpServerDoc>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SnmpServerDoc {
+    #[serde(default = "d_true")]
+    enabled: bool,
+    #[serde(default = "d_snmp_listen")]
+    listen: String,
+    /// Root of BUSBAR-MIB. 1.3.6.1.4.1.32473 is reserved for documentation (RFC 5612): put
+    /// your own enterprise number here and regenerate the MIB with `busbar export mib`.
+    #[serde(default = "d_snmp_root")]
+    enterprise_oid: String,
+    #[serde(default)]
+    contact: String,
+    #[serde(default)]
+    location: String,
+    /// Where the SNMPv3 engine id and boot counter are kept (relative to this file).
+    #[serde(default = "d_snmp_state")]
+    state_dir: String,
+    #[serde(default)]
+    communities: Vec<CommunityDoc>,
+    #[serde(default)]
+    users: Vec<SnmpUserDoc>,
+    /// SNMPv2c traps.
+    #[serde(default)]
+    traps: Vec<TrapDoc>,
+    /// SNMPv3 informs, retried until acknowledged.
+    #[serde(default)]
+    informs: Vec<InformDoc>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CommunityDoc {
+    name: String,
+    /// read (default) or write.
+    #[serde(default = "d_read")]
+    access: String,
+    /// Source networks allowed to use it (CIDR); default 127.0.0.0/8 only.
+    #[serde(default = "d_loopback")]
+    sources: Vec<String>,
+    /// OID subtrees it sees (default: the system group and the Busbar MIB).
+    #[serde(default)]
+    view: Vec<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SnmpUserDoc {
+    name: String,
+    /// SHA-256 authentication passphrase (at least 8 characters).
+    auth_key: String,
+    /// AES-128 privacy passphrase; without it the user may authenticate but not encrypt.
+    #[serde(default)]
+    priv_key: Option<String>,
+    #[serde(default = "d_read")]
+    access: String,
+    #[serde(default)]
+    view: Vec<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct TrapDoc {
+    target: String,
+    #[serde(default = "d_public")]
+    community: String,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct InformDoc {
+    target: String,
+    /// One of `users`: its keys secure the inform.
+    user: String,
+}
+
+fn d_snmp_listen() -> String {
+    "127.0.0.1:1161".into()
+}
+fn d_snmp_root() -> String {
+    "1.3.6.1.4.1.32473".into()
+}
+fn d_snmp_state() -> String {
+    "state".into()
+}
+fn d_read() -> String {
+    "read".into()
+}
+fn d_public() -> String {
+    "public".into()
+}
+fn d_loopback() -> Vec<String> {
+    vec!["127.0.0.0/8".into()]
 }
 
 #[derive(Debug, Deserialize)]
@@ -455,6 +552,83 @@ pub struct OpcUaSettings {
     pub max_monitored_items: usize,
 }
 
+/// An IPv4 network in CIDR form.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Cidr {
+    pub addr: std::net::Ipv4Addr,
+    pub prefix: u8,
+}
+
+impl Cidr {
+    pub fn parse(text: &str) -> Option<Cidr> {
+        let (a, p) = text.split_once('/').unwrap_or((text, "32"));
+        let prefix: u8 = p.parse().ok().filter(|p| *p <= 32)?;
+        Some(Cidr {
+            addr: a.parse().ok()?,
+            prefix,
+        })
+    }
+    pub fn contains(&self, ip: std::net::IpAddr) -> bool {
+        let std::net::IpAddr::V4(ip) = ip else { return false };
+        let mask = if self.prefix == 0 {
+            0
+        } else {
+            u32::MAX << (32 - u32::from(self.prefix))
+        };
+        u32::from(ip) & mask == u32::from(self.addr) & mask
+    }
+}
+
+/// Read-only or read-write SNMP access.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SnmpAccess {
+    Read,
+    Write,
+}
+
+#[derive(Debug, Clone)]
+pub struct SnmpCommunity {
+    pub name: String,
+    pub access: SnmpAccess,
+    pub sources: Vec<Cidr>,
+    pub view: Vec<Vec<u32>>,
+}
+
+#[derive(Debug, Clone)]
+pub struct SnmpUser {
+    pub name: String,
+    pub auth_key: String,
+    pub priv_key: Option<String>,
+    pub access: SnmpAccess,
+    pub view: Vec<Vec<u32>>,
+}
+
+/// SNMP agent settings (`servers.snmp`).
+#[derive(Debug, Clone)]
+pub struct SnmpSettings {
+    pub listen: SocketAddr,
+    pub root: Vec<u32>,
+    pub contact: String,
+    pub location: String,
+    pub state_dir: std::path::PathBuf,
+    pub communities: Vec<SnmpCommunity>,
+    pub users: Vec<SnmpUser>,
+    /// (target, community) of v2c traps.
+    pub traps: Vec<(String, String)>,
+    /// (target, user) of v3 informs.
+    pub informs: Vec<(String, SnmpUser)>,
+}
+
+/// A dotted OID (`1.3.6.1.4.1.32473`).
+pub fn parse_oid(text: &str) -> Option<Vec<u32>> {
+    let arcs: Option<Vec<u32>> = text
+        .trim_start_matches('.')
+        .split('.')
+        .map(|a| a.parse().ok())
+        .collect();
+    arcs.filter(|a| a.len() >= 2)
+}
+
 /// BACnet/IP server settings (`servers.bacnet`).
 #[derive(Debug, Clone)]
 pub struct BacnetSettings {
@@ -487,6 +661,7 @@ pub struct Config {
     pub http: Option<HttpServer>,
     pub opcua: Option<OpcUaSettings>,
     pub bacnet: Option<BacnetSettings>,
+    pub snmp: Option<SnmpSettings>,
     /// Where the profiles came from.
     pub profiles_from: String,
 }
@@ -929,7 +1104,15 @@ pub fn parse_config(file: &str, text: &str, profiles: &ProfileSet, profiles_from
         }
         _ => None,
     };
+    let snmp = match &doc.servers.snmp {
+        Some(s) if s.value.enabled => {
+            let line = s.referenced.line();
+            snmp_settings(&mut d, file, line, &s.value)
+        }
+        _ => None,
+    };
     let config = Config {
+        snmp,
         bacnet,
         site_name: doc.site.name,
         site_id: doc.site.id,
@@ -942,6 +1125,140 @@ pub fn parse_config(file: &str, text: &str, profiles: &ProfileSet, profiles_from
         profiles_from: profiles_from.to_string(),
     };
     d.into_result(config)
+}
+
+/// `servers.snmp`.
+fn snmp_settings(d: &mut Diagnostics, file: &str, line: u64, s: &SnmpServerDoc) -> Option<SnmpSettings> {
+    let listen = match s.listen.parse::<SocketAddr>() {
+        Ok(a) => a,
+        Err(_) => {
+            d.push(
+                file,
+                line,
+                "servers.snmp.listen",
+                format!("`{}` is not an address like 127.0.0.1:1161", s.listen),
+            );
+            return None;
+        }
+    };
+    let root = match parse_oid(&s.enterprise_oid) {
+        Some(r) if r.starts_with(&[1, 3, 6, 1, 4, 1]) && r.len() >= 7 => r,
+        _ => {
+            d.push(
+                file,
+                line,
+                "servers.snmp.enterprise_oid",
+                format!(
+                    "`{}` is not an OID under enterprises (1.3.6.1.4.1.N...)",
+                    s.enterprise_oid
+                ),
+            );
+            return None;
+        }
+    };
+    let mut access = |what: String, text: &str| match text {
+        "read" => SnmpAccess::Read,
+        "write" => SnmpAccess::Write,
+        other => {
+            d.push(file, line, what, format!("access `{other}` is not read or write"));
+            SnmpAccess::Read
+        }
+    };
+    let mut communities = Vec::new();
+    for c in &s.communities {
+        let a = access(format!("servers.snmp.communities ({})", c.name), &c.access);
+        communities.push((c, a));
+    }
+    let mut users = Vec::new();
+    for u in &s.users {
+        let a = access(format!("servers.snmp.users ({})", u.name), &u.access);
+        users.push((u, a));
+    }
+    let view_of = |d: &mut Diagnostics, what: String, list: &[String]| -> Vec<Vec<u32>> {
+        let mut out = Vec::new();
+        for v in list {
+            match parse_oid(v) {
+                Some(o) => out.push(o),
+                None => d.push(file, line, what.clone(), format!("view `{v}` is not an OID")),
+            }
+        }
+        out
+    };
+    let communities: Vec<SnmpCommunity> = communities
+        .into_iter()
+        .map(|(c, access)| {
+            let what = format!("servers.snmp.communities ({})", c.name);
+            if c.name.is_empty() {
+                d.push(file, line, what.clone(), "a community needs a name");
+            }
+            let sources = c
+                .sources
+                .iter()
+                .filter_map(|t| {
+                    let parsed = Cidr::parse(t);
+                    if parsed.is_none() {
+                        d.push(
+                            file,
+                            line,
+                            what.clone(),
+                            format!("source `{t}` is not an IPv4 network like 10.0.0.0/8"),
+                        );
+                    }
+                    parsed
+                })
+                .collect();
+            SnmpCommunity {
+                name: c.name.clone(),
+                access,
+                sources,
+                view: view_of(d, what, &c.view),
+            }
+        })
+        .collect();
+    let users: Vec<SnmpUser> = users
+        .into_iter()
+        .map(|(u, access)| {
+            let what = format!("servers.snmp.users ({})", u.name);
+            if u.auth_key.len() < 8 || u.priv_key.as_ref().is_some_and(|k| k.len() < 8) {
+                d.push(file, line, what.clone(), "SNMPv3 keys need at least 8 characters");
+            }
+            SnmpUser {
+                name: u.name.clone(),
+                auth_key: u.auth_key.clone(),
+                priv_key: u.priv_key.clone(),
+                access,
+                view: view_of(d, what, &u.view),
+            }
+        })
+        .collect();
+    let mut informs = Vec::new();
+    for i in &s.informs {
+        match users.iter().find(|u| u.name == i.user) {
+            Some(u) => informs.push((i.target.clone(), u.clone())),
+            None => d.push(
+                file,
+                line,
+                "servers.snmp.informs",
+                format!("user `{}` is not in servers.snmp.users", i.user),
+            ),
+        }
+    }
+    let base = std::path::Path::new(file).parent().unwrap_or(std::path::Path::new("."));
+    Some(SnmpSettings {
+        listen,
+        root,
+        contact: s.contact.clone(),
+        location: s.location.clone(),
+        state_dir: base.join(&s.state_dir),
+        communities,
+        users,
+        traps: s
+            .traps
+            .iter()
+            .map(|t| (t.target.clone(), t.community.clone()))
+            .collect(),
+        informs,
+    })
 }
 
 /// `servers.bacnet`, and the uniqueness of every object instance it will serve.

@@ -19,6 +19,10 @@ pub struct DemoPorts {
     pub opcua: SocketAddr,
     /// UDP.
     pub bacnet: SocketAddr,
+    /// UDP.
+    pub snmp: SocketAddr,
+    /// Where SNMP v2c traps go (community `public`), besides none.
+    pub snmp_traps: Vec<String>,
 }
 
 impl Default for DemoPorts {
@@ -31,6 +35,8 @@ impl Default for DemoPorts {
             http: at(8080),
             opcua: at(4840),
             bacnet: SocketAddr::from(([0, 0, 0, 0], 47808)),
+            snmp: at(1161),
+            snmp_traps: Vec::new(),
         }
     }
 }
@@ -58,6 +64,15 @@ pub fn demo_config(sim_gateway: SocketAddr, ports: &DemoPorts) -> anyhow::Result
         if ports.bacnet.ip().is_loopback() {
             b.broadcast.set_ip(std::net::Ipv4Addr::new(127, 255, 255, 255));
         }
+    }
+    if let Some(s) = &mut config.snmp {
+        s.listen = ports.snmp;
+        s.state_dir = std::env::temp_dir().join("busbar-demo-snmp");
+        s.traps = ports
+            .snmp_traps
+            .iter()
+            .map(|t| (t.clone(), "public".to_string()))
+            .collect();
     }
     if let Some(o) = &mut config.opcua {
         o.listen = ports.opcua;

@@ -38,6 +38,12 @@ enum Command {
         /// BACnet/IP device (UDP). The wildcard address receives broadcast Who-Is.
         #[arg(long, default_value = "0.0.0.0:47808")]
         bacnet: SocketAddr,
+        /// SNMP agent (UDP; community `public`, v3 user `busbar`, docs/snmp.md).
+        #[arg(long, default_value = "127.0.0.1:1161")]
+        snmp: SocketAddr,
+        /// Send SNMPv2c traps (community public) to this address; repeat for several.
+        #[arg(long)]
+        snmp_trap: Vec<String>,
         /// The simulator's Modbus-TCP gateway.
         #[arg(long, default_value = "127.0.0.1:15020")]
         sim_gateway: SocketAddr,
@@ -115,6 +121,15 @@ enum Export {
         /// Directory to write the files into.
         #[arg(long, default_value = ".")]
         out: PathBuf,
+    },
+    /// BUSBAR-MIB (SMIv2) for the configured enterprise root; the default root's file ships
+    /// as mibs/BUSBAR-MIB.txt.
+    Mib {
+        /// Configuration (default: the built-in demo config).
+        #[arg(long)]
+        config: Option<PathBuf>,
+        #[arg(long)]
+        profiles: Option<PathBuf>,
     },
     /// The northbound Modbus register map (unit id, address, type, scale, point).
     ModbusMap {
@@ -208,6 +223,19 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Export {
+            what: Export::Mib { config, profiles },
+        } => {
+            let Some(c) = export_config(config, profiles)? else {
+                return Ok(ExitCode::from(1));
+            };
+            let root = c
+                .snmp
+                .as_ref()
+                .map_or_else(busbar::northbound::snmp_mib::default_root, |s| s.root.clone());
+            emit(&busbar::northbound::snmp_mib::mib_text(&root));
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Export {
             what: Export::Ede { config, profiles, out },
         } => {
             let Some(c) = export_config(config, profiles)? else {
@@ -276,6 +304,8 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             http,
             opcua,
             bacnet,
+            snmp,
+            snmp_trap,
             sim_gateway,
             sim_control,
             speed,
@@ -290,6 +320,8 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 http,
                 opcua,
                 bacnet,
+                snmp,
+                snmp_traps: snmp_trap,
             };
             runtime()?.block_on(async move {
                 let (sim, bridge) = demo::start(&ports, speed).await?;
@@ -344,6 +376,12 @@ fn print_endpoints(bridge: &busbar::app::Bridge, sim: Option<&busbar_sim::runner
         o.push_str(&format!(
             "  bacnet/ip device : udp {}  device instance {}  (objects: `busbar export ede`)\n",
             b.local, b.device_instance
+        ));
+    }
+    if let Some(s) = &bridge.snmp {
+        o.push_str(&format!(
+            "  snmp agent       : udp {}  e.g. snmpbulkwalk -v2c -c public {} .1.3.6.1.4.1  (MIB: `busbar export mib`)\n",
+            s.local, s.local
         ));
     }
     if let Some(a) = bridge.http {

@@ -39,11 +39,14 @@ async fn start() -> (Running, Bridge) {
         http: any(),
         opcua: any(),
         bacnet: any(),
+        snmp: any(),
+        snmp_traps: Vec::new(),
     };
     let mut config = demo_config(sim.gateway(), &ports).unwrap_or_else(|e| panic!("{e}"));
     // OPC UA has its own tests; these are about acquisition and Modbus.
     config.opcua = None;
     config.bacnet = None;
+    config.snmp = None;
     for d in &mut config.devices {
         d.poll_interval = POLL;
         d.timeout = Duration::from_millis(300);

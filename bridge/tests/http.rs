@@ -50,6 +50,7 @@ async fn api_reads_writes_with_a_token_and_exports_metrics() {
     .unwrap_or_else(|e| panic!("{e}"));
     config.opcua = None;
     config.bacnet = None;
+    config.snmp = None;
     for d in &mut config.devices {
         d.poll_interval = Duration::from_millis(200);
     }

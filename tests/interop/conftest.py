@@ -80,16 +80,18 @@ class Simulator:
 class Demo:
     """A running `busbar demo` (simulator + bridge in one process) on free ports."""
 
-    def __init__(self, bacnet: str = "127.0.0.1:0"):
+    def __init__(self, bacnet: str = "127.0.0.1:0", snmp_traps=()):
+        traps = [a for t in snmp_traps for a in ("--snmp-trap", t)]
         self.proc = subprocess.Popen(
             [find_binary("busbar"), "demo", "--modbus", "127.0.0.1:0", "--http", "127.0.0.1:0",
-             "--opcua", "127.0.0.1:0", "--bacnet", bacnet, "--sim-gateway", "127.0.0.1:0",
-             "--sim-control", "127.0.0.1:0"],
+             "--opcua", "127.0.0.1:0", "--bacnet", bacnet, "--snmp", "127.0.0.1:0", *traps,
+             "--sim-gateway", "127.0.0.1:0", "--sim-control", "127.0.0.1:0"],
             cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
         )
-        self.modbus = self.http = self.control = self.opcua = self.bacnet = None
+        self.modbus = self.http = self.control = self.opcua = self.bacnet = self.snmp = None
         deadline = time.time() + 30
-        while time.time() < deadline and None in (self.modbus, self.http, self.control, self.opcua, self.bacnet):
+        while time.time() < deadline and None in (self.modbus, self.http, self.control, self.opcua, self.bacnet,
+                                                   self.snmp):
             line = self.proc.stdout.readline()
             if not line:
                 break
@@ -104,7 +106,9 @@ class Demo:
             if m := re.search(r"bacnet/ip device : udp [0-9.]+:(\d+) +device instance (\d+)", line):
                 self.bacnet = int(m.group(1))
                 self.bacnet_instance = int(m.group(2))
-        if None in (self.modbus, self.http, self.control, self.opcua, self.bacnet):
+            if m := re.search(r"snmp agent +: udp ([0-9.]+:\d+)", line):
+                self.snmp = m.group(1)
+        if None in (self.modbus, self.http, self.control, self.opcua, self.bacnet, self.snmp):
             self.stop()
             raise RuntimeError("busbar demo did not report its endpoints")
         self.map = self._export_map()

@@ -10,7 +10,7 @@ pub mod plan;
 mod transport;
 
 use crate::config::{Config, Device};
-use crate::store::{PointIdx, PointValue, Reading, Store};
+use crate::store::{PointIdx, PointMeta, PointValue, Reading, Store};
 use busbar_core::encoding;
 use busbar_core::modbus::{Request, Response};
 use busbar_core::profile::{DataType, Kind, Table};
@@ -57,6 +57,8 @@ pub struct Acquisition {
     device_connection: Vec<usize>,
     /// Longest a write may take per device (timeout x tries x 2 requests + margin).
     write_deadline: Vec<Duration>,
+    /// For checking values before a write (none when detached).
+    config: Option<Arc<Config>>,
 }
 
 impl Acquisition {
@@ -68,6 +70,19 @@ impl Acquisition {
             writers: Vec::new(),
             device_connection: Vec::new(),
             write_deadline: Vec::new(),
+            config: None,
+        }
+    }
+
+    /// Whether `value` may be written to `point` (writable, finite, within range and labels),
+    /// checked without touching the device: for protocols that validate before committing.
+    pub fn accepts(&self, point: PointIdx, value: f64) -> bool {
+        let Some(meta) = self.store.meta(point) else {
+            return false;
+        };
+        match &self.config {
+            Some(c) => meta.writable && invalid_value(c, meta, value).is_none(),
+            None => meta.writable && value.is_finite(),
         }
     }
 
@@ -171,6 +186,7 @@ pub fn start(
             .iter()
             .map(|d| d.timeout * (d.retries + 1) * 3 + Duration::from_secs(1))
             .collect(),
+        config: Some(config.clone()),
     };
     (acq, tasks)
 }
@@ -376,25 +392,8 @@ impl ConnectionTask {
         if !meta.writable {
             return WriteOutcome::NotWritable;
         }
-        if !value.is_finite() {
-            return WriteOutcome::InvalidValue {
-                reason: "not a number".into(),
-            };
-        }
-        match p.kind {
-            Kind::Enum | Kind::Binary if !p.labels.is_empty() && !p.labels.contains_key(&(value.round() as i64)) => {
-                return WriteOutcome::InvalidValue {
-                    reason: format!("{value} is not one of the labels of `{}`", p.id),
-                }
-            }
-            _ => {}
-        }
-        if let Some((lo, hi)) = dev.range(meta.profile_point) {
-            if value < lo || value > hi {
-                return WriteOutcome::InvalidValue {
-                    reason: format!("{value} is outside [{lo}, {hi}]"),
-                };
-            }
+        if let Some(reason) = invalid_value(&config, &meta, value) {
+            return WriteOutcome::InvalidValue { reason };
         }
         let r = &p.register;
         let req = if r.table == Table::Coil {
@@ -468,6 +467,26 @@ impl ConnectionTask {
         self.store.update(&[(point, reading)], SystemTime::now());
         tracing::info!(device = %dev.name, point = %p.id, value, read_back, "write done");
         WriteOutcome::Done { read_back }
+    }
+}
+
+/// Why `value` cannot be written to a point: not a number, not one of its labels, or outside
+/// its range. `None` when it may be written.
+pub fn invalid_value(config: &Config, meta: &PointMeta, value: f64) -> Option<String> {
+    let dev = config.devices.get(meta.device)?;
+    let p = dev.profile.points.get(meta.profile_point)?;
+    if !value.is_finite() {
+        return Some("not a number".into());
+    }
+    if matches!(p.kind, Kind::Enum | Kind::Binary)
+        && !p.labels.is_empty()
+        && !p.labels.contains_key(&(value.round() as i64))
+    {
+        return Some(format!("{value} is not one of the labels of `{}`", p.id));
+    }
+    match dev.range(meta.profile_point) {
+        Some((lo, hi)) if value < lo || value > hi => Some(format!("{value} is outside [{lo}, {hi}]")),
+        _ => None,
     }
 }
 

@@ -11,3 +11,5 @@ pub mod modbus_map;
 pub mod opcua;
 pub mod opcua_history;
 pub mod opcua_space;
+pub mod snmp;
+pub mod snmp_mib;

@@ -1,0 +1,182 @@
+"""The bridge's SNMP agent against net-snmp's tools (snmpbulkwalk, snmpget, snmpset, snmptrapd,
+snmptranslate) and smilint: the MIB matches the agent OID for OID, v3 authPriv works and wrong
+keys are refused, SETs reach the simulated device or fail with the right status, and traps
+arrive when a device goes silent and comes back."""
+
+import os
+import re
+import socket
+import subprocess
+import tempfile
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from conftest import ROOT, Demo, find_binary
+
+NPM_MIBS = Path(os.environ.get("BUSBAR_IETF_MIBS", Path.home() / ".cache/busbar-npm/node_modules/net-snmp/lib/mibs"))
+MIBDIRS = f"{NPM_MIBS}:{ROOT / 'mibs'}"
+ROOT_OID = "1.3.6.1.4.1.32473"
+V3 = ["-v3", "-l", "authPriv", "-u", "busbar", "-a", "SHA-256", "-A", "demo-auth-pass", "-x", "AES", "-X",
+      "demo-priv-pass"]
+
+
+def snmp(tool, *args, check=True, mibs="SNMPv2-MIB:BUSBAR-MIB"):
+    env = dict(os.environ, MIBDIRS=MIBDIRS, SNMP_PERSISTENT_DIR=tempfile.gettempdir() + "/busbar-snmp-client")
+    r = subprocess.run([tool, "-m", mibs, *args], capture_output=True, text=True, env=env, timeout=60)
+    if check and r.returncode != 0:
+        raise AssertionError(f"{tool} {args}: {r.stderr}")
+    return r
+
+
+def walk(demo, *extra):
+    return snmp("snmpbulkwalk", "-v2c", "-c", "public", "-Cr25", *extra, demo.snmp, ROOT_OID).stdout.splitlines()
+
+
+def test_the_shipped_mib_is_the_agents_and_compiles_clean():
+    exported = subprocess.run([find_binary("busbar"), "export", "mib"], cwd=ROOT, capture_output=True, text=True,
+                              check=True).stdout
+    assert (ROOT / "mibs/BUSBAR-MIB.txt").read_text() == exported, "mibs/BUSBAR-MIB.txt is `busbar export mib`"
+    lint = subprocess.run(["smilint", "-l", "6", "-s", str(ROOT / "mibs/BUSBAR-MIB.txt")], capture_output=True,
+                          text=True, env=dict(os.environ, SMIPATH=str(NPM_MIBS)))
+    assert lint.stdout + lint.stderr == "", "smilint -l 6 is silent"
+
+
+def test_bulkwalk_with_the_mib_gives_names_and_types(demo):
+    demo.wait_good("main_meter/v1")
+    demo.wait_good("tanks/tank1.volume")
+    lines = walk(demo)
+    text = "\n".join(lines)
+    assert "BUSBAR-MIB::busbarDeviceName.1 = STRING: ats" in text
+    assert re.search(r"BUSBAR-MIB::busbarDeviceCommStatus\.2 = INTEGER: online\(1\)", text)
+    assert re.search(r"BUSBAR-MIB::busbarDeviceFailures\.2 = Counter32: \d+", text)
+    volts = re.search(r"BUSBAR-MIB::busbarMeterVoltage\.2 = INTEGER: (\d+\.\d)\n", text + "\n")
+    assert volts and 200 < float(volts.group(1)) < 260, "DISPLAY-HINT d-1 shows volts with one decimal"
+    assert re.search(r"BUSBAR-MIB::busbarTankProduct\.7\.1 = STRING: \w+", text)
+    assert re.search(r"BUSBAR-MIB::busbarPointQuality\.2\.8 = INTEGER: good\(1\)", text)
+    assert re.search(r"BUSBAR-MIB::busbarAtsPosition\.1 = STRING: position_\d", text)
+    sysname = snmp("snmpget", "-v2c", "-c", "public", demo.snmp, "sysName.0").stdout
+    assert "STRING: Station Nord" in sysname
+
+
+def test_every_served_oid_is_declared_with_its_type_and_every_object_is_served(demo):
+    demo.wait_good("main_meter/v1")
+    served = {}  # object name -> served type
+    for line in walk(demo):
+        if "No more variables left" in line:
+            continue  # endOfMibView after the last instance
+        m = re.match(r"(\S+)::(\w+)\.[\d.]+ = (\w+):", line)
+        assert m, f"an OID the MIB does not name: {line}"
+        assert m.group(1) == "BUSBAR-MIB"
+        served.setdefault(m.group(2), set()).add(m.group(3))
+    # Every accessible object the MIB declares, with its SYNTAX, from net-snmp's own parser.
+    tree = snmp("snmptranslate", "-Tp", "-IR", "busbarMIB").stdout
+    declared = {m.group(2): m.group(1) for m in re.finditer(r"\+-- -R[W-]- +(\w+)\s+(\w+)\(", tree)}
+    assert declared, tree[:500]
+    wire = {"DisplayString": "STRING", "String": "STRING", "Integer32": "INTEGER", "INTEGER": "INTEGER",
+            "EnumVal": "INTEGER", "Counter": "Counter32", "Counter32": "Counter32"}
+    for name, syntax in declared.items():
+        assert name in served, f"{name} is declared but never served"
+        expected = wire.get(syntax, "INTEGER")
+        assert served[name] == {expected}, f"{name}: declared {syntax}, served {served[name]}"
+    assert set(served) <= set(declared), set(served) - set(declared)
+
+
+def test_v3_auth_priv_and_refusals(demo):
+    ok = snmp("snmpget", *V3, demo.snmp, "sysDescr.0", "busbarSiteName.0").stdout
+    assert "Busbar" in ok and "Station Nord" in ok
+    wrong = snmp("snmpget", *V3[:-4], "-x", "AES", "-X", "not-the-priv-key", "-A", "not-the-auth-key", "-t", "1",
+                 "-r", "0", demo.snmp, "sysDescr.0", check=False)
+    assert wrong.returncode != 0 and "Authentication failure" in wrong.stderr
+    plain = snmp("snmpget", "-v3", "-l", "noAuthNoPriv", "-u", "busbar", "-t", "1", "-r", "0", demo.snmp,
+                 "sysDescr.0", check=False)
+    assert plain.returncode != 0 and "authorizationError" in (plain.stdout + plain.stderr), "noAuthNoPriv is off"
+    nobody = snmp("snmpget", "-v2c", "-c", "private", "-t", "1", "-r", "0", demo.snmp, "sysDescr.0", check=False)
+    assert nobody.returncode != 0 and "Timeout" in nobody.stderr, "an unknown community gets no answer"
+
+
+def point_index(demo, device, point):
+    names = snmp("snmpbulkwalk", "-v2c", "-c", "public", "-Cr50", demo.snmp, "busbarPointName").stdout
+    devices = snmp("snmpbulkwalk", "-v2c", "-c", "public", "-Cr50", demo.snmp, "busbarDeviceName").stdout
+    d = re.search(rf"busbarDeviceName\.(\d+) = STRING: {device}\n", devices).group(1)
+    k = re.search(rf"busbarPointName\.{d}\.(\d+) = STRING: {re.escape(point)}\n", names).group(1)
+    return f"{d}.{k}"
+
+
+def test_set_reaches_the_simulated_device_or_fails_with_the_right_status(demo):
+    demo.wait_good("ev1/current_limit")
+    idx = point_index(demo, "ev1", "current_limit")
+    scale = int(snmp("snmpget", "-v2c", "-c", "public", "-Oqv", demo.snmp, f"busbarPointScale.{idx}").stdout)
+    raw = int(round(13.0 / 10 ** scale))
+    snmp("snmpset", *V3, demo.snmp, f"busbarPointValue.{idx}", "i", str(raw))
+    assert demo.get(demo.control, "/api/devices/ev1")["truth"]["current_limit"]["value"] == 13.0
+    out = snmp("snmpset", *V3, demo.snmp, f"busbarPointValue.{idx}", "i", str(raw * 10), check=False)
+    assert "wrongValue" in out.stderr, "130 A is outside the point's range"
+    # Without the MIB, so that snmpset itself does not refuse the wrong type.
+    out = snmp("snmpset", *V3, demo.snmp, f".{ROOT_OID}.1.3.1.4.{idx}", "s", "13", check=False, mibs="")
+    assert "wrongType" in out.stderr
+    ro = point_index(demo, "main_meter", "v1")
+    out = snmp("snmpset", *V3, demo.snmp, f"busbarPointValue.{ro}", "i", "1", check=False)
+    assert "notWritable" in out.stderr
+    out = snmp("snmpset", "-v2c", "-c", "public", demo.snmp, f"busbarPointValue.{idx}", "i", str(raw), check=False)
+    assert "noAccess" in out.stderr or "authorizationError" in out.stderr, "public is read-only"
+    # A silent device: the SET fails at commit.
+    silent = point_index(demo, "ev2", "current_limit")
+    demo.post(demo.control, "/api/devices/ev2/faults", {"fault": "silent"})
+    try:
+        out = snmp("snmpset", *V3, "-t", "10", "-r", "0", demo.snmp, f"busbarPointValue.{silent}", "i", str(raw),
+                   check=False)
+        assert "commitFailed" in out.stderr, out.stderr
+    finally:
+        urllib.request.urlopen(urllib.request.Request(demo.control + "/api/devices/ev2/faults", method="DELETE"),
+                               timeout=5)
+
+
+def test_traps_when_a_device_goes_silent_and_comes_back(tmp_path):
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    (tmp_path / "trapd.conf").write_text("authCommunity log public\n")
+    log = tmp_path / "traps.log"
+    env = dict(os.environ, MIBDIRS=MIBDIRS, SNMP_PERSISTENT_DIR=str(tmp_path / "persist"))
+    trapd = subprocess.Popen(["snmptrapd", "-f", "-C", "-c", str(tmp_path / "trapd.conf"), "-m",
+                              "SNMPv2-MIB:BUSBAR-MIB", "-Lf", str(log), f"udp:127.0.0.1:{port}"], env=env,
+                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        time.sleep(1.0)
+        demo = Demo(snmp_traps=[f"127.0.0.1:{port}"])
+        try:
+            def wait_for(pattern, timeout):
+                deadline = time.time() + timeout
+                while time.time() < deadline:
+                    if log.exists() and re.search(pattern, log.read_text()):
+                        return True
+                    time.sleep(0.2)
+                return False
+
+            assert wait_for(r"coldStart", 10), "coldStart at start-up"
+            demo.wait_good("ev3/state")
+            demo.post(demo.control, "/api/devices/ev3/faults", {"fault": "silent"})
+            assert wait_for(r"busbarCommLost.*busbarDeviceName\.\d+ = STRING: ev3.*offline", 15), log.read_text()
+            urllib.request.urlopen(urllib.request.Request(demo.control + "/api/devices/ev3/faults",
+                                                          method="DELETE"), timeout=5)
+            assert wait_for(r"busbarCommRestored.*STRING: ev3.*online", 20), log.read_text()
+        finally:
+            demo.stop()
+    finally:
+        trapd.terminate()
+        trapd.wait()
+
+
+def test_a_flood_of_malformed_datagrams_never_stops_it(demo):
+    host, port = demo.snmp.rsplit(":", 1)
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as raw:
+        junk = [b"", b"\x30", b"\x30\x82\xff\xff", b"\x30\x03\x02\x01\x09", bytes(range(256)) * 5,
+                b"\x30\x29\x02\x01\x01\x04\x06public\xa0\x1c\x02\x04\x7f\xff\xff\xff\x02\x01\x00\x02\x01\x00\x30\x0e"
+                b"\x30\x0c\x06\x08\x2b\x06\x01\x02\x01\x01\x05\x00\x05\xff"]
+        for i in range(3000):
+            raw.sendto(junk[i % len(junk)] + bytes([i % 256]) * (i % 7), (host, int(port)))
+    out = snmp("snmpget", "-v2c", "-c", "public", demo.snmp, "sysName.0").stdout
+    assert "Station Nord" in out
