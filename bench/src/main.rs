@@ -10,6 +10,7 @@ mod echo;
 mod load;
 mod proc_stats;
 mod rows;
+mod snmp;
 
 use clap::Parser;
 

@@ -549,6 +549,94 @@ async fn bacnet_rows(window: Duration) -> anyhow::Result<Vec<String>> {
     Ok(rows)
 }
 
+/// Walk an agent's `root` and time GETs of `get`, with the agent's CPU: one row.
+async fn snmp_row(
+    who: &str,
+    target: SocketAddr,
+    pid: u32,
+    root: &[u32],
+    get: &[u32],
+    gets: usize,
+) -> anyhow::Result<String> {
+    // Wait for the agent to answer.
+    for _ in 0..100 {
+        if crate::snmp::get_latency(target, get, 1).await.is_ok() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let cpu = CpuWindow::start(pid);
+    let (n, secs) = crate::snmp::bulk_walk(target, root).await?;
+    let walk_cpu = cpu.percent();
+    let (p50, p99) = crate::snmp::get_latency(target, get, gets).await?;
+    let rss = rss_mib(pid).unwrap_or(f64::NAN);
+    Ok(format!(
+        "| snmp: {who} | bulkwalk {n} varbinds in {secs:.2} s = {:.0} varbinds/s; GET p50 {p50:.2} ms, p99 {p99:.2} ms | {walk_cpu:.0} % CPU (agent, during the walk), {rss:.0} MiB RSS | GETBULK max-repetitions 25, async-snmp client |",
+        n as f64 / secs
+    ))
+}
+
+async fn snmp_rows(quick: bool) -> anyhow::Result<Vec<String>> {
+    let mut rows = Vec::new();
+    let devices = if quick { 100 } else { 1000 };
+    let port = free_port()?;
+    let ours = Proc(
+        Command::new(binary("busbar"))
+            .args(["bench-snmp", "--devices", &devices.to_string()])
+            .args(["--listen", &format!("127.0.0.1:{port}")])
+            .env("BUSBAR_LOG", "warn")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .context("start busbar bench-snmp")?,
+    );
+    let target = SocketAddr::from(([127, 0, 0, 1], port));
+    // busbarMeterVoltage of the first meter.
+    let get = [1, 3, 6, 1, 4, 1, 32473, 1, 10, 1, 1, 1];
+    rows.push(
+        snmp_row(
+            &format!("busbar agent, {devices} meters, whole enterprise tree"),
+            target,
+            ours.0.id(),
+            &[1, 3, 6, 1, 4, 1, 32473],
+            &get,
+            1000,
+        )
+        .await?,
+    );
+    drop(ours);
+    // net-snmp's own agent, walking everything it serves.
+    let dir = std::env::temp_dir().join(format!("busbar-bench-snmpd-{}", std::process::id()));
+    std::fs::create_dir_all(&dir)?;
+    let conf = dir.join("snmpd.conf");
+    std::fs::write(&conf, "rocommunity public 127.0.0.1\n")?;
+    let port = free_port()?;
+    let snmpd = Proc(
+        Command::new("snmpd")
+            .args(["-f", "-Lf", "/dev/null", "-C", "-c"])
+            .arg(&conf)
+            .arg(format!("udp:127.0.0.1:{port}"))
+            .env("SNMP_PERSISTENT_DIR", &dir)
+            .env("MIBS", "")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .context("start snmpd (apt-get install snmpd)")?,
+    );
+    rows.push(
+        snmp_row(
+            "net-snmp 5.9 snmpd, its whole tree",
+            SocketAddr::from(([127, 0, 0, 1], port)),
+            snmpd.0.id(),
+            &[1, 3, 6, 1],
+            &[1, 3, 6, 1, 2, 1, 1, 3, 0],
+            1000,
+        )
+        .await?,
+    );
+    Ok(rows)
+}
+
 pub async fn run_all(args: &Args) -> anyhow::Result<String> {
     let window = if args.quick {
         Duration::from_secs(2)
@@ -579,6 +667,9 @@ pub async fn run_all(args: &Args) -> anyhow::Result<String> {
     }
     if want("bacnet") {
         out.extend(bacnet_rows(window).await?);
+    }
+    if want("snmp") {
+        out.extend(snmp_rows(args.quick).await?);
     }
     if want("bridge") {
         for n in [100, 1000] {

@@ -151,3 +151,66 @@ pub async fn bacnet_load(points: usize, rate: usize, listen: SocketAddr) -> anyh
     change_forever(&store, &all, rate).await;
     Ok(())
 }
+
+/// Serve a site of `devices` power meters (30 points each, all good) over SNMP, until killed.
+pub async fn snmp_load(devices: usize, listen: SocketAddr) -> anyhow::Result<()> {
+    let profiles = busbar_core::profile::embedded::profiles().map_err(|d| anyhow::anyhow!("{d}"))?;
+    let mut text = String::from("site: { name: bench, id: bench }\nconnections:\n");
+    for c in 0..devices.div_ceil(200) {
+        text.push_str(&format!(
+            "  - {{ name: c{c}, tcp: {{ host: 127.0.0.1, port: {} }} }}\n",
+            c + 1
+        ));
+    }
+    text.push_str("devices:\n");
+    for d in 0..devices {
+        text.push_str(&format!(
+            "  - {{ name: m{d}, profile: socomec-diris-a40, connection: c{}, unit_id: {} }}\n",
+            d / 200,
+            d % 200 + 1
+        ));
+    }
+    let mut config = parse_config("bench.yaml", &text, &profiles, "<embedded>").map_err(|d| anyhow::anyhow!("{d}"))?;
+    let public = crate::config::SnmpCommunity {
+        name: "public".into(),
+        access: crate::config::SnmpAccess::Read,
+        sources: crate::config::Cidr::parse("127.0.0.0/8").into_iter().collect(),
+        view: Vec::new(),
+    };
+    config.snmp = Some(crate::config::SnmpSettings {
+        listen,
+        root: crate::northbound::snmp_mib::default_root(),
+        contact: String::new(),
+        location: String::new(),
+        state_dir: std::env::temp_dir().join(format!("busbar-bench-snmp-{}", std::process::id())),
+        communities: vec![public],
+        users: Vec::new(),
+        traps: Vec::new(),
+        informs: Vec::new(),
+    });
+    let store = Store::new(&config, 1 << 16);
+    let now = SystemTime::now();
+    let readings: Vec<(u32, Reading)> = (0..store.len() as u32)
+        .filter(|p| store.meta(*p).is_some_and(|m| m.acquired))
+        .map(|p| {
+            (
+                p,
+                Reading::Value(PointValue::Number(230.0 + f64::from(p % 100)), Quality::Good),
+            )
+        })
+        .collect();
+    store.update(&readings, now);
+    let settings = config.snmp.clone().ok_or_else(|| anyhow::anyhow!("no SNMP settings"))?;
+    let (_stop, shutdown) = watch::channel(false);
+    let (handle, _tasks) = crate::northbound::snmp::start(
+        &config,
+        &settings,
+        store.clone(),
+        Acquisition::detached(store.clone()),
+        shutdown,
+    )
+    .await?;
+    println!("ready udp {} {} points", handle.local, readings.len());
+    std::future::pending::<()>().await;
+    Ok(())
+}

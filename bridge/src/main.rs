@@ -93,6 +93,14 @@ enum Command {
         #[arg(long)]
         listen: SocketAddr,
     },
+    /// Benchmark helper: the SNMP agent over a synthetic site of DEVICES power meters.
+    #[command(hide = true)]
+    BenchSnmp {
+        #[arg(long)]
+        devices: usize,
+        #[arg(long)]
+        listen: SocketAddr,
+    },
     /// Export a mapping for integrators.
     Export {
         #[command(subcommand)]
@@ -205,6 +213,10 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             ids,
         } => {
             runtime()?.block_on(busbar::bench::opcua_load(points, rate, listen, &ids))?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::BenchSnmp { devices, listen } => {
+            runtime()?.block_on(busbar::bench::snmp_load(devices, listen))?;
             Ok(ExitCode::SUCCESS)
         }
         Command::BenchBacnet { points, rate, listen } => {
