@@ -79,3 +79,41 @@ fn unknown_keys_are_errors_and_defaults_are_safe() {
         "per-point writable alone is not enough"
     );
 }
+
+#[test]
+fn bacnet_and_snmp_settings_are_checked() {
+    let base = "site: { name: S, id: s }\nconnections: [{ name: gw, tcp: { host: h, port: 1 } }]\n";
+    // Two devices forced onto one BACnet base: both point ids are named.
+    let text = format!(
+        "{base}devices:\n  - {{ name: a, profile: legrand-dpx3, connection: gw, unit_id: 1, bacnet_base: 9 }}\n  \
+         - {{ name: b, profile: legrand-dpx3, connection: gw, unit_id: 2, bacnet_base: 9 }}\n\
+         servers: {{ bacnet: {{ listen: '0.0.0.0:47808', device_instance: 5000000 }} }}\n"
+    );
+    let out = check(&text);
+    assert!(out.contains("device_instance"), "{out}");
+    let text = format!(
+        "{base}devices:\n  - {{ name: a, profile: legrand-dpx3, connection: gw, unit_id: 1, bacnet_base: 9 }}\n  \
+         - {{ name: b, profile: legrand-dpx3, connection: gw, unit_id: 2, bacnet_base: 9 }}\n\
+         servers: {{ bacnet: {{ listen: '0.0.0.0:47808' }} }}\n"
+    );
+    let out = check(&text);
+    assert!(out.contains("is also `a/"), "{out}");
+    // SNMP: a root outside enterprises, a bad source network, short keys, an inform to an unknown user.
+    let text = format!(
+        "{base}devices: []\nservers:\n  snmp:\n    enterprise_oid: 1.3.6.1.2.1\n    communities: [{{ name: public, sources: [10.0.0.0/33] }}]\n    \
+         users: [{{ name: u, auth_key: short }}]\n    informs: [{{ target: '127.0.0.1:162', user: nobody }}]\n"
+    );
+    let out = check(&text);
+    assert!(out.contains("enterprise_oid"), "{out}");
+    let text = format!(
+        "{base}devices: []\nservers:\n  snmp:\n    communities: [{{ name: public, sources: [10.0.0.0/33] }}]\n    \
+         users: [{{ name: u, auth_key: short }}]\n    informs: [{{ target: '127.0.0.1:162', user: nobody }}]\n"
+    );
+    let out = check(&text);
+    assert!(out.contains("10.0.0.0/33"), "{out}");
+    assert!(out.contains("at least 8 characters"), "{out}");
+    assert!(out.contains("user `nobody`"), "{out}");
+    let net = busbar::config::Cidr::parse("10.1.0.0/16").unwrap_or_else(|| panic!("cidr"));
+    assert!(net.contains("10.1.200.3".parse().unwrap_or_else(|e| panic!("{e}"))));
+    assert!(!net.contains("10.2.0.1".parse().unwrap_or_else(|e| panic!("{e}"))));
+}

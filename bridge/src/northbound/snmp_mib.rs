@@ -1072,3 +1072,94 @@ fn table_text(
         objects.push(name);
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::Reading;
+    use std::time::SystemTime;
+
+    fn demo_mib() -> Mib {
+        let ports = crate::demo::DemoPorts::default();
+        let config = crate::demo::demo_config(ports.sim_gateway, &ports).unwrap_or_else(|e| panic!("{e}"));
+        let store = Store::new(&config, 16);
+        let all: Vec<(u32, Reading)> = (0..store.len() as u32)
+            .map(|p| (p, Reading::Value(PointValue::Number(1.5), Quality::Good)))
+            .collect();
+        store.update(&all, SystemTime::now());
+        Mib::build(&config, &default_root(), store)
+    }
+
+    #[test]
+    fn getnext_visits_every_instance_in_order_and_agrees_with_get() {
+        let mib = demo_mib();
+        let mut at = mib.root.clone();
+        let mut count = 0usize;
+        while let Some((next, cell)) = mib.next(&at) {
+            assert!(next > at, "{at:?} -> {next:?}");
+            assert_eq!(mib.get(&next), Some(cell), "{next:?}");
+            assert!(
+                Mib::column_syntax(&next, &mib.root).is_some(),
+                "{next:?} has a declared syntax"
+            );
+            at = next;
+            count += 1;
+        }
+        // 3 site scalars + 16 devices x 6 columns + 7 columns per acquired point + family cells.
+        let points = mib
+            .tables
+            .iter()
+            .find(|t| t.kind == TableKind::Points)
+            .map_or(0, |t| t.rows.len());
+        assert!(count > 3 + 16 * 6 + points * 7, "{count} instances");
+        // Walking from inside a table or past a column continues at the right place.
+        let mut inside = mib.root.clone();
+        inside.extend_from_slice(&[OBJECTS, POINT_TABLE, 1, 3, 2]);
+        let n = mib.next(&inside).map(|x| x.0).unwrap_or_default();
+        assert_eq!(
+            n[..mib.root.len() + 4],
+            [mib.root.as_slice(), &[OBJECTS, POINT_TABLE, 1, 3]].concat()
+        );
+        assert_eq!(n[mib.root.len() + 4], 2, "first point of device 2");
+        let mut past = mib.root.clone();
+        past.extend_from_slice(&[OBJECTS, 99]);
+        assert_eq!(mib.next(&past), None, "end of the MIB view");
+    }
+
+    #[test]
+    fn the_mib_text_declares_every_served_column() {
+        let mib = demo_mib();
+        let text = mib_text(&mib.root);
+        for (_, name, _, _) in DEVICE_COLUMNS.iter().chain(POINT_COLUMNS) {
+            assert!(text.contains(&format!("{name} OBJECT-TYPE")), "{name}");
+        }
+        for ft in FAMILY_TABLES {
+            for c in ft.columns {
+                assert!(
+                    text.contains(&format!("{}{} OBJECT-TYPE", ft.prefix, c.name)),
+                    "{}",
+                    c.name
+                );
+            }
+            if ft.block.is_some() {
+                assert!(
+                    ft.columns.iter().all(|c| c.id >= 2),
+                    "arc 1 is the block index of {}",
+                    ft.prefix
+                );
+            }
+        }
+        assert!(text.contains("::= { enterprises 32473 }"));
+    }
+
+    #[test]
+    fn scales_keep_integer32_and_decimals() {
+        assert_eq!(point_scale(Kind::Analog, Some((0.0, 460.0))), -3);
+        assert_eq!(point_scale(Kind::Analog, Some((-4e6, 4e6))), -2);
+        assert_eq!(point_scale(Kind::Analog, Some((0.0, 3e9))), 0);
+        assert_eq!(point_scale(Kind::Counter, None), 0);
+        assert_eq!(to_i32(f64::NAN), 0);
+        assert_eq!(to_i32(1e12), i32::MAX);
+        assert_eq!(quality_code(Quality::CommFailure), 4);
+    }
+}
