@@ -21,8 +21,10 @@ pub struct DemoPorts {
     pub bacnet: SocketAddr,
     /// UDP.
     pub snmp: SocketAddr,
-    /// Where SNMP v2c traps go (community `public`), besides none.
+    /// Where SNMP v2c traps go (community `public`).
     pub snmp_traps: Vec<String>,
+    /// Where SNMP v3 informs go (user `busbar` of the demo config).
+    pub snmp_informs: Vec<String>,
 }
 
 impl Default for DemoPorts {
@@ -37,6 +39,7 @@ impl Default for DemoPorts {
             bacnet: SocketAddr::from(([0, 0, 0, 0], 47808)),
             snmp: at(1161),
             snmp_traps: Vec::new(),
+            snmp_informs: Vec::new(),
         }
     }
 }
@@ -73,6 +76,9 @@ pub fn demo_config(sim_gateway: SocketAddr, ports: &DemoPorts) -> anyhow::Result
             .iter()
             .map(|t| (t.clone(), "public".to_string()))
             .collect();
+        if let Some(user) = s.users.iter().find(|u| u.name == "busbar").cloned() {
+            s.informs = ports.snmp_informs.iter().map(|t| (t.clone(), user.clone())).collect();
+        }
     }
     if let Some(o) = &mut config.opcua {
         o.listen = ports.opcua;

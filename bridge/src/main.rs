@@ -44,6 +44,9 @@ enum Command {
         /// Send SNMPv2c traps (community public) to this address; repeat for several.
         #[arg(long)]
         snmp_trap: Vec<String>,
+        /// Send SNMPv3 informs (user `busbar`) to this address; repeat for several.
+        #[arg(long)]
+        snmp_inform: Vec<String>,
         /// The simulator's Modbus-TCP gateway.
         #[arg(long, default_value = "127.0.0.1:15020")]
         sim_gateway: SocketAddr,
@@ -318,6 +321,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             bacnet,
             snmp,
             snmp_trap,
+            snmp_inform,
             sim_gateway,
             sim_control,
             speed,
@@ -334,6 +338,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 bacnet,
                 snmp,
                 snmp_traps: snmp_trap,
+                snmp_informs: snmp_inform,
             };
             runtime()?.block_on(async move {
                 let (sim, bridge) = demo::start(&ports, speed).await?;

@@ -180,3 +180,35 @@ def test_a_flood_of_malformed_datagrams_never_stops_it(demo):
             raw.sendto(junk[i % len(junk)] + bytes([i % 256]) * (i % 7), (host, int(port)))
     out = snmp("snmpget", "-v2c", "-c", "public", demo.snmp, "sysName.0").stdout
     assert "Station Nord" in out
+
+
+def test_v3_informs_are_retried_until_snmptrapd_acknowledges(tmp_path):
+    """The inform receiver is down when the device goes silent; it comes up later and still
+    gets busbarCommLost, authenticated and encrypted with the user's keys."""
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    (tmp_path / "trapd.conf").write_text(
+        "createUser busbar SHA-256 demo-auth-pass AES demo-priv-pass\nauthUser log busbar priv\n")
+    log = tmp_path / "informs.log"
+    env = dict(os.environ, MIBDIRS=MIBDIRS, SNMP_PERSISTENT_DIR=str(tmp_path / "persist"))
+    demo = Demo(snmp_informs=[f"127.0.0.1:{port}"])
+    trapd = None
+    try:
+        demo.wait_good("ev4/state")
+        demo.post(demo.control, "/api/devices/ev4/faults", {"fault": "silent"})
+        time.sleep(4)  # the first tries find nobody
+        trapd = subprocess.Popen(["snmptrapd", "-f", "-C", "-c", str(tmp_path / "trapd.conf"), "-m",
+                                  "SNMPv2-MIB:BUSBAR-MIB", "-Lf", str(log), f"udp:127.0.0.1:{port}"], env=env,
+                                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        deadline = time.time() + 30
+        while time.time() < deadline:
+            if log.exists() and re.search(r"busbarCommLost.*STRING: ev4", log.read_text()):
+                break
+            time.sleep(0.3)
+        assert re.search(r"busbarCommLost.*STRING: ev4", log.read_text()), log.read_text()
+    finally:
+        demo.stop()
+        if trapd:
+            trapd.terminate()
+            trapd.wait()

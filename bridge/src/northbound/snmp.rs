@@ -526,6 +526,7 @@ impl Notifier {
             .send_trap_best_effort(&trap_oid, uptime, varbinds.clone())
             .await;
         for (target, client) in &self.informers {
+            tracing::debug!("snmp: inform to {target}");
             let (target, client, trap_oid, varbinds) =
                 (target.clone(), client.clone(), trap_oid.clone(), varbinds.clone());
             tokio::spawn(async move {
@@ -533,7 +534,10 @@ impl Notifier {
                 let give_up = Instant::now() + Duration::from_secs(3600);
                 loop {
                     match client.send_inform(&trap_oid, uptime, varbinds.clone()).await {
-                        Ok(()) => return,
+                        Ok(()) => {
+                            tracing::debug!("snmp: inform to {target} acknowledged");
+                            return;
+                        }
                         Err(e) if Instant::now() < give_up => {
                             tracing::warn!("snmp: inform to {target} not acknowledged ({e}); retrying in {wait:?}");
                             tokio::time::sleep(wait).await;
