@@ -25,38 +25,7 @@ struct Cli {
 enum Command {
     /// Run the demo site: the simulator (scenarios/demo.yaml) and the bridge (config/demo.yaml)
     /// in one process; needs no files.
-    Demo {
-        /// Northbound Modbus-TCP server.
-        #[arg(long, default_value = "127.0.0.1:5020")]
-        modbus: SocketAddr,
-        /// HTTP API.
-        #[arg(long, default_value = "127.0.0.1:8080")]
-        http: SocketAddr,
-        /// OPC UA server.
-        #[arg(long, default_value = "127.0.0.1:4840")]
-        opcua: SocketAddr,
-        /// BACnet/IP device (UDP). The wildcard address receives broadcast Who-Is.
-        #[arg(long, default_value = "0.0.0.0:47808")]
-        bacnet: SocketAddr,
-        /// SNMP agent (UDP; community `public`, v3 user `busbar`, docs/snmp.md).
-        #[arg(long, default_value = "127.0.0.1:1161")]
-        snmp: SocketAddr,
-        /// Send SNMPv2c traps (community public) to this address; repeat for several.
-        #[arg(long)]
-        snmp_trap: Vec<String>,
-        /// Send SNMPv3 informs (user `busbar`) to this address; repeat for several.
-        #[arg(long)]
-        snmp_inform: Vec<String>,
-        /// The simulator's Modbus-TCP gateway.
-        #[arg(long, default_value = "127.0.0.1:15020")]
-        sim_gateway: SocketAddr,
-        /// The simulator's control API.
-        #[arg(long, default_value = "127.0.0.1:8081")]
-        sim_control: SocketAddr,
-        /// Simulated seconds per real second.
-        #[arg(long, default_value_t = 1.0)]
-        speed: f64,
-    },
+    Demo(Box<DemoArgs>),
     /// Run the bridge with a configuration file (production).
     Run {
         #[arg(long)]
@@ -109,6 +78,40 @@ enum Command {
         #[command(subcommand)]
         what: Export,
     },
+}
+
+#[derive(clap::Args)]
+struct DemoArgs {
+    /// Northbound Modbus-TCP server.
+    #[arg(long, default_value = "127.0.0.1:5020")]
+    modbus: SocketAddr,
+    /// HTTP API.
+    #[arg(long, default_value = "127.0.0.1:8080")]
+    http: SocketAddr,
+    /// OPC UA server.
+    #[arg(long, default_value = "127.0.0.1:4840")]
+    opcua: SocketAddr,
+    /// BACnet/IP device (UDP). The wildcard address receives broadcast Who-Is.
+    #[arg(long, default_value = "0.0.0.0:47808")]
+    bacnet: SocketAddr,
+    /// SNMP agent (UDP; community `public`, v3 user `busbar`, docs/snmp.md).
+    #[arg(long, default_value = "127.0.0.1:1161")]
+    snmp: SocketAddr,
+    /// Send SNMPv2c traps (community public) to this address; repeat for several.
+    #[arg(long)]
+    snmp_trap: Vec<String>,
+    /// Send SNMPv3 informs (user `busbar`) to this address; repeat for several.
+    #[arg(long)]
+    snmp_inform: Vec<String>,
+    /// The simulator's Modbus-TCP gateway.
+    #[arg(long, default_value = "127.0.0.1:15020")]
+    sim_gateway: SocketAddr,
+    /// The simulator's control API.
+    #[arg(long, default_value = "127.0.0.1:8081")]
+    sim_control: SocketAddr,
+    /// Simulated seconds per real second.
+    #[arg(long, default_value_t = 1.0)]
+    speed: f64,
 }
 
 #[derive(Subcommand)]
@@ -314,18 +317,19 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             })?;
             Ok(ExitCode::SUCCESS)
         }
-        Command::Demo {
-            modbus,
-            http,
-            opcua,
-            bacnet,
-            snmp,
-            snmp_trap,
-            snmp_inform,
-            sim_gateway,
-            sim_control,
-            speed,
-        } => {
+        Command::Demo(args) => {
+            let DemoArgs {
+                modbus,
+                http,
+                opcua,
+                bacnet,
+                snmp,
+                snmp_trap,
+                snmp_inform,
+                sim_gateway,
+                sim_control,
+                speed,
+            } = *args;
             if !(speed > 0.0 && speed <= 10_000.0) {
                 anyhow::bail!("--speed must be within (0, 10000]");
             }
