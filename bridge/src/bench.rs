@@ -12,12 +12,10 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 use tokio::sync::watch;
 
-/// A site of tank gauges (284 points each) with about `points` acquired points, its store, and
-/// those points.
-fn synthetic_site(points: usize) -> anyhow::Result<(Config, Arc<Store>, Vec<u32>)> {
+/// A bench config: `devices` devices of `profile` named `<prefix><n>`, 200 per connection,
+/// each line ended with `extra(n)` (more keys of the device).
+fn site_config(devices: usize, profile: &str, prefix: &str, extra: impl Fn(usize) -> String) -> anyhow::Result<Config> {
     let profiles = busbar_core::profile::embedded::profiles().map_err(|d| anyhow::anyhow!("{d}"))?;
-    let per = 284;
-    let devices = points.div_ceil(per).max(1);
     let mut text = String::from("site: { name: bench, id: bench }\nconnections:\n");
     for c in 0..devices.div_ceil(200) {
         text.push_str(&format!(
@@ -28,13 +26,22 @@ fn synthetic_site(points: usize) -> anyhow::Result<(Config, Arc<Store>, Vec<u32>
     text.push_str("devices:\n");
     for d in 0..devices {
         text.push_str(&format!(
-            "  - {{ name: t{d}, profile: fafnir-visy-tanks, connection: c{}, unit_id: {}, bacnet_base: {} }}\n",
+            "  - {{ name: {prefix}{d}, profile: {profile}, connection: c{}, unit_id: {}{} }}\n",
             d / 200,
             d % 200 + 1,
-            d + 1
+            extra(d)
         ));
     }
-    let config = parse_config("bench.yaml", &text, &profiles, "<embedded>").map_err(|d| anyhow::anyhow!("{d}"))?;
+    parse_config("bench.yaml", &text, &profiles, "<embedded>").map_err(|d| anyhow::anyhow!("{d}"))
+}
+
+/// A site of tank gauges (284 points each) with about `points` acquired points, its store, and
+/// those points.
+fn synthetic_site(points: usize) -> anyhow::Result<(Config, Arc<Store>, Vec<u32>)> {
+    let devices = points.div_ceil(284).max(1);
+    let config = site_config(devices, "fafnir-visy-tanks", "t", |d| {
+        format!(", bacnet_base: {}", d + 1)
+    })?;
     let store = Store::new(&config, 1 << 20);
     let all: Vec<u32> = (0..store.len() as u32)
         .filter(|p| store.meta(*p).is_some_and(|m| m.acquired))
@@ -154,23 +161,7 @@ pub async fn bacnet_load(points: usize, rate: usize, listen: SocketAddr) -> anyh
 
 /// Serve a site of `devices` power meters (30 points each, all good) over SNMP, until killed.
 pub async fn snmp_load(devices: usize, listen: SocketAddr) -> anyhow::Result<()> {
-    let profiles = busbar_core::profile::embedded::profiles().map_err(|d| anyhow::anyhow!("{d}"))?;
-    let mut text = String::from("site: { name: bench, id: bench }\nconnections:\n");
-    for c in 0..devices.div_ceil(200) {
-        text.push_str(&format!(
-            "  - {{ name: c{c}, tcp: {{ host: 127.0.0.1, port: {} }} }}\n",
-            c + 1
-        ));
-    }
-    text.push_str("devices:\n");
-    for d in 0..devices {
-        text.push_str(&format!(
-            "  - {{ name: m{d}, profile: socomec-diris-a40, connection: c{}, unit_id: {} }}\n",
-            d / 200,
-            d % 200 + 1
-        ));
-    }
-    let mut config = parse_config("bench.yaml", &text, &profiles, "<embedded>").map_err(|d| anyhow::anyhow!("{d}"))?;
+    let mut config = site_config(devices, "socomec-diris-a40", "m", |_| String::new())?;
     let public = crate::config::SnmpCommunity {
         name: "public".into(),
         access: crate::config::SnmpAccess::Read,

@@ -292,6 +292,7 @@ def test_broadcast_who_is_reaches_a_foreign_device(tmp_path):
                 if got[1] == 0x04 and got[10:14] == b"\x01\x00\x10\x00":
                     break
             assert got[1] == 0x04, "a Forwarded-NPDU"
+            assert got[4:10] == bytes([127, 0, 0, 1]) + struct.pack("!H", port), "from the address we reach it at"
             assert got[10:14] == b"\x01\x00\x10\x00", "carrying an I-Am"
             assert got[14:19] == b"\xc4\x02\x00\x00\x64", "of device 100"
     finally:

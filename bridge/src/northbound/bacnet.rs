@@ -207,13 +207,10 @@ impl Server {
             &bvll::frame(bvll::function::ORIGINAL_BROADCAST_NPDU, &npdu),
         )
         .await;
-        let own = match self.socket.local_addr() {
-            Ok(SocketAddr::V4(a)) => a,
-            _ => SocketAddrV4::new(std::net::Ipv4Addr::UNSPECIFIED, self.settings.listen.port()),
-        };
-        let forwarded = bvll::forwarded(own, &npdu);
         let fds: Vec<SocketAddrV4> = self.state().fdt.keys().copied().collect();
         for fd in fds {
+            // The origin a foreign device answers to: our address as it reaches us.
+            let forwarded = bvll::forwarded(self.own_toward(fd), &npdu);
             self.send(fd, &forwarded).await;
         }
     }
@@ -268,17 +265,13 @@ impl Server {
     async fn datagram(self: &Arc<Self>, from: SocketAddrV4, datagram: &[u8]) {
         let msg = match bvll::decode(datagram) {
             Ok(m) => m,
-            Err(e) => {
-                self.stats.dropped.fetch_add(1, Ordering::Relaxed);
-                tracing::debug!("bacnet: dropped a datagram from {from}: {e}");
-                return;
-            }
+            Err(e) => return self.dropped(from, "BVLL", &e),
         };
         match msg {
             Bvll::OriginalUnicast(n) => self.npdu(from, n, Reach::Unicast).await,
             Bvll::OriginalBroadcast(n) => {
                 // Relay a local broadcast to the foreign devices, then handle it.
-                if from != self.own_v4() {
+                if !self.is_own(from) {
                     let fwd = bvll::forwarded(from, n);
                     let fds: Vec<SocketAddrV4> = self.state().fdt.keys().copied().collect();
                     for fd in fds {
@@ -353,21 +346,45 @@ impl Server {
         }
     }
 
+    /// Count and log a datagram that could not be decoded (never answered: the sender may not
+    /// even be a BACnet device).
+    fn dropped(&self, from: SocketAddrV4, layer: &str, e: &busbar_bacnet::tag::DecodeError) {
+        self.stats.dropped.fetch_add(1, Ordering::Relaxed);
+        tracing::debug!("bacnet: dropped a datagram from {from}: bad {layer}: {e}");
+    }
+
     fn own_v4(&self) -> SocketAddrV4 {
         match self.socket.local_addr() {
             Ok(SocketAddr::V4(a)) => a,
-            _ => SocketAddrV4::new(std::net::Ipv4Addr::UNSPECIFIED, 0),
+            _ => SocketAddrV4::new(std::net::Ipv4Addr::UNSPECIFIED, self.settings.listen.port()),
+        }
+    }
+
+    /// Whether a datagram is our own broadcast coming back.
+    fn is_own(&self, from: SocketAddrV4) -> bool {
+        let own = self.own_v4();
+        from.port() == own.port() && (own.ip().is_unspecified() || from.ip() == own.ip())
+    }
+
+    /// Our B/IP address as `peer` sees it: the bound address, or with a wildcard bind the local
+    /// address the kernel routes toward `peer`.
+    fn own_toward(&self, peer: SocketAddrV4) -> SocketAddrV4 {
+        let own = self.own_v4();
+        if !own.ip().is_unspecified() {
+            return own;
+        }
+        let routed = std::net::UdpSocket::bind((std::net::Ipv4Addr::UNSPECIFIED, 0))
+            .and_then(|probe| probe.connect(peer).and_then(|()| probe.local_addr()));
+        match routed {
+            Ok(SocketAddr::V4(a)) => SocketAddrV4::new(*a.ip(), own.port()),
+            _ => own,
         }
     }
 
     async fn npdu(self: &Arc<Self>, from: SocketAddrV4, bytes: &[u8], reach: Reach) {
         let n = match npdu::decode(bytes) {
             Ok(n) => n,
-            Err(e) => {
-                self.stats.dropped.fetch_add(1, Ordering::Relaxed);
-                tracing::debug!("bacnet: bad NPDU from {from}: {e}");
-                return;
-            }
+            Err(e) => return self.dropped(from, "NPDU", &e),
         };
         if !n.for_local_device() {
             return;
@@ -378,11 +395,7 @@ impl Server {
         };
         let a = match apdu::decode(n.apdu) {
             Ok(a) => a,
-            Err(e) => {
-                self.stats.dropped.fetch_add(1, Ordering::Relaxed);
-                tracing::debug!("bacnet: bad APDU from {from}: {e}");
-                return;
-            }
+            Err(e) => return self.dropped(from, "APDU", &e),
         };
         match a {
             Apdu::UnconfirmedRequest { service, body } => {

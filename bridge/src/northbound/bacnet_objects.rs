@@ -546,14 +546,7 @@ impl PointObject {
             // Relinquishing every priority leaves the field device as it is: the default is
             // what it has now.
             prop::RELINQUISH_DEFAULT => one(self.present_value(sample)),
-            prop::PROPERTY_LIST => array(
-                self.property_ids()
-                    .into_iter()
-                    .filter(|p| !IDENTITY.contains(p))
-                    .map(Value::Enumerated)
-                    .collect(),
-                p.index,
-            ),
+            prop::PROPERTY_LIST => property_list(self.property_ids(), p.index),
             _ => Err(UNKNOWN_PROPERTY),
         }
     }
@@ -570,6 +563,17 @@ fn array(items: Vec<Value>, index: Option<u32>) -> Result<Vec<Value>, PropError>
             .map(|v| vec![v])
             .ok_or((error_class::PROPERTY, error_code::INVALID_ARRAY_INDEX)),
     }
+}
+
+/// Property_List: every property but the four every object has (clause 12.1.1.4.1).
+fn property_list(ids: Vec<u32>, index: Option<u32>) -> Result<Vec<Value>, PropError> {
+    array(
+        ids.into_iter()
+            .filter(|p| !IDENTITY.contains(p))
+            .map(Value::Enumerated)
+            .collect(),
+        index,
+    )
 }
 
 /// Properties of the Device object.
@@ -663,14 +667,7 @@ impl ObjectTable {
             }
             // The bridge keeps UTC: local time is UTC and the offset 0.
             prop::UTC_OFFSET => one(Value::Signed(0)),
-            prop::PROPERTY_LIST => array(
-                device_property_ids()
-                    .into_iter()
-                    .filter(|p| !IDENTITY.contains(p))
-                    .map(Value::Enumerated)
-                    .collect(),
-                p.index,
-            ),
+            prop::PROPERTY_LIST => property_list(device_property_ids(), p.index),
             _ => Err(UNKNOWN_PROPERTY),
         }
     }
