@@ -21,6 +21,8 @@ pub struct Bridge {
     pub http: Option<SocketAddr>,
     /// The OPC UA endpoint URL.
     pub opcua: Option<String>,
+    /// The InfluxDB history sink.
+    pub history: Option<crate::history::HistoryHandle>,
     /// The SNMP agent.
     pub snmp: Option<crate::northbound::snmp::SnmpHandle>,
     /// The BACnet/IP device.
@@ -83,6 +85,12 @@ pub async fn start(config: Config) -> anyhow::Result<Bridge> {
         bacnet = Some(handle);
         tasks.extend(t);
     }
+    let mut history = None;
+    if let Some(h) = &config.influxdb {
+        let (handle, t) = crate::history::start(h, store.clone(), shutdown.subscribe())?;
+        history = Some(handle);
+        tasks.extend(t);
+    }
     let mut snmp = None;
     if let Some(s) = &config.snmp {
         let (handle, t) =
@@ -102,6 +110,7 @@ pub async fn start(config: Config) -> anyhow::Result<Bridge> {
             config: config.clone(),
             servers,
             bacnet: bacnet.as_ref().map(|b| b.stats.clone()),
+            history: history.as_ref().map(|h| h.stats.clone()),
         });
         let mut stop = shutdown.subscribe();
         tasks.push(tokio::spawn(async move {
@@ -114,6 +123,7 @@ pub async fn start(config: Config) -> anyhow::Result<Bridge> {
         }));
     }
     Ok(Bridge {
+        history,
         snmp,
         opcua,
         bacnet,

@@ -30,6 +30,71 @@ struct ConfigDoc {
     devices: Vec<Spanned<DeviceDoc>>,
     #[serde(default)]
     servers: ServersDoc,
+    #[serde(default)]
+    history: HistoryDoc,
+}
+
+#[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct HistoryDoc {
+    #[serde(default)]
+    influxdb: Option<Spanned<InfluxDoc>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct InfluxDoc {
+    #[serde(default = "d_true")]
+    enabled: bool,
+    /// Base URL, e.g. http://127.0.0.1:8086.
+    url: String,
+    /// v1 (`/write`, InfluxDB 1.x and 3.x) or v2 (`/api/v2/write`, InfluxDB 2.x and 3.x).
+    #[serde(default = "d_v1")]
+    api: String,
+    #[serde(default)]
+    database: String,
+    #[serde(default)]
+    retention_policy: String,
+    #[serde(default)]
+    username: Option<String>,
+    #[serde(default)]
+    password: Option<String>,
+    #[serde(default)]
+    org: String,
+    #[serde(default)]
+    bucket: String,
+    #[serde(default)]
+    token: Option<String>,
+    /// Store-and-forward buffer directory (relative to this file).
+    #[serde(default = "d_history_buffer")]
+    buffer_dir: String,
+    #[serde(default = "d_quota_mb")]
+    buffer_quota_mb: u64,
+    #[serde(default = "d_batch_lines")]
+    batch_lines: usize,
+    #[serde(default = "d_batch_ms")]
+    batch_interval_ms: u64,
+    #[serde(default = "d_influx_timeout")]
+    timeout_ms: u64,
+}
+
+fn d_v1() -> String {
+    "v1".into()
+}
+fn d_history_buffer() -> String {
+    "history-buffer".into()
+}
+fn d_quota_mb() -> u64 {
+    512
+}
+fn d_batch_lines() -> usize {
+    5000
+}
+fn d_batch_ms() -> u64 {
+    1000
+}
+fn d_influx_timeout() -> u64 {
+    10_000
 }
 
 #[derive(Debug, Deserialize)]
@@ -552,6 +617,34 @@ pub struct OpcUaSettings {
     pub max_monitored_items: usize,
 }
 
+/// Which InfluxDB write API.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum InfluxApi {
+    V1,
+    V2,
+}
+
+/// History sink settings (`history.influxdb`).
+#[derive(Debug, Clone)]
+pub struct InfluxSettings {
+    pub url: String,
+    pub api: InfluxApi,
+    pub database: String,
+    pub retention_policy: String,
+    pub username: Option<String>,
+    pub password: Option<String>,
+    pub org: String,
+    pub bucket: String,
+    pub token: Option<String>,
+    pub buffer_dir: std::path::PathBuf,
+    pub buffer_quota_bytes: u64,
+    /// A segment is sealed at this size (a quarter of a megabyte by default).
+    pub segment_bytes: u64,
+    pub batch_lines: usize,
+    pub batch_interval: Duration,
+    pub timeout: Duration,
+}
+
 /// An IPv4 network in CIDR form.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Cidr {
@@ -662,6 +755,7 @@ pub struct Config {
     pub opcua: Option<OpcUaSettings>,
     pub bacnet: Option<BacnetSettings>,
     pub snmp: Option<SnmpSettings>,
+    pub influxdb: Option<InfluxSettings>,
     /// Where the profiles came from.
     pub profiles_from: String,
 }
@@ -1111,7 +1205,58 @@ pub fn parse_config(file: &str, text: &str, profiles: &ProfileSet, profiles_from
         }
         _ => None,
     };
+    let influxdb = match &doc.history.influxdb {
+        Some(h) if h.value.enabled => {
+            let line = h.referenced.line();
+            let x = &h.value;
+            let api = match x.api.as_str() {
+                "v1" => InfluxApi::V1,
+                "v2" => InfluxApi::V2,
+                other => {
+                    d.push(file, line, "history.influxdb.api", format!("`{other}` is not v1 or v2"));
+                    InfluxApi::V1
+                }
+            };
+            if !(x.url.starts_with("http://") || x.url.starts_with("https://")) {
+                d.push(
+                    file,
+                    line,
+                    "history.influxdb.url",
+                    format!("`{}` is not an http(s) URL", x.url),
+                );
+            }
+            match api {
+                InfluxApi::V1 if x.database.is_empty() => {
+                    d.push(file, line, "history.influxdb.database", "the v1 API needs a database")
+                }
+                InfluxApi::V2 if x.org.is_empty() || x.bucket.is_empty() => {
+                    d.push(file, line, "history.influxdb", "the v2 API needs org and bucket")
+                }
+                _ => {}
+            }
+            let base = std::path::Path::new(file).parent().unwrap_or(std::path::Path::new("."));
+            Some(InfluxSettings {
+                url: x.url.clone(),
+                api,
+                database: x.database.clone(),
+                retention_policy: x.retention_policy.clone(),
+                username: x.username.clone(),
+                password: x.password.clone(),
+                org: x.org.clone(),
+                bucket: x.bucket.clone(),
+                token: x.token.clone(),
+                buffer_dir: base.join(&x.buffer_dir),
+                buffer_quota_bytes: x.buffer_quota_mb.max(1) * 1024 * 1024,
+                segment_bytes: 256 * 1024,
+                batch_lines: x.batch_lines.clamp(1, 1_000_000),
+                batch_interval: Duration::from_millis(x.batch_interval_ms.clamp(10, 600_000)),
+                timeout: Duration::from_millis(x.timeout_ms.clamp(100, 600_000)),
+            })
+        }
+        _ => None,
+    };
     let config = Config {
+        influxdb,
         snmp,
         bacnet,
         site_name: doc.site.name,

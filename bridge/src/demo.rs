@@ -25,6 +25,8 @@ pub struct DemoPorts {
     pub snmp_traps: Vec<String>,
     /// Where SNMP v3 informs go (user `busbar` of the demo config).
     pub snmp_informs: Vec<String>,
+    /// History to InfluxDB, if given.
+    pub influxdb: Option<crate::config::InfluxSettings>,
 }
 
 impl Default for DemoPorts {
@@ -40,6 +42,7 @@ impl Default for DemoPorts {
             snmp: at(1161),
             snmp_traps: Vec::new(),
             snmp_informs: Vec::new(),
+            influxdb: None,
         }
     }
 }
@@ -80,11 +83,51 @@ pub fn demo_config(sim_gateway: SocketAddr, ports: &DemoPorts) -> anyhow::Result
             s.informs = ports.snmp_informs.iter().map(|t| (t.clone(), user.clone())).collect();
         }
     }
+    config.influxdb = ports.influxdb.clone();
     if let Some(o) = &mut config.opcua {
         o.listen = ports.opcua;
         o.pki_dir = std::env::temp_dir().join("busbar-demo-pki");
     }
     Ok(config)
+}
+
+/// History settings from `busbar demo --influxdb URL`: a v1 URL names its database
+/// (`http://host:8086?db=busbar`); without `?db=` it is the v2 API with org, bucket and token.
+pub fn influx_from_url(
+    url: &str,
+    org: Option<String>,
+    bucket: Option<String>,
+    token: Option<String>,
+    buffer_dir: std::path::PathBuf,
+) -> anyhow::Result<crate::config::InfluxSettings> {
+    use crate::config::{InfluxApi, InfluxSettings};
+    let (base, query) = url.split_once('?').unwrap_or((url, ""));
+    let db = query.split('&').find_map(|kv| kv.strip_prefix("db="));
+    let api = match (db, &org, &bucket) {
+        (Some(_), _, _) => InfluxApi::V1,
+        (None, Some(_), Some(_)) => InfluxApi::V2,
+        _ => anyhow::bail!("--influxdb needs `?db=NAME` (InfluxDB 1.x) or --influx-org and --influx-bucket (2.x)"),
+    };
+    if !(base.starts_with("http://") || base.starts_with("https://")) {
+        anyhow::bail!("--influxdb `{url}` is not an http(s) URL");
+    }
+    Ok(InfluxSettings {
+        url: base.to_string(),
+        api,
+        database: db.unwrap_or_default().to_string(),
+        retention_policy: String::new(),
+        username: None,
+        password: None,
+        org: org.unwrap_or_default(),
+        bucket: bucket.unwrap_or_default(),
+        token,
+        buffer_dir,
+        buffer_quota_bytes: 512 * 1024 * 1024,
+        segment_bytes: 256 * 1024,
+        batch_lines: 5000,
+        batch_interval: std::time::Duration::from_secs(1),
+        timeout: std::time::Duration::from_secs(10),
+    })
 }
 
 /// Start the simulator, then the bridge against it.

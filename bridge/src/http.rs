@@ -26,6 +26,8 @@ pub struct ApiState {
     pub servers: Vec<(String, Arc<Stats>)>,
     /// Counters of the BACnet server, when it runs.
     pub bacnet: Option<Arc<crate::northbound::bacnet::BacnetStats>>,
+    /// Counters of the InfluxDB sink, when it runs.
+    pub history: Option<Arc<crate::history::HistoryStats>>,
 }
 
 pub fn router(state: ApiState) -> Router {
@@ -381,6 +383,62 @@ async fn metrics(State(s): State<ApiState>) -> Response {
                 "gauge",
                 "Foreign devices registered.",
                 load(&b.foreign_devices),
+            ),
+        ] {
+            let _ = writeln!(o, "# HELP {metric} {help}\n# TYPE {metric} {kind}\n{metric} {value}");
+        }
+    }
+    if let Some(h) = &s.history {
+        let load = |a: &std::sync::atomic::AtomicU64| a.load(Ordering::Relaxed);
+        let writes = load(&h.writes);
+        for (metric, kind, help, value) in [
+            (
+                "busbar_history_queued_lines",
+                "gauge",
+                "Lines buffered, not yet acknowledged by InfluxDB.",
+                load(&h.queued) as f64,
+            ),
+            (
+                "busbar_history_buffer_bytes",
+                "gauge",
+                "Bytes of the disk buffer.",
+                load(&h.buffer_bytes) as f64,
+            ),
+            (
+                "busbar_history_written_lines_total",
+                "counter",
+                "Lines InfluxDB acknowledged.",
+                load(&h.written) as f64,
+            ),
+            (
+                "busbar_history_retries_total",
+                "counter",
+                "Writes retried (timeouts, connection errors, 5xx).",
+                load(&h.retries) as f64,
+            ),
+            (
+                "busbar_history_refused_lines_total",
+                "counter",
+                "Lines of batches InfluxDB refused (4xx).",
+                load(&h.refused) as f64,
+            ),
+            (
+                "busbar_history_dropped_lines_total",
+                "counter",
+                "Lines dropped because the buffer was over its quota.",
+                load(&h.dropped_quota) as f64,
+            ),
+            (
+                "busbar_history_writes_total",
+                "counter",
+                "Successful write requests.",
+                writes as f64,
+            ),
+            (
+                "busbar_history_write_seconds_sum",
+                "counter",
+                "Time spent in successful write requests.",
+                load(&h.write_seconds_sum_us) as f64 / 1e6,
             ),
         ] {
             let _ = writeln!(o, "# HELP {metric} {help}\n# TYPE {metric} {kind}\n{metric} {value}");

@@ -103,6 +103,19 @@ struct DemoArgs {
     /// Send SNMPv3 informs (user `busbar`) to this address; repeat for several.
     #[arg(long)]
     snmp_inform: Vec<String>,
+    /// Write history to InfluxDB: `http://HOST:8086?db=NAME` (1.x), or the base URL with
+    /// --influx-org/--influx-bucket/--influx-token (2.x). Without it the demo needs no database.
+    #[arg(long)]
+    influxdb: Option<String>,
+    #[arg(long)]
+    influx_org: Option<String>,
+    #[arg(long)]
+    influx_bucket: Option<String>,
+    #[arg(long)]
+    influx_token: Option<String>,
+    /// Where the history buffer is kept (store-and-forward while InfluxDB is away).
+    #[arg(long, default_value = "busbar-history-buffer")]
+    history_buffer: PathBuf,
     /// The simulator's Modbus-TCP gateway.
     #[arg(long, default_value = "127.0.0.1:15020")]
     sim_gateway: SocketAddr,
@@ -326,10 +339,18 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 snmp,
                 snmp_trap,
                 snmp_inform,
+                influxdb,
+                influx_org,
+                influx_bucket,
+                influx_token,
+                history_buffer,
                 sim_gateway,
                 sim_control,
                 speed,
             } = *args;
+            let influxdb = influxdb
+                .map(|u| demo::influx_from_url(&u, influx_org, influx_bucket, influx_token, history_buffer))
+                .transpose()?;
             if !(speed > 0.0 && speed <= 10_000.0) {
                 anyhow::bail!("--speed must be within (0, 10000]");
             }
@@ -343,6 +364,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 snmp,
                 snmp_traps: snmp_trap,
                 snmp_informs: snmp_inform,
+                influxdb,
             };
             runtime()?.block_on(async move {
                 let (sim, bridge) = demo::start(&ports, speed).await?;
@@ -398,6 +420,9 @@ fn print_endpoints(bridge: &busbar::app::Bridge, sim: Option<&busbar_sim::runner
             "  bacnet/ip device : udp {}  device instance {}  (objects: `busbar export ede`)\n",
             b.local, b.device_instance
         ));
+    }
+    if bridge.history.is_some() {
+        o.push_str("  influxdb history : on (store-and-forward buffer; counters on /metrics busbar_history_*)\n");
     }
     if let Some(s) = &bridge.snmp {
         o.push_str(&format!(

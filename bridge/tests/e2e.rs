@@ -42,6 +42,7 @@ async fn start() -> (Running, Bridge) {
         snmp: any(),
         snmp_traps: Vec::new(),
         snmp_informs: Vec::new(),
+        influxdb: None,
     };
     let mut config = demo_config(sim.gateway(), &ports).unwrap_or_else(|e| panic!("{e}"));
     // OPC UA has its own tests; these are about acquisition and Modbus.

@@ -1,0 +1,223 @@
+//! History to InfluxDB (docs/influxdb.md): store changes become line protocol
+//! ([`schema`]), go to a disk buffer first ([`buffer`]) and are posted oldest first
+//! ([`writer`]); a batch leaves the buffer only when InfluxDB has answered for it.
+
+pub mod buffer;
+pub mod schema;
+pub mod writer;
+
+use crate::config::InfluxSettings;
+use crate::store::{Notice, Store};
+use buffer::DiskBuffer;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime};
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+use writer::{Outcome, Writer};
+
+/// Counters for /metrics.
+#[derive(Debug, Default)]
+pub struct HistoryStats {
+    /// Lines in the buffer, not yet acknowledged.
+    pub queued: AtomicU64,
+    pub buffer_bytes: AtomicU64,
+    pub written: AtomicU64,
+    pub retries: AtomicU64,
+    /// Lines InfluxDB refused (4xx).
+    pub refused: AtomicU64,
+    /// Lines dropped because the buffer was over its quota.
+    pub dropped_quota: AtomicU64,
+    pub write_seconds_sum_us: AtomicU64,
+    pub writes: AtomicU64,
+}
+
+pub struct HistoryHandle {
+    pub stats: Arc<HistoryStats>,
+}
+
+fn lock(b: &Mutex<DiskBuffer>) -> std::sync::MutexGuard<'_, DiskBuffer> {
+    b.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// Start the feeder (store -> buffer) and the sender (buffer -> InfluxDB).
+pub fn start(
+    s: &InfluxSettings,
+    store: Arc<Store>,
+    shutdown: watch::Receiver<bool>,
+) -> anyhow::Result<(HistoryHandle, Vec<JoinHandle<()>>)> {
+    let buffer = DiskBuffer::open(&s.buffer_dir, s.buffer_quota_bytes, s.segment_bytes)
+        .map_err(|e| anyhow::anyhow!("history: cannot open the buffer {}: {e}", s.buffer_dir.display()))?;
+    if buffer.lines() > 0 {
+        tracing::info!(
+            "history: {} buffered lines from a previous run will be sent first",
+            buffer.lines()
+        );
+    }
+    let buffer = Arc::new(Mutex::new(buffer));
+    let stats = Arc::new(HistoryStats::default());
+    let writer = Writer::new(s)?;
+    let feeder = tokio::spawn(feed(
+        store,
+        buffer.clone(),
+        stats.clone(),
+        s.batch_interval,
+        s.batch_lines,
+        shutdown.clone(),
+    ));
+    let sender = tokio::spawn(send(writer, buffer, stats.clone(), shutdown));
+    Ok((HistoryHandle { stats }, vec![feeder, sender]))
+}
+
+fn publish(b: &DiskBuffer, stats: &HistoryStats) {
+    stats.queued.store(b.lines(), Ordering::Relaxed);
+    stats.buffer_bytes.store(b.bytes(), Ordering::Relaxed);
+}
+
+async fn feed(
+    store: Arc<Store>,
+    buffer: Arc<Mutex<DiskBuffer>>,
+    stats: Arc<HistoryStats>,
+    interval: Duration,
+    batch_lines: usize,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    let mut changes = store.subscribe();
+    let mut pending = vec![false; store.len()];
+    let mut changed: Vec<u32> = Vec::new();
+    let mut online: Vec<Option<bool>> = vec![None; store.device_count()];
+    // Every point once at start: the first values of the run.
+    changed.extend(0..store.len() as u32);
+    let mut tick = tokio::time::interval(interval);
+    loop {
+        let stop = tokio::select! {
+            n = changes.next() => {
+                match n {
+                    Notice::Changed(p) => {
+                        if let Some(f) = pending.get_mut(p as usize) {
+                            if !*f {
+                                *f = true;
+                                changed.push(p);
+                            }
+                        }
+                    }
+                    Notice::Resync => changed = (0..store.len() as u32).collect(),
+                    Notice::Closed => return,
+                }
+                if changed.len() < batch_lines {
+                    continue;
+                }
+                false
+            }
+            _ = tick.tick() => false,
+            _ = shutdown.changed() => true,
+        };
+        let mut out = Vec::with_capacity(changed.len() * 48);
+        let mut lines = schema::point_lines(&store, &changed, &mut out);
+        for p in changed.drain(..) {
+            if let Some(f) = pending.get_mut(p as usize) {
+                *f = false;
+            }
+        }
+        let now = SystemTime::now();
+        for (d, last) in online.iter_mut().enumerate() {
+            let is = store.status(d).filter(|s| s.polls > 0).map(|s| s.online);
+            if is.is_some() && is != *last {
+                *last = is;
+                lines += schema::status_line(&store, d, now, &mut out);
+            }
+        }
+        {
+            let mut b = lock(&buffer);
+            match b.append(&out, lines) {
+                Ok(dropped) if dropped > 0 => {
+                    stats.dropped_quota.fetch_add(dropped, Ordering::Relaxed);
+                    tracing::warn!("history: buffer over its quota: dropped the {dropped} oldest lines");
+                }
+                Ok(_) => {}
+                Err(e) => tracing::error!("history: cannot write the buffer: {e} ({lines} lines lost)"),
+            }
+            b.seal();
+            publish(&b, &stats);
+        }
+        if stop {
+            return;
+        }
+    }
+}
+
+async fn send(
+    writer: Writer,
+    buffer: Arc<Mutex<DiskBuffer>>,
+    stats: Arc<HistoryStats>,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    let mut backoff = Duration::from_secs(1);
+    loop {
+        let next = lock(&buffer).oldest().cloned();
+        let Some(seg) = next else {
+            tokio::select! {
+                _ = tokio::time::sleep(Duration::from_millis(100)) => continue,
+                _ = shutdown.changed() => return,
+            }
+        };
+        let mut data = match std::fs::read(&seg.path) {
+            Ok(d) => d,
+            Err(e) => {
+                tracing::error!("history: cannot read {}: {e}", seg.path.display());
+                let _ = lock(&buffer).remove(seg.id);
+                continue;
+            }
+        };
+        // A line cut short by a crash has no newline: drop that fragment.
+        if let Some(last) = data.iter().rposition(|b| *b == b'\n') {
+            data.truncate(last + 1);
+        } else {
+            data.clear();
+        }
+        let started = Instant::now();
+        let outcome = if data.is_empty() {
+            Outcome::Written
+        } else {
+            writer.post(&data).await
+        };
+        match outcome {
+            Outcome::Written => {
+                stats.writes.fetch_add(1, Ordering::Relaxed);
+                stats
+                    .write_seconds_sum_us
+                    .fetch_add(started.elapsed().as_micros() as u64, Ordering::Relaxed);
+                stats.written.fetch_add(seg.lines, Ordering::Relaxed);
+                backoff = Duration::from_secs(1);
+                let mut b = lock(&buffer);
+                if let Err(e) = b.remove(seg.id) {
+                    tracing::error!("history: cannot remove {}: {e}", seg.path.display());
+                }
+                publish(&b, &stats);
+            }
+            Outcome::Refused { status, message } => {
+                stats.refused.fetch_add(seg.lines, Ordering::Relaxed);
+                tracing::warn!(
+                    "history: InfluxDB refused a batch of {} lines (HTTP {status}: {}); valid lines of a partial write are kept by InfluxDB, the batch is not retried",
+                    seg.lines,
+                    message.trim()
+                );
+                let mut b = lock(&buffer);
+                let _ = b.remove(seg.id);
+                publish(&b, &stats);
+            }
+            Outcome::Retry { reason } => {
+                stats.retries.fetch_add(1, Ordering::Relaxed);
+                tracing::warn!(
+                    "history: InfluxDB unavailable ({reason}); {} lines kept, retrying in {backoff:?}",
+                    lock(&buffer).lines()
+                );
+                tokio::select! {
+                    _ = tokio::time::sleep(backoff) => {}
+                    _ = shutdown.changed() => return,
+                }
+                backoff = (backoff * 2).min(Duration::from_secs(30));
+            }
+        }
+    }
+}

@@ -1,0 +1,186 @@
+//! The history schema (docs/influxdb.md): one measurement per device family, tags `site`,
+//! `device`, `profile` (and the block, e.g. `tank=3`, for repeated blocks), one field per
+//! point, timestamps from the device read (ms). A point whose quality is not good is not
+//! written as a value: a string field `<point>_quality` says why. Device communication goes to
+//! the `device_status` measurement. This module is the one place for that layout.
+
+use crate::store::{PointIdx, PointValue, Sample, Store};
+use busbar_core::quality::Quality;
+use influxdb_line_protocol::LineProtocolBuilder;
+use std::collections::BTreeMap;
+use std::time::SystemTime;
+
+/// Measurement of device communication status.
+pub const DEVICE_STATUS: &str = "device_status";
+
+/// One field of a line.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Field {
+    Float(f64),
+    Text(String),
+    Bool(bool),
+    Int(i64),
+}
+
+/// The key of a line: which device (and block instance) at which time.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+struct LineKey {
+    time_ms: u64,
+    device: usize,
+    block: Option<(String, u16)>,
+}
+
+fn ms(t: SystemTime) -> u64 {
+    busbar_core::time::unix_ms(t)
+}
+
+/// Append one line; returns false (and writes nothing) without fields.
+pub fn write_line(
+    out: &mut Vec<u8>,
+    measurement: &str,
+    tags: &[(&str, &str)],
+    fields: &[(String, Field)],
+    time_ms: u64,
+) -> bool {
+    let Some(((k0, v0), rest)) = fields.split_first() else {
+        return false;
+    };
+    let mut b = LineProtocolBuilder::new_with(std::mem::take(out)).measurement(measurement);
+    for (k, v) in tags {
+        if !v.is_empty() {
+            b = b.tag(k, v);
+        }
+    }
+    let mut b = match v0 {
+        Field::Float(x) => b.field(k0, *x),
+        Field::Text(t) => b.field(k0, t.as_str()),
+        Field::Bool(x) => b.field(k0, *x),
+        Field::Int(x) => b.field(k0, *x),
+    };
+    for (k, v) in rest {
+        b = match v {
+            Field::Float(x) => b.field(k, *x),
+            Field::Text(t) => b.field(k, t.as_str()),
+            Field::Bool(x) => b.field(k, *x),
+            Field::Int(x) => b.field(k, *x),
+        };
+    }
+    *out = b.timestamp(time_ms as i64).close_line().build();
+    true
+}
+
+/// Lines for the samples of `points` (changed points); returns how many lines were written.
+pub fn point_lines(store: &Store, points: &[PointIdx], out: &mut Vec<u8>) -> u64 {
+    let samples = store.samples();
+    let mut lines: BTreeMap<LineKey, Vec<(String, Field)>> = BTreeMap::new();
+    for &p in points {
+        let (Some(meta), Some(sample)) = (store.meta(p), samples.get(p as usize)) else {
+            continue;
+        };
+        let Some(point) = store
+            .device_profile(meta.device)
+            .and_then(|pr| pr.points.get(meta.profile_point))
+        else {
+            continue;
+        };
+        let Some(time) = sample.source_time else { continue };
+        let block = point.block.as_ref().map(|b| (b.name.clone(), b.index));
+        let key = LineKey {
+            time_ms: ms(time),
+            device: meta.device,
+            block,
+        };
+        lines.entry(key).or_default().push(field_of(&point.name, sample));
+    }
+    drop(samples);
+    let site = store.site_id.clone();
+    let mut n = 0;
+    for (key, fields) in lines {
+        let (Some(profile), name) = (store.device_profile(key.device), store.device_name(key.device)) else {
+            continue;
+        };
+        let index;
+        let mut tags: Vec<(&str, &str)> = vec![("site", &site), ("device", name), ("profile", &profile.name)];
+        if let Some((block, i)) = &key.block {
+            index = i.to_string();
+            tags.push((block.as_str(), index.as_str()));
+        }
+        if write_line(out, profile.family.as_str(), &tags, &fields, key.time_ms) {
+            n += 1;
+        }
+    }
+    n
+}
+
+/// The field of a sample: its value when good or stale, else its quality.
+fn field_of(name: &str, sample: &Sample) -> (String, Field) {
+    match (&sample.value, sample.quality) {
+        (Some(PointValue::Number(v)), Quality::Good | Quality::Stale) if v.is_finite() => {
+            (name.to_string(), Field::Float(*v))
+        }
+        (Some(PointValue::Text(t)), Quality::Good | Quality::Stale) => (name.to_string(), Field::Text(t.clone())),
+        (_, q) => (format!("{name}_quality"), Field::Text(q.as_str().to_string())),
+    }
+}
+
+/// A `device_status` line for device `d`.
+pub fn status_line(store: &Store, d: usize, time: SystemTime, out: &mut Vec<u8>) -> u64 {
+    let Some(st) = store.status(d).map(|s| s.clone()) else {
+        return 0;
+    };
+    let Some(profile) = store.device_profile(d) else {
+        return 0;
+    };
+    let tags = [
+        ("site", store.site_id.as_str()),
+        ("device", store.device_name(d)),
+        ("profile", profile.name.as_str()),
+    ];
+    let fields = vec![
+        ("online".to_string(), Field::Bool(st.online)),
+        ("failures".to_string(), Field::Int(st.failures as i64)),
+        (
+            "consecutive_failures".to_string(),
+            Field::Int(i64::from(st.consecutive_failures)),
+        ),
+    ];
+    u64::from(write_line(out, DEVICE_STATUS, &tags, &fields, ms(time)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::Reading;
+    use busbar_core::profile::embedded;
+
+    #[test]
+    fn lines_follow_the_schema_and_escape_what_they_must() {
+        let profiles = embedded::profiles().unwrap_or_else(|e| panic!("{e}"));
+        let text =
+            "site: { name: S, id: 'site one' }\nconnections: [{ name: gw, tcp: { host: h, port: 1 } }]\ndevices:\n  \
+                    - { name: tanks, profile: fafnir-visy-tanks, connection: gw, unit_id: 1 }\n";
+        let config = crate::config::parse_config("t.yaml", text, &profiles, "x").unwrap_or_else(|e| panic!("{e}"));
+        let store = Store::new(&config, 16);
+        let vol = store.find("tanks/tank2.volume").unwrap_or(0);
+        let temp = store.find("tanks/tank2.temperature").unwrap_or(0);
+        let water = store.find("tanks/tank3.water_level").unwrap_or(0);
+        let t = std::time::UNIX_EPOCH + std::time::Duration::from_millis(1_795_314_495_123);
+        store.update(
+            &[
+                (vol, Reading::Value(PointValue::Number(21000.5), Quality::Good)),
+                (temp, Reading::Value(PointValue::Number(11.25), Quality::Good)),
+                (water, Reading::Value(PointValue::Number(9.0), Quality::OutOfRange)),
+            ],
+            t,
+        );
+        let mut out = Vec::new();
+        let n = point_lines(&store, &[vol, temp, water], &mut out);
+        let text = String::from_utf8(out).unwrap_or_default();
+        assert_eq!(n, 2, "{text}");
+        assert_eq!(
+            text,
+            "tank_gauge,site=site\\ one,device=tanks,profile=fafnir-visy-tanks,tank=2 volume=21000.5,temperature=11.25 1795314495123\n\
+             tank_gauge,site=site\\ one,device=tanks,profile=fafnir-visy-tanks,tank=3 water_level_quality=\"out_of_range\" 1795314495123\n"
+        );
+    }
+}
