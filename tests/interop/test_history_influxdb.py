@@ -187,3 +187,41 @@ def test_an_outage_and_a_kill_9_lose_nothing(influxd, tmp_path):
     finally:
         proc.kill()
         proc.wait()
+
+
+def test_the_v2_write_path_against_victoriametrics(tmp_path):
+    """VictoriaMetrics accepts /api/v2/write?org=&bucket= (the InfluxDB 2.x API); metric names
+    become `<measurement>_<field>` and tags become labels."""
+    port = free_port()
+    vm = subprocess.Popen([shutil.which("victoria-metrics") or "victoria-metrics",
+                           f"-storageDataPath={tmp_path / 'vm'}", f"-httpListenAddr=127.0.0.1:{port}",
+                           "-retentionPeriod=100y", "-search.latencyOffset=0s"],
+                          stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    http = free_port()
+    proc = None
+    try:
+        url = f"http://127.0.0.1:{port}"
+        assert wait_until(lambda: urllib.request.urlopen(url + "/health", timeout=1).status == 200, 20)
+        proc = subprocess.Popen(
+            [find_binary("busbar"), "demo", "--modbus", "127.0.0.1:0", "--http", f"127.0.0.1:{http}", "--opcua",
+             "127.0.0.1:0", "--bacnet", "127.0.0.1:0", "--snmp", "127.0.0.1:0", "--sim-gateway", "127.0.0.1:0",
+             "--sim-control", "127.0.0.1:0", "--influxdb", url, "--influx-org", "site", "--influx-bucket", "busbar",
+             "--influx-token", "not-checked", "--history-buffer", str(tmp_path / "buf")],
+            cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+        def series():
+            q = urllib.parse.urlencode({"query": 'meter_v1{device="main_meter"}'})
+            with urllib.request.urlopen(f"{url}/api/v1/query?{q}", timeout=5) as r:
+                return json.loads(r.read())["data"]["result"]
+
+        assert wait_until(lambda: len(series()) == 1, 30)
+        labels = series()[0]["metric"]
+        assert labels["site"] == "station-nord" and labels["profile"] == "socomec-diris-a40", labels
+        assert 180 < float(series()[0]["value"][1]) < 260
+        assert metric(f"http://127.0.0.1:{http}", "busbar_history_refused_lines_total") == 0
+    finally:
+        if proc:
+            proc.kill()
+            proc.wait()
+        vm.terminate()
+        vm.wait()
