@@ -87,7 +87,11 @@ async fn feed(
     let mut changed: Vec<u32> = Vec::new();
     let mut online: Vec<Option<bool>> = vec![None; store.device_count()];
     // Every point once at start: the first values of the run.
-    changed.extend(0..store.len() as u32);
+    let all = |pending: &mut Vec<bool>, changed: &mut Vec<u32>| {
+        pending.iter_mut().for_each(|f| *f = true);
+        *changed = (0..store.len() as u32).collect();
+    };
+    all(&mut pending, &mut changed);
     let mut tick = tokio::time::interval(interval);
     loop {
         let stop = tokio::select! {
@@ -101,7 +105,7 @@ async fn feed(
                             }
                         }
                     }
-                    Notice::Resync => changed = (0..store.len() as u32).collect(),
+                    Notice::Resync => all(&mut pending, &mut changed),
                     Notice::Closed => return,
                 }
                 if changed.len() < batch_lines {
