@@ -222,6 +222,13 @@ fn label(v: &str) -> String {
     v.replace('\\', "\\\\").replace('"', "\\\"").replace('\n', "\\n")
 }
 
+/// Unlabelled metrics: (name, type, help, value) each.
+fn plain_metrics(o: &mut String, rows: &[(&str, &str, &str, f64)]) {
+    for (metric, kind, help, value) in rows {
+        let _ = writeln!(o, "# HELP {metric} {help}\n# TYPE {metric} {kind}\n{metric} {value}");
+    }
+}
+
 async fn metrics(State(s): State<ApiState>) -> Response {
     let mut o = String::new();
     let n = s.store.device_count();
@@ -345,104 +352,104 @@ async fn metrics(State(s): State<ApiState>) -> Response {
             let _ = writeln!(o, "{metric}{{server=\"{}\"}} {}", label(name), get(st));
         }
     }
+    let load = |a: &std::sync::atomic::AtomicU64| a.load(Ordering::Relaxed);
     if let Some(b) = &s.bacnet {
-        let load = |a: &std::sync::atomic::AtomicU64| a.load(Ordering::Relaxed);
-        for (metric, kind, help, value) in [
-            (
-                "busbar_bacnet_requests_total",
-                "counter",
-                "BACnet requests received.",
-                load(&b.requests),
-            ),
-            (
-                "busbar_bacnet_rejected_total",
-                "counter",
-                "BACnet requests rejected (malformed or unknown service).",
-                load(&b.rejected),
-            ),
-            (
-                "busbar_bacnet_dropped_total",
-                "counter",
-                "Datagrams dropped (bad BVLL, NPDU or APDU).",
-                load(&b.dropped),
-            ),
-            (
-                "busbar_bacnet_notifications_total",
-                "counter",
-                "COV notifications sent (retries excluded).",
-                load(&b.notifications),
-            ),
-            (
-                "busbar_bacnet_cov_subscriptions",
-                "gauge",
-                "COV subscriptions held.",
-                load(&b.subscriptions),
-            ),
-            (
-                "busbar_bacnet_foreign_devices",
-                "gauge",
-                "Foreign devices registered.",
-                load(&b.foreign_devices),
-            ),
-        ] {
-            let _ = writeln!(o, "# HELP {metric} {help}\n# TYPE {metric} {kind}\n{metric} {value}");
-        }
+        plain_metrics(
+            &mut o,
+            &[
+                (
+                    "busbar_bacnet_requests_total",
+                    "counter",
+                    "BACnet requests received.",
+                    load(&b.requests) as f64,
+                ),
+                (
+                    "busbar_bacnet_rejected_total",
+                    "counter",
+                    "BACnet requests rejected (malformed or unknown service).",
+                    load(&b.rejected) as f64,
+                ),
+                (
+                    "busbar_bacnet_dropped_total",
+                    "counter",
+                    "Datagrams dropped (bad BVLL, NPDU or APDU).",
+                    load(&b.dropped) as f64,
+                ),
+                (
+                    "busbar_bacnet_notifications_total",
+                    "counter",
+                    "COV notifications sent (retries excluded).",
+                    load(&b.notifications) as f64,
+                ),
+                (
+                    "busbar_bacnet_cov_subscriptions",
+                    "gauge",
+                    "COV subscriptions held.",
+                    load(&b.subscriptions) as f64,
+                ),
+                (
+                    "busbar_bacnet_foreign_devices",
+                    "gauge",
+                    "Foreign devices registered.",
+                    load(&b.foreign_devices) as f64,
+                ),
+            ],
+        );
     }
     if let Some(h) = &s.history {
-        let load = |a: &std::sync::atomic::AtomicU64| a.load(Ordering::Relaxed);
-        let writes = load(&h.writes);
-        for (metric, kind, help, value) in [
-            (
-                "busbar_history_queued_lines",
-                "gauge",
-                "Lines buffered, not yet acknowledged by InfluxDB.",
-                load(&h.queued) as f64,
-            ),
-            (
-                "busbar_history_buffer_bytes",
-                "gauge",
-                "Bytes of the disk buffer.",
-                load(&h.buffer_bytes) as f64,
-            ),
-            (
-                "busbar_history_written_lines_total",
-                "counter",
-                "Lines InfluxDB acknowledged.",
-                load(&h.written) as f64,
-            ),
-            (
-                "busbar_history_retries_total",
-                "counter",
-                "Writes retried (timeouts, connection errors, 5xx).",
-                load(&h.retries) as f64,
-            ),
-            (
-                "busbar_history_refused_lines_total",
-                "counter",
-                "Lines of batches InfluxDB refused (4xx).",
-                load(&h.refused) as f64,
-            ),
-            (
-                "busbar_history_dropped_lines_total",
-                "counter",
-                "Lines dropped because the buffer was over its quota.",
-                load(&h.dropped_quota) as f64,
-            ),
-            (
-                "busbar_history_writes_total",
-                "counter",
-                "Successful write requests.",
-                writes as f64,
-            ),
-            (
-                "busbar_history_write_seconds_sum",
-                "counter",
-                "Time spent in successful write requests.",
-                load(&h.write_seconds_sum_us) as f64 / 1e6,
-            ),
-        ] {
-            let _ = writeln!(o, "# HELP {metric} {help}\n# TYPE {metric} {kind}\n{metric} {value}");
-        }
+        plain_metrics(
+            &mut o,
+            &[
+                (
+                    "busbar_history_queued_lines",
+                    "gauge",
+                    "Lines buffered, not yet acknowledged by InfluxDB.",
+                    load(&h.queued) as f64,
+                ),
+                (
+                    "busbar_history_buffer_bytes",
+                    "gauge",
+                    "Bytes of the disk buffer.",
+                    load(&h.buffer_bytes) as f64,
+                ),
+                (
+                    "busbar_history_written_lines_total",
+                    "counter",
+                    "Lines InfluxDB acknowledged.",
+                    load(&h.written) as f64,
+                ),
+                (
+                    "busbar_history_retries_total",
+                    "counter",
+                    "Writes retried (timeouts, connection errors, 5xx).",
+                    load(&h.retries) as f64,
+                ),
+                (
+                    "busbar_history_refused_lines_total",
+                    "counter",
+                    "Lines of batches InfluxDB refused (4xx).",
+                    load(&h.refused) as f64,
+                ),
+                (
+                    "busbar_history_dropped_lines_total",
+                    "counter",
+                    "Lines dropped because the buffer was over its quota.",
+                    load(&h.dropped_quota) as f64,
+                ),
+                (
+                    "busbar_history_writes_total",
+                    "counter",
+                    "Successful write requests.",
+                    load(&h.writes) as f64,
+                ),
+                (
+                    "busbar_history_write_seconds_sum",
+                    "counter",
+                    "Time spent in successful write requests.",
+                    load(&h.write_seconds_sum_us) as f64 / 1e6,
+                ),
+            ],
+        );
     }
     ([("content-type", "text/plain; version=0.0.4")], o).into_response()
 }

@@ -64,6 +64,18 @@ struct CovSubscription {
     last: Option<(Value, Value)>,
 }
 
+/// The object a read is about, with what it is read from.
+// One lives on the stack for the duration of a read, never in a collection: no need to box.
+#[allow(clippy::large_enum_variant)]
+enum Target<'a> {
+    Device,
+    Point(
+        &'a super::bacnet_objects::PointObject,
+        ObjectState,
+        crate::store::Sample,
+    ),
+}
+
 /// A confirmed notification waiting for its SimpleAck.
 struct Pending {
     peer: SocketAddrV4,
@@ -562,56 +574,63 @@ impl Server {
         out
     }
 
-    /// One property of one object.
-    fn read(&self, object: ObjectId, p: PropertyRef) -> Result<Vec<Value>, PropError> {
+    /// What properties of `object` are read from: the Device object, or a point object with its
+    /// sample and state taken once (a ReadPropertyMultiple reads many properties of it).
+    fn target(&self, object: ObjectId) -> Result<Target<'_>, PropError> {
         if self.table.is_device(object) {
-            return self.table.read_device(p, SystemTime::now());
+            return Ok(Target::Device);
         }
-        let i = self
-            .table
-            .find(object)
-            .ok_or((error_class::OBJECT, error_code::UNKNOWN_OBJECT))?;
+        let i = self.table.find(object).ok_or(UNKNOWN_OBJECT)?;
         let o = &self.table.objects[i];
         let sample = self.store.sample(o.point).unwrap_or_default();
         let state = self.state().objects.get(i).cloned().ok_or(UNKNOWN_OBJECT)?;
-        o.read(&state, &sample, p)
+        Ok(Target::Point(o, state, sample))
+    }
+
+    fn read_from(&self, t: &Target<'_>, p: PropertyRef) -> Result<Vec<Value>, PropError> {
+        match t {
+            Target::Device => self.table.read_device(p, SystemTime::now()),
+            Target::Point(o, state, sample) => o.read(state, sample, p),
+        }
+    }
+
+    /// One property of one object.
+    fn read(&self, object: ObjectId, p: PropertyRef) -> Result<Vec<Value>, PropError> {
+        self.read_from(&self.target(object)?, p)
     }
 
     /// The results of one ReadPropertyMultiple access spec, ALL / REQUIRED / OPTIONAL expanded.
     fn read_multiple(&self, object: ObjectId, props: &[PropertyRef]) -> (ObjectId, Vec<ReadResult>) {
-        let is_device = self.table.is_device(object);
-        let index = if is_device { None } else { self.table.find(object) };
-        let id = if is_device { self.table.device.id } else { object };
-        let Some(all) = (if is_device {
-            Some(device_property_ids())
-        } else {
-            index.map(|i| self.table.objects[i].property_ids())
-        }) else {
-            let results = props
-                .iter()
-                .map(|p| ReadResult {
-                    property: *p,
-                    result: Err(UNKNOWN_OBJECT),
-                })
-                .collect();
-            return (id, results);
+        let t = match self.target(object) {
+            Ok(t) => t,
+            Err(e) => {
+                let results = props
+                    .iter()
+                    .map(|p| ReadResult {
+                        property: *p,
+                        result: Err(e),
+                    })
+                    .collect();
+                return (object, results);
+            }
         };
-        let optional = optional_of(index.map(|i| &self.table.objects[i]));
-        let mut results = Vec::new();
+        let (id, all, optional) = match &t {
+            Target::Device => (self.table.device.id, device_property_ids(), optional_of(None)),
+            Target::Point(o, _, _) => (o.id, o.property_ids(), optional_of(Some(o))),
+        };
+        let mut results = Vec::with_capacity(props.len());
         for p in props {
             match expand_special(p.property, &all, optional) {
-                Some(list) => {
-                    for property in list {
-                        let pr = PropertyRef { property, index: None };
-                        results.push(ReadResult {
-                            property: pr,
-                            result: self.read(object, pr),
-                        });
+                Some(list) => results.extend(list.into_iter().map(|property| {
+                    let pr = PropertyRef { property, index: None };
+                    ReadResult {
+                        property: pr,
+                        result: self.read_from(&t, pr),
                     }
-                }
+                })),
                 None => results.push(ReadResult {
                     property: *p,
-                    result: self.read(object, *p),
+                    result: self.read_from(&t, *p),
                 }),
             }
         }
@@ -672,7 +691,7 @@ impl Server {
         }
         let i = self.table.find(w.object).ok_or(UNKNOWN_OBJECT)?;
         let o = &self.table.objects[i];
-        if !o.property_ids().contains(&w.property.property) {
+        if !o.has_property(w.property.property) {
             return Err((error_class::PROPERTY, error_code::UNKNOWN_PROPERTY));
         }
         let [value] = w.value.as_slice() else {
@@ -753,9 +772,26 @@ impl Server {
             next_invoke,
             ..
         } = &mut *st;
+        // The values of one object, read once however many subscribe to it.
+        let mut memo: Option<(usize, (Value, Value))> = None;
+        let pv = PropertyRef {
+            property: prop::PRESENT_VALUE,
+            index: None,
+        };
+        let flags = PropertyRef {
+            property: prop::STATUS_FLAGS,
+            index: None,
+        };
         for sub in subscriptions.iter_mut().filter(|s| which(s)) {
-            let Some(current) = self.cov_values(sub.object) else {
-                continue;
+            let current = match &memo {
+                Some((object, values)) if *object == sub.object => values.clone(),
+                _ => {
+                    let Some(values) = self.cov_values(sub.object) else {
+                        continue;
+                    };
+                    memo = Some((sub.object, values.clone()));
+                    values
+                }
             };
             let increment = sub
                 .increment
@@ -773,50 +809,29 @@ impl Server {
             let remaining = sub
                 .expires
                 .map_or(0, |e| e.saturating_duration_since(now).as_secs().max(1) as u32);
-            let values: Vec<(PropertyRef, Vec<Value>)> = match sub.property {
-                Some(p) if p.property == prop::STATUS_FLAGS => vec![(p, vec![current.1.clone()])],
-                Some(p) => vec![
-                    (p, vec![current.0.clone()]),
-                    (
-                        PropertyRef {
-                            property: prop::STATUS_FLAGS,
-                            index: None,
-                        },
-                        vec![current.1.clone()],
-                    ),
-                ],
-                None => vec![
-                    (
-                        PropertyRef {
-                            property: prop::PRESENT_VALUE,
-                            index: None,
-                        },
-                        vec![current.0.clone()],
-                    ),
-                    (
-                        PropertyRef {
-                            property: prop::STATUS_FLAGS,
-                            index: None,
-                        },
-                        vec![current.1.clone()],
-                    ),
-                ],
-            };
+            // Status_Flags always; Present_Value (or the subscribed property) unless only the
+            // flags were asked for.
+            let mut values = Vec::with_capacity(2);
+            match sub.property {
+                Some(p) if p.property == prop::STATUS_FLAGS => {}
+                Some(p) => values.push((p, vec![current.0.clone()])),
+                None => values.push((pv, vec![current.0.clone()])),
+            }
+            values.push((flags, vec![current.1.clone()]));
             let mut a = Vec::with_capacity(64);
-            if sub.confirmed {
+            let invoke = sub.confirmed.then(|| {
                 // An invoke id not in flight; with 256 in flight the oldest is given up.
                 let id = *next_invoke;
                 *next_invoke = next_invoke.wrapping_add(1);
-                apdu::confirmed_request_header(&mut a, id, confirmed::CONFIRMED_COV_NOTIFICATION);
-                service::encode_cov_notification(
-                    &mut a,
-                    sub.process_id,
-                    self.table.device.id,
-                    o.id,
-                    remaining,
-                    &values,
-                );
-                let datagram = unicast_datagram(&sub.peer, true, &a);
+                id
+            });
+            match invoke {
+                Some(id) => apdu::confirmed_request_header(&mut a, id, confirmed::CONFIRMED_COV_NOTIFICATION),
+                None => apdu::unconfirmed_request_header(&mut a, unconfirmed::UNCONFIRMED_COV_NOTIFICATION),
+            }
+            service::encode_cov_notification(&mut a, sub.process_id, self.table.device.id, o.id, remaining, &values);
+            let datagram = unicast_datagram(&sub.peer, invoke.is_some(), &a);
+            if let Some(id) = invoke {
                 pending.insert(
                     id,
                     Pending {
@@ -826,19 +841,8 @@ impl Server {
                         tries: 1,
                     },
                 );
-                out.push((sub.peer.addr, datagram));
-            } else {
-                apdu::unconfirmed_request_header(&mut a, unconfirmed::UNCONFIRMED_COV_NOTIFICATION);
-                service::encode_cov_notification(
-                    &mut a,
-                    sub.process_id,
-                    self.table.device.id,
-                    o.id,
-                    remaining,
-                    &values,
-                );
-                out.push((sub.peer.addr, unicast_datagram(&sub.peer, false, &a)));
             }
+            out.push((sub.peer.addr, datagram));
             sub.last = Some(current);
         }
         out

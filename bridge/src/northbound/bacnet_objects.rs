@@ -471,24 +471,29 @@ impl PointObject {
     /// Every property this object has, for Property_List and ReadPropertyMultiple ALL.
     pub fn property_ids(&self) -> Vec<u32> {
         let (req, opt) = self.class.properties();
-        let mut out: Vec<u32> = IDENTITY.to_vec();
-        out.extend_from_slice(req);
-        for &p in opt {
-            let present = match p {
-                prop::MIN_PRES_VALUE | prop::MAX_PRES_VALUE => self.range.is_some(),
-                _ => true,
-            };
-            if present {
-                out.push(p);
-            }
-        }
-        out
+        IDENTITY
+            .iter()
+            .chain(req)
+            .chain(opt.iter().filter(|p| self.optional_present(**p)))
+            .copied()
+            .collect()
+    }
+
+    /// Whether an optional property of the class is there (the range ones need a range).
+    fn optional_present(&self, p: u32) -> bool {
+        !matches!(p, prop::MIN_PRES_VALUE | prop::MAX_PRES_VALUE) || self.range.is_some()
+    }
+
+    /// Whether the object has property `p` (without building the list: it is asked per read).
+    pub fn has_property(&self, p: u32) -> bool {
+        let (req, opt) = self.class.properties();
+        IDENTITY.contains(&p) || req.contains(&p) || (opt.contains(&p) && self.optional_present(p))
     }
 
     /// Read one property.
     pub fn read(&self, state: &ObjectState, sample: &Sample, p: PropertyRef) -> Result<Vec<Value>, PropError> {
         let one = |v: Value| Ok(vec![v]);
-        if !self.property_ids().contains(&p.property) {
+        if !self.has_property(p.property) {
             return Err(UNKNOWN_PROPERTY);
         }
         let is_array = matches!(
@@ -612,7 +617,10 @@ impl ObjectTable {
     /// Read a property of the Device object.
     pub fn read_device(&self, p: PropertyRef, now: SystemTime) -> Result<Vec<Value>, PropError> {
         let one = |v: Value| Ok(vec![v]);
-        if !device_property_ids().contains(&p.property) {
+        if !(IDENTITY.contains(&p.property)
+            || DEVICE_REQUIRED.contains(&p.property)
+            || DEVICE_OPTIONAL.contains(&p.property))
+        {
             return Err(UNKNOWN_PROPERTY);
         }
         let is_array = matches!(p.property, prop::OBJECT_LIST | prop::PROPERTY_LIST);

@@ -636,7 +636,7 @@ impl Mib {
     pub fn cell(&self, table: &Table, column: u32, row: &Row) -> Option<Cell> {
         match table.kind {
             TableKind::Devices => {
-                let st = self.store.status(row.device)?.clone();
+                let st = self.store.status(row.device)?;
                 Some(match column {
                     2 => Cell::Text(self.store.device_name(row.device).to_string()),
                     3 => Cell::Text(self.store.device_profile(row.device)?.family.to_string()),
@@ -652,7 +652,9 @@ impl Mib {
                 let meta = self.store.meta(p)?;
                 let profile = self.store.device_profile(meta.device)?;
                 let point = profile.points.get(meta.profile_point)?;
-                let sample = self.store.sample(p)?;
+                // Borrowed under the store's read lock: a walk reads every cell.
+                let samples = self.store.samples();
+                let sample = samples.get(p as usize)?;
                 let scale = self.scales.get(&p).copied().unwrap_or(0);
                 Some(match column {
                     2 => Cell::Text(point.id.clone()),
@@ -679,7 +681,9 @@ impl Mib {
                 let c = ft.columns.iter().find(|c| c.id == column)?;
                 let block = ft.block.zip(row.block);
                 let p = self.family_point(row.device, block, c.point)?;
-                let sample = self.store.sample(p)?;
+                // Borrowed under the store's read lock: a walk reads every cell.
+                let samples = self.store.samples();
+                let sample = samples.get(p as usize)?;
                 let value = sample.value.as_ref();
                 match (c.syntax, c.unit) {
                     (Syntax::Text, _) => Some(Cell::Text(match value {
