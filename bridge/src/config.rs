@@ -69,7 +69,10 @@ struct InfluxDoc {
     #[serde(default = "d_history_buffer")]
     buffer_dir: String,
     #[serde(default = "d_quota_mb")]
-    buffer_quota_mb: u64,
+    buffer_quota_mb: f64,
+    /// Every point is written again at this interval even when unchanged (0: never).
+    #[serde(default = "d_snapshot_s")]
+    snapshot_interval_s: u64,
     #[serde(default = "d_batch_lines")]
     batch_lines: usize,
     #[serde(default = "d_batch_ms")]
@@ -78,14 +81,20 @@ struct InfluxDoc {
     timeout_ms: u64,
 }
 
+/// The smallest buffer quota (64 KiB): a few segments.
+const MIN_QUOTA_MB: f64 = 0.0625;
+
 fn d_v1() -> String {
     "v1".into()
 }
 fn d_history_buffer() -> String {
     "history-buffer".into()
 }
-fn d_quota_mb() -> u64 {
-    512
+fn d_quota_mb() -> f64 {
+    512.0
+}
+fn d_snapshot_s() -> u64 {
+    300
 }
 fn d_batch_lines() -> usize {
     5000
@@ -638,8 +647,11 @@ pub struct InfluxSettings {
     pub token: Option<String>,
     pub buffer_dir: std::path::PathBuf,
     pub buffer_quota_bytes: u64,
-    /// A segment is sealed at this size (a quarter of a megabyte by default).
+    /// A segment is sealed at this size (a quarter of a megabyte, less for a small quota).
     pub segment_bytes: u64,
+    /// Every point is written again at this interval, changed or not, so that any time range
+    /// of a dashboard starts with values.
+    pub snapshot_interval: Option<Duration>,
     pub batch_lines: usize,
     pub batch_interval: Duration,
     pub timeout: Duration,
@@ -1234,6 +1246,23 @@ pub fn parse_config(file: &str, text: &str, profiles: &ProfileSet, profiles_from
                 }
                 _ => {}
             }
+            if !(x.buffer_quota_mb.is_finite() && x.buffer_quota_mb >= MIN_QUOTA_MB) {
+                d.push(
+                    file,
+                    line,
+                    "history.influxdb.buffer_quota_mb",
+                    format!(
+                        "{} is not a quota: give at least {MIN_QUOTA_MB} (MB)",
+                        x.buffer_quota_mb
+                    ),
+                );
+            }
+            let mb = if x.buffer_quota_mb.is_finite() {
+                x.buffer_quota_mb.clamp(MIN_QUOTA_MB, 1e7)
+            } else {
+                d_quota_mb()
+            };
+            let quota = (mb * 1024.0 * 1024.0) as u64;
             let base = std::path::Path::new(file).parent().unwrap_or(std::path::Path::new("."));
             Some(InfluxSettings {
                 url: x.url.clone(),
@@ -1246,8 +1275,10 @@ pub fn parse_config(file: &str, text: &str, profiles: &ProfileSet, profiles_from
                 bucket: x.bucket.clone(),
                 token: x.token.clone(),
                 buffer_dir: base.join(&x.buffer_dir),
-                buffer_quota_bytes: x.buffer_quota_mb.max(1) * 1024 * 1024,
-                segment_bytes: 256 * 1024,
+                buffer_quota_bytes: quota,
+                segment_bytes: (quota / 8).clamp(4096, 256 * 1024),
+                snapshot_interval: (x.snapshot_interval_s > 0)
+                    .then(|| Duration::from_secs(x.snapshot_interval_s.clamp(10, 86_400))),
                 batch_lines: x.batch_lines.clamp(1, 1_000_000),
                 batch_interval: Duration::from_millis(x.batch_interval_ms.clamp(10, 600_000)),
                 timeout: Duration::from_millis(x.timeout_ms.clamp(100, 600_000)),

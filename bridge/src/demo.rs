@@ -99,6 +99,7 @@ pub fn influx_from_url(
     bucket: Option<String>,
     token: Option<String>,
     buffer_dir: std::path::PathBuf,
+    quota_mb: f64,
 ) -> anyhow::Result<crate::config::InfluxSettings> {
     use crate::config::{InfluxApi, InfluxSettings};
     let (base, query) = url.split_once('?').unwrap_or((url, ""));
@@ -111,6 +112,10 @@ pub fn influx_from_url(
     if !(base.starts_with("http://") || base.starts_with("https://")) {
         anyhow::bail!("--influxdb `{url}` is not an http(s) URL");
     }
+    if !(quota_mb.is_finite() && (0.0625..=1e7).contains(&quota_mb)) {
+        anyhow::bail!("--history-quota-mb {quota_mb} is not a quota: give 0.0625 (64 KiB) or more");
+    }
+    let quota = (quota_mb * 1024.0 * 1024.0) as u64;
     Ok(InfluxSettings {
         url: base.to_string(),
         api,
@@ -122,8 +127,9 @@ pub fn influx_from_url(
         bucket: bucket.unwrap_or_default(),
         token,
         buffer_dir,
-        buffer_quota_bytes: 512 * 1024 * 1024,
-        segment_bytes: 256 * 1024,
+        buffer_quota_bytes: quota,
+        segment_bytes: (quota / 8).clamp(4096, 256 * 1024),
+        snapshot_interval: Some(std::time::Duration::from_secs(300)),
         batch_lines: 5000,
         batch_interval: std::time::Duration::from_secs(1),
         timeout: std::time::Duration::from_secs(10),

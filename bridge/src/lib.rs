@@ -7,6 +7,7 @@ pub mod app;
 pub mod bench;
 pub mod config;
 pub mod demo;
+pub mod grafana;
 pub mod history;
 pub mod http;
 pub mod northbound;

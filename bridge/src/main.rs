@@ -107,15 +107,21 @@ struct DemoArgs {
     /// --influx-org/--influx-bucket/--influx-token (2.x). Without it the demo needs no database.
     #[arg(long)]
     influxdb: Option<String>,
+    /// InfluxDB 2.x organisation (with --influxdb and --influx-bucket).
     #[arg(long)]
     influx_org: Option<String>,
+    /// InfluxDB 2.x bucket.
     #[arg(long)]
     influx_bucket: Option<String>,
+    /// InfluxDB 2.x API token (sent as `Authorization: Token ...`).
     #[arg(long)]
     influx_token: Option<String>,
     /// Where the history buffer is kept (store-and-forward while InfluxDB is away).
     #[arg(long, default_value = "busbar-history-buffer")]
     history_buffer: PathBuf,
+    /// The buffer's quota in MB; when it is full the oldest lines are dropped (logged, counted).
+    #[arg(long, default_value_t = 512.0)]
+    history_quota_mb: f64,
     /// The simulator's Modbus-TCP gateway.
     #[arg(long, default_value = "127.0.0.1:15020")]
     sim_gateway: SocketAddr,
@@ -157,6 +163,15 @@ enum Export {
         config: Option<PathBuf>,
         #[arg(long)]
         profiles: Option<PathBuf>,
+    },
+    /// Grafana dashboards (InfluxQL, one per device family group) built from the profiles;
+    /// dashboards/ holds the built-in profiles' set, with provisioning files.
+    Dashboards {
+        #[arg(long)]
+        profiles: Option<PathBuf>,
+        /// Directory to write the JSON files into.
+        #[arg(long, default_value = "dashboards")]
+        out: PathBuf,
     },
     /// The northbound Modbus register map (unit id, address, type, scale, point).
     ModbusMap {
@@ -254,6 +269,34 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Export {
+            what: Export::Dashboards { profiles, out },
+        } => {
+            let set = match profiles {
+                Some(dir) => busbar_core::profile::load_dir(&dir),
+                None => busbar_core::profile::embedded::profiles(),
+            };
+            let set = match set {
+                Ok(s) => s,
+                Err(d) => {
+                    eprint!("{d}");
+                    return Ok(ExitCode::from(1));
+                }
+            };
+            let schema = busbar::grafana::Schema::new(&set);
+            let dashboards = busbar::grafana::all(&schema);
+            let errors = schema.errors();
+            if !errors.is_empty() {
+                anyhow::bail!("the dashboards do not fit the profiles:\n  {}", errors.join("\n  "));
+            }
+            std::fs::create_dir_all(&out).with_context(|| format!("cannot create {}", out.display()))?;
+            for d in dashboards {
+                let path = out.join(d.file_name());
+                std::fs::write(&path, d.to_json()).with_context(|| format!("cannot write {}", path.display()))?;
+                emit(&format!("wrote {}\n", path.display()));
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Export {
             what: Export::Mib { config, profiles },
         } => {
             let Some(c) = export_config(config, profiles)? else {
@@ -344,12 +387,22 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 influx_bucket,
                 influx_token,
                 history_buffer,
+                history_quota_mb,
                 sim_gateway,
                 sim_control,
                 speed,
             } = *args;
             let influxdb = influxdb
-                .map(|u| demo::influx_from_url(&u, influx_org, influx_bucket, influx_token, history_buffer))
+                .map(|u| {
+                    demo::influx_from_url(
+                        &u,
+                        influx_org,
+                        influx_bucket,
+                        influx_token,
+                        history_buffer,
+                        history_quota_mb,
+                    )
+                })
                 .transpose()?;
             if !(speed > 0.0 && speed <= 10_000.0) {
                 anyhow::bail!("--speed must be within (0, 10000]");

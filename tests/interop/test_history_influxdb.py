@@ -3,122 +3,15 @@ documented schema arrives; an InfluxDB outage loses nothing (the buffer is repla
 when it is back); a kill -9 of the bridge during the outage loses nothing either."""
 
 import json
-import os
 import shutil
 import signal
-import socket
 import subprocess
 import time
 import urllib.parse
 import urllib.request
 
-import pytest
-
 from conftest import ROOT, find_binary
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-class Influxd:
-    def __init__(self, tmp):
-        self.tmp = tmp
-        self.port, self.rpc = free_port(), free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        (tmp / "influxdb.conf").write_text(f"""reporting-disabled = true
-bind-address = "127.0.0.1:{self.rpc}"
-[meta]
-  dir = "{tmp}/meta"
-[data]
-  dir = "{tmp}/data"
-  wal-dir = "{tmp}/wal"
-  query-log-enabled = false
-[http]
-  bind-address = "127.0.0.1:{self.port}"
-  log-enabled = false
-[monitor]
-  store-enabled = false
-""")
-        self.proc = None
-        self.start()
-        self.query("CREATE DATABASE busbar", db=None, method="POST")
-
-    def start(self):
-        self.proc = subprocess.Popen([shutil.which("influxd") or "influxd", "-config", str(self.tmp / "influxdb.conf")],
-                                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        deadline = time.time() + 20
-        while time.time() < deadline:
-            try:
-                urllib.request.urlopen(self.url + "/ping", timeout=1)
-                return
-            except OSError:
-                time.sleep(0.1)
-        raise RuntimeError("influxd did not start")
-
-    def stop(self):
-        if self.proc:
-            self.proc.terminate()
-            self.proc.wait(timeout=20)
-            self.proc = None
-
-    def query(self, q, db="busbar", method="GET"):
-        params = {"q": q}
-        if db:
-            params["db"] = db
-        data = urllib.parse.urlencode(params).encode()
-        if method == "GET":
-            req = urllib.request.Request(self.url + "/query?" + data.decode())
-        else:
-            req = urllib.request.Request(self.url + "/query", data=data, method="POST")
-        with urllib.request.urlopen(req, timeout=10) as r:
-            return json.loads(r.read())
-
-    def values(self, q):
-        series = self.query(q)["results"][0].get("series", [])
-        return [row for s in series for row in s["values"]]
-
-
-@pytest.fixture
-def influxd(tmp_path):
-    d = Influxd(tmp_path)
-    try:
-        yield d
-    finally:
-        d.stop()
-
-
-def start_demo(influxd, buffer_dir):
-    http = free_port()
-    proc = subprocess.Popen(
-        [find_binary("busbar"), "demo", "--modbus", "127.0.0.1:0", "--http", f"127.0.0.1:{http}", "--opcua",
-         "127.0.0.1:0", "--bacnet", "127.0.0.1:0", "--snmp", "127.0.0.1:0", "--sim-gateway", "127.0.0.1:0",
-         "--sim-control", "127.0.0.1:0", "--influxdb", f"{influxd.url}?db=busbar", "--history-buffer",
-         str(buffer_dir)],
-        cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    return proc, f"http://127.0.0.1:{http}"
-
-
-def metric(base, name):
-    with urllib.request.urlopen(base + "/metrics", timeout=5) as r:
-        for line in r.read().decode().splitlines():
-            if line.startswith(name + " "):
-                return float(line.split()[1])
-    return None
-
-
-def wait_until(pred, timeout):
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        try:
-            if pred():
-                return True
-        except OSError:
-            pass
-        time.sleep(0.3)
-    return False
+from influx import free_port, influxd, metric, start_demo, wait_until  # noqa: F401 (influxd is a fixture)
 
 
 def v1_times(influxd):
@@ -225,3 +118,31 @@ def test_the_v2_write_path_against_victoriametrics(tmp_path):
             proc.wait()
         vm.terminate()
         vm.wait()
+
+
+def test_a_full_buffer_drops_the_oldest_counts_and_logs_it(influxd, tmp_path):
+    """InfluxDB away and a 64 KiB quota: the buffer stays within it, the oldest lines go, the
+    drop is counted and logged; when InfluxDB is back the newest samples arrive."""
+    influxd.stop()
+    log = open(tmp_path / "bridge.log", "w")
+    started = time.time()
+    proc, base = start_demo(influxd, tmp_path / "buf", extra=["--history-quota-mb", "0.0625"], stderr=log)
+    try:
+        assert wait_until(lambda: (metric(base, "busbar_history_dropped_lines_total") or 0) > 0, 60)
+        quota = 64 * 1024
+        assert metric(base, "busbar_history_buffer_bytes") <= quota + 8 * 1024, "within the quota (and one segment)"
+        on_disk = sum(f.stat().st_size for f in (tmp_path / "buf").iterdir())
+        assert on_disk <= quota + 8 * 1024, on_disk
+        log.flush()
+        text = (tmp_path / "bridge.log").read_text()
+        assert "over its quota" in text and "busbar_history_dropped_lines_total" in text, text[-2000:]
+        influxd.start()
+        influxd.query("CREATE DATABASE busbar", db=None, method="POST")
+        assert wait_until(lambda: metric(base, "busbar_history_queued_lines") == 0 and len(v1_times(influxd)) > 3, 40)
+        times = [epoch(t) for t in v1_times(influxd)]
+        assert min(times) > started + 1, "the first seconds were dropped, not the last"
+        assert max(times) > time.time() - 10, "the newest samples arrived"
+    finally:
+        proc.kill()
+        proc.wait()
+        log.close()

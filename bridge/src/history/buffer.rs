@@ -128,6 +128,11 @@ impl DiskBuffer {
         dropped
     }
 
+    /// The size the buffer is kept within.
+    pub fn quota(&self) -> u64 {
+        self.quota
+    }
+
     /// The oldest sealed segment.
     pub fn oldest(&self) -> Option<&Segment> {
         self.sealed.front()

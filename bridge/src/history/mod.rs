@@ -61,8 +61,11 @@ pub fn start(
         store,
         buffer.clone(),
         stats.clone(),
-        s.batch_interval,
-        s.batch_lines,
+        Pace {
+            interval: s.batch_interval,
+            batch_lines: s.batch_lines,
+            snapshot: s.snapshot_interval,
+        },
         shutdown.clone(),
     ));
     let sender = tokio::spawn(send(writer, buffer, stats.clone(), shutdown));
@@ -74,14 +77,25 @@ fn publish(b: &DiskBuffer, stats: &HistoryStats) {
     stats.buffer_bytes.store(b.bytes(), Ordering::Relaxed);
 }
 
+/// When the feeder writes a batch, and when it writes everything again.
+struct Pace {
+    interval: Duration,
+    batch_lines: usize,
+    snapshot: Option<Duration>,
+}
+
 async fn feed(
     store: Arc<Store>,
     buffer: Arc<Mutex<DiskBuffer>>,
     stats: Arc<HistoryStats>,
-    interval: Duration,
-    batch_lines: usize,
+    pace: Pace,
     mut shutdown: watch::Receiver<bool>,
 ) {
+    let Pace {
+        interval,
+        batch_lines,
+        snapshot,
+    } = pace;
     let mut changes = store.subscribe();
     let mut pending = vec![false; store.len()];
     let mut changed: Vec<u32> = Vec::new();
@@ -93,6 +107,8 @@ async fn feed(
     };
     all(&mut pending, &mut changed);
     let mut tick = tokio::time::interval(interval);
+    let snapshot_every = snapshot.unwrap_or(Duration::from_secs(86_400 * 365));
+    let mut snapshot_tick = tokio::time::interval_at(tokio::time::Instant::now() + snapshot_every, snapshot_every);
     loop {
         let stop = tokio::select! {
             n = changes.next() => {
@@ -114,6 +130,12 @@ async fn feed(
                 false
             }
             _ = tick.tick() => false,
+            _ = snapshot_tick.tick(), if snapshot.is_some() => {
+                // Everything again, so a dashboard's time range starts with values.
+                all(&mut pending, &mut changed);
+                online.iter_mut().for_each(|o| *o = None);
+                false
+            }
             _ = shutdown.changed() => true,
         };
         let mut out = Vec::with_capacity(changed.len() * 48);
@@ -136,7 +158,10 @@ async fn feed(
             match b.append(&out, lines) {
                 Ok(dropped) if dropped > 0 => {
                     stats.dropped_quota.fetch_add(dropped, Ordering::Relaxed);
-                    tracing::warn!("history: buffer over its quota: dropped the {dropped} oldest lines");
+                    tracing::warn!(
+                        "history: the buffer is over its quota of {} bytes: dropped the {dropped} oldest lines (busbar_history_dropped_lines_total)",
+                        b.quota()
+                    );
                 }
                 Ok(_) => {}
                 Err(e) => tracing::error!("history: cannot write the buffer: {e} ({lines} lines lost)"),

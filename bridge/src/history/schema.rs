@@ -6,6 +6,7 @@
 
 use crate::store::{PointIdx, PointValue, Sample, Store};
 use busbar_core::quality::Quality;
+use busbar_core::units::Unit;
 use influxdb_line_protocol::LineProtocolBuilder;
 use std::collections::BTreeMap;
 use std::time::SystemTime;
@@ -90,7 +91,10 @@ pub fn point_lines(store: &Store, points: &[PointIdx], out: &mut Vec<u8>) -> u64
             device: meta.device,
             block,
         };
-        lines.entry(key).or_default().push(field_of(&point.name, sample));
+        lines
+            .entry(key)
+            .or_default()
+            .push(field_of(&point.name, point.unit, sample));
     }
     drop(samples);
     let site = store.site_id.clone();
@@ -112,11 +116,37 @@ pub fn point_lines(store: &Store, points: &[PointIdx], out: &mut Vec<u8>) -> u64
     n
 }
 
-/// The field of a sample: its value when good or stale, else its quality.
-fn field_of(name: &str, sample: &Sample) -> (String, Field) {
+/// The unit a value of `unit` is stored in: one per quantity, so that one field of one family
+/// means the same in every profile (a meter giving Wh and one giving kWh both store kWh).
+/// Units of no listed quantity (%, Hz, PF, degC, counts, ...) are stored as they are.
+pub fn stored_unit(unit: Unit) -> Unit {
+    const STORED: &[Unit] = &[
+        Unit::Volt,
+        Unit::Ampere,
+        Unit::Watt,
+        Unit::Var,
+        Unit::VoltAmpere,
+        Unit::KilowattHour,
+        Unit::KilovarHour,
+        Unit::Kiloohm,
+        Unit::Litre,
+        Unit::LitrePerMinute,
+        Unit::Millimetre,
+        Unit::Second,
+    ];
+    STORED
+        .iter()
+        .copied()
+        .find(|s| unit.convert(1.0, *s).is_some())
+        .unwrap_or(unit)
+}
+
+/// The field of a sample: its value (in its [`stored_unit`]) when good or stale, else its quality.
+fn field_of(name: &str, unit: Unit, sample: &Sample) -> (String, Field) {
     match (&sample.value, sample.quality) {
         (Some(PointValue::Number(v)), Quality::Good | Quality::Stale) if v.is_finite() => {
-            (name.to_string(), Field::Float(*v))
+            let stored = unit.convert(*v, stored_unit(unit)).unwrap_or(*v);
+            (name.to_string(), Field::Float(stored))
         }
         (Some(PointValue::Text(t)), Quality::Good | Quality::Stale) => (name.to_string(), Field::Text(t.clone())),
         (_, q) => (format!("{name}_quality"), Field::Text(q.as_str().to_string())),
@@ -181,6 +211,28 @@ mod tests {
             text,
             "tank_gauge,site=site\\ one,device=tanks,profile=fafnir-visy-tanks,tank=2 volume=21000.5,temperature=11.25 1795314495123\n\
              tank_gauge,site=site\\ one,device=tanks,profile=fafnir-visy-tanks,tank=3 water_level_quality=\"out_of_range\" 1795314495123\n"
+        );
+    }
+
+    #[test]
+    fn one_stored_unit_per_quantity() {
+        assert_eq!(stored_unit(Unit::WattHour), Unit::KilowattHour);
+        assert_eq!(stored_unit(Unit::MegawattHour), Unit::KilowattHour);
+        assert_eq!(stored_unit(Unit::Kilowatt), Unit::Watt);
+        assert_eq!(stored_unit(Unit::Milliampere), Unit::Ampere);
+        assert_eq!(stored_unit(Unit::Hour), Unit::Second);
+        assert_eq!(stored_unit(Unit::Megaohm), Unit::Kiloohm);
+        assert_eq!(stored_unit(Unit::LitrePerHour), Unit::LitrePerMinute);
+        assert_eq!(stored_unit(Unit::Percent), Unit::Percent);
+        assert_eq!(stored_unit(Unit::None), Unit::None);
+        let s = Sample {
+            value: Some(PointValue::Number(1500.0)),
+            quality: Quality::Good,
+            ..Sample::default()
+        };
+        assert_eq!(
+            field_of("ea_import", Unit::WattHour, &s),
+            ("ea_import".to_string(), Field::Float(1.5))
         );
     }
 }
