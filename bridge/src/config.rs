@@ -788,7 +788,8 @@ pub fn profiles_dir_of(file: &str, text: &str) -> Option<std::path::PathBuf> {
 
 /// Parse and validate a configuration against a profile set.
 pub fn parse_config(file: &str, text: &str, profiles: &ProfileSet, profiles_from: &str) -> Result<Config, Diagnostics> {
-    let doc: ConfigDoc = serde_saphyr::from_str(text).map_err(|e| Diagnostics::from_yaml_error(file, &e))?;
+    let text = crate::config_env::expand(file, text, |name| std::env::var(name).ok())?;
+    let doc: ConfigDoc = serde_saphyr::from_str(&text).map_err(|e| Diagnostics::from_yaml_error(file, &e))?;
     let mut d = Diagnostics::default();
     let ms = |v: u64| Duration::from_millis(v);
 

@@ -6,6 +6,7 @@ pub mod acquisition;
 pub mod app;
 pub mod bench;
 pub mod config;
+pub mod config_env;
 pub mod demo;
 pub mod grafana;
 pub mod history;

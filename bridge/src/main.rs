@@ -214,13 +214,6 @@ fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
     Ok(tokio::runtime::Builder::new_multi_thread().enable_all().build()?)
 }
 
-async fn ctrl_c() {
-    if let Err(e) = tokio::signal::ctrl_c().await {
-        tracing::warn!("cannot listen for Ctrl-C: {e}");
-        std::future::pending::<()>().await;
-    }
-}
-
 fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
         Command::Check { config, profiles } => match load_config(&config, profiles.as_deref()) {
@@ -366,7 +359,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             runtime()?.block_on(async move {
                 let bridge = busbar::app::start(c).await?;
                 print_endpoints(&bridge, None);
-                ctrl_c().await;
+                busbar_sim::shutdown::signal().await;
                 tracing::info!("stopping");
                 bridge.stop().await;
                 Ok::<_, anyhow::Error>(())
@@ -422,7 +415,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             runtime()?.block_on(async move {
                 let (sim, bridge) = demo::start(&ports, speed).await?;
                 print_endpoints(&bridge, Some(&sim));
-                ctrl_c().await;
+                busbar_sim::shutdown::signal().await;
                 tracing::info!("stopping");
                 bridge.stop().await;
                 sim.stop().await;

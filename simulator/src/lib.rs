@@ -24,3 +24,4 @@ pub mod gateway;
 pub mod load;
 pub mod rtu_line;
 pub mod runner;
+pub mod shutdown;

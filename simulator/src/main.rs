@@ -218,12 +218,7 @@ fn serve(scenario: Scenario, args: RunArgs) -> anyhow::Result<ExitCode> {
         }
         tokio::select! {
             _ = running.finished() => tracing::info!("duration reached"),
-            r = tokio::signal::ctrl_c() => {
-                if let Err(e) = r {
-                    tracing::warn!("cannot listen for Ctrl-C: {e}");
-                }
-                tracing::info!("stopping");
-            }
+            _ = busbar_sim::shutdown::signal() => {}
         }
         running.stop().await;
         Ok::<_, anyhow::Error>(())
