@@ -7,6 +7,7 @@
 
 mod bacnet;
 mod echo;
+mod influx;
 mod load;
 mod proc_stats;
 mod rows;

@@ -15,7 +15,7 @@ fn repo_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
 }
 
-fn binary(name: &str) -> PathBuf {
+pub fn binary(name: &str) -> PathBuf {
     let target = std::env::var_os("CARGO_TARGET_DIR")
         .map(PathBuf::from)
         .unwrap_or_else(|| repo_root().join("target"));
@@ -23,12 +23,12 @@ fn binary(name: &str) -> PathBuf {
     target.join(profile).join(name)
 }
 
-fn free_port() -> anyhow::Result<u16> {
+pub fn free_port() -> anyhow::Result<u16> {
     Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
 }
 
 /// A child process killed when dropped.
-struct Proc(Child);
+pub struct Proc(pub Child);
 
 impl Drop for Proc {
     fn drop(&mut self) {
@@ -670,6 +670,9 @@ pub async fn run_all(args: &Args) -> anyhow::Result<String> {
     }
     if want("snmp") {
         out.extend(snmp_rows(args.quick).await?);
+    }
+    if want("influx") {
+        out.extend(crate::influx::influx_rows(args.quick).await?);
     }
     if want("bridge") {
         for n in [100, 1000] {

@@ -205,3 +205,79 @@ pub async fn snmp_load(devices: usize, listen: SocketAddr) -> anyhow::Result<()>
     std::future::pending::<()>().await;
     Ok(())
 }
+
+/// A history backlog in `dir`, as an InfluxDB outage leaves it: segments of at least `lines`
+/// lines of 20 tank gauges whose every point changed each second, timestamps one second apart
+/// ending now. Returns (lines, bytes).
+pub fn history_backlog(lines: u64, dir: &Path) -> anyhow::Result<(u64, u64)> {
+    let (_config, store, all) = synthetic_site(284 * 20)?;
+    let mut buffer = crate::history::buffer::DiskBuffer::open(dir, u64::MAX, 256 * 1024)?;
+    let mut rounds: Vec<(u64, Vec<u8>, u64)> = Vec::new();
+    let mut written = 0;
+    let mut round = 0u64;
+    while written < lines {
+        let readings: Vec<(u32, Reading)> = all
+            .iter()
+            .map(|p| {
+                let v = round as f64 + f64::from(p % 100) / 10.0;
+                (*p, Reading::Value(PointValue::Number(v), Quality::Good))
+            })
+            .collect();
+        store.update(&readings, SystemTime::UNIX_EPOCH);
+        let mut out = Vec::new();
+        let n = crate::history::schema::point_lines(&store, &all, &mut out);
+        if n == 0 {
+            anyhow::bail!("the synthetic site gives no lines");
+        }
+        written += n;
+        rounds.push((round, out, n));
+        round += 1;
+    }
+    // Rewrite each round's timestamps (written at the epoch) to one second apart, ending now.
+    let now_ms = busbar_core::time::unix_ms(SystemTime::now());
+    for (r, out, n) in rounds {
+        let t = (now_ms - (round - r) * 1000).to_string();
+        let text = String::from_utf8(out)?;
+        let mut stamped = String::with_capacity(text.len() + n as usize * 13);
+        for line in text.lines() {
+            let body = line
+                .strip_suffix(" 0")
+                .ok_or_else(|| anyhow::anyhow!("a line without time 0"))?;
+            stamped.push_str(body);
+            stamped.push(' ');
+            stamped.push_str(&t);
+            stamped.push('\n');
+        }
+        buffer.append(stamped.as_bytes(), n)?;
+    }
+    buffer.seal();
+    Ok((written, buffer.bytes()))
+}
+
+/// Send the backlog in `dir` to InfluxDB 1.x at `url` (database `db`) with the history sender,
+/// as after an outage. Returns (lines written, seconds); lines refused are an error.
+pub async fn history_replay(url: &str, db: &str, dir: &Path) -> anyhow::Result<(u64, f64)> {
+    use std::sync::atomic::Ordering;
+    let mut settings = crate::demo::influx_from_url(
+        &format!("{url}?db={db}"),
+        None,
+        None,
+        None,
+        dir.to_path_buf(),
+        1024.0 * 1024.0,
+    )?;
+    settings.snapshot_interval = None;
+    let (_stop, shutdown) = watch::channel(false);
+    let started = std::time::Instant::now();
+    let (_buffer, stats, _sender) = crate::history::start_sender(&settings, shutdown)?;
+    while stats.queued.load(Ordering::Relaxed) > 0 {
+        tokio::time::sleep(Duration::from_millis(5)).await;
+        if stats.refused.load(Ordering::Relaxed) > 0 {
+            anyhow::bail!("InfluxDB refused lines of the backlog");
+        }
+        if started.elapsed() > Duration::from_secs(600) {
+            anyhow::bail!("the backlog was not written within 10 minutes");
+        }
+    }
+    Ok((stats.written.load(Ordering::Relaxed), started.elapsed().as_secs_f64()))
+}

@@ -73,6 +73,19 @@ enum Command {
         #[arg(long)]
         listen: SocketAddr,
     },
+    /// Benchmark helper: with --lines, write a history backlog into DIR; with --url, send DIR's
+    /// backlog to InfluxDB 1.x (database --db) and print lines and seconds.
+    #[command(hide = true)]
+    BenchHistory {
+        #[arg(long)]
+        dir: PathBuf,
+        #[arg(long)]
+        lines: Option<u64>,
+        #[arg(long)]
+        url: Option<String>,
+        #[arg(long, default_value = "bench")]
+        db: String,
+    },
     /// Export a mapping for integrators.
     Export {
         #[command(subcommand)]
@@ -240,6 +253,20 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             ids,
         } => {
             runtime()?.block_on(busbar::bench::opcua_load(points, rate, listen, &ids))?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::BenchHistory { dir, lines, url, db } => {
+            match (lines, url) {
+                (Some(lines), None) => {
+                    let (lines, bytes) = busbar::bench::history_backlog(lines, &dir)?;
+                    emit(&format!("{{\"lines\": {lines}, \"bytes\": {bytes}}}\n"));
+                }
+                (None, Some(url)) => {
+                    let (lines, seconds) = runtime()?.block_on(busbar::bench::history_replay(&url, &db, &dir))?;
+                    emit(&format!("{{\"lines\": {lines}, \"seconds\": {seconds}}}\n"));
+                }
+                _ => anyhow::bail!("give --lines (prepare a backlog) or --url (send it)"),
+            }
             Ok(ExitCode::SUCCESS)
         }
         Command::BenchSnmp { devices, listen } => {

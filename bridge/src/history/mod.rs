@@ -46,6 +46,30 @@ pub fn start(
     store: Arc<Store>,
     shutdown: watch::Receiver<bool>,
 ) -> anyhow::Result<(HistoryHandle, Vec<JoinHandle<()>>)> {
+    let (buffer, stats, sender) = start_sender(s, shutdown.clone())?;
+    let feeder = tokio::spawn(feed(
+        store,
+        buffer,
+        stats.clone(),
+        Pace {
+            interval: s.batch_interval,
+            batch_lines: s.batch_lines,
+            snapshot: s.snapshot_interval,
+        },
+        shutdown,
+    ));
+    Ok((HistoryHandle { stats }, vec![feeder, sender]))
+}
+
+/// The disk buffer, shared by the feeder and the sender.
+pub type SharedBuffer = Arc<Mutex<DiskBuffer>>;
+
+/// The buffer, and the sender that empties it into InfluxDB (what is left from an earlier run
+/// first).
+pub fn start_sender(
+    s: &InfluxSettings,
+    shutdown: watch::Receiver<bool>,
+) -> anyhow::Result<(SharedBuffer, Arc<HistoryStats>, JoinHandle<()>)> {
     let buffer = DiskBuffer::open(&s.buffer_dir, s.buffer_quota_bytes, s.segment_bytes)
         .map_err(|e| anyhow::anyhow!("history: cannot open the buffer {}: {e}", s.buffer_dir.display()))?;
     if buffer.lines() > 0 {
@@ -54,22 +78,12 @@ pub fn start(
             buffer.lines()
         );
     }
-    let buffer = Arc::new(Mutex::new(buffer));
     let stats = Arc::new(HistoryStats::default());
+    publish(&buffer, &stats);
+    let buffer = Arc::new(Mutex::new(buffer));
     let writer = Writer::new(s)?;
-    let feeder = tokio::spawn(feed(
-        store,
-        buffer.clone(),
-        stats.clone(),
-        Pace {
-            interval: s.batch_interval,
-            batch_lines: s.batch_lines,
-            snapshot: s.snapshot_interval,
-        },
-        shutdown.clone(),
-    ));
-    let sender = tokio::spawn(send(writer, buffer, stats.clone(), shutdown));
-    Ok((HistoryHandle { stats }, vec![feeder, sender]))
+    let sender = tokio::spawn(send(writer, buffer.clone(), stats.clone(), shutdown));
+    Ok((buffer, stats, sender))
 }
 
 fn publish(b: &DiskBuffer, stats: &HistoryStats) {
