@@ -390,6 +390,19 @@ fn targets(queries: &[Query]) -> Value {
     )
 }
 
+/// A panel of plugin `kind`: its field defaults, its options and its queries.
+fn panel(kind: &str, title: &str, description: &str, defaults: Value, options: Value, queries: &[Query]) -> Value {
+    json!({
+        "type": kind,
+        "title": title,
+        "description": description,
+        "datasource": datasource(),
+        "fieldConfig": { "defaults": defaults, "overrides": [] },
+        "options": options,
+        "targets": targets(queries)
+    })
+}
+
 /// Threshold steps: a base colour, then (value, colour) from low to high.
 pub fn thresholds(base: &str, steps: &[(f64, &str)]) -> Value {
     let mut v = vec![json!({ "color": base, "value": null })];
@@ -429,61 +442,43 @@ pub fn timeseries(
         Draw::Bars => ("bars", "linear", 80),
     };
     let threshold_style = if limits.is_some() { "dashed" } else { "off" };
-    json!({
-        "type": "timeseries",
-        "title": title,
-        "description": description,
-        "datasource": datasource(),
-        "fieldConfig": {
-            "defaults": {
-                "unit": grafana_unit(unit),
-                "color": { "mode": "palette-classic" },
-                "custom": {
-                    "drawStyle": style,
-                    "lineInterpolation": interpolation,
-                    "lineWidth": 1,
-                    "fillOpacity": fill,
-                    "showPoints": "never",
-                    "spanNulls": true,
-                    "axisPlacement": "auto",
-                    "thresholdsStyle": { "mode": threshold_style }
-                },
-                "thresholds": limits.unwrap_or_else(|| thresholds("green", &[])),
-                "mappings": []
-            },
-            "overrides": []
+    let defaults = json!({
+        "unit": grafana_unit(unit),
+        "color": { "mode": "palette-classic" },
+        "custom": {
+            "drawStyle": style,
+            "lineInterpolation": interpolation,
+            "lineWidth": 1,
+            "fillOpacity": fill,
+            "showPoints": "never",
+            "spanNulls": true,
+            "axisPlacement": "auto",
+            "thresholdsStyle": { "mode": threshold_style }
         },
-        "options": { "legend": legend("bottom"), "tooltip": tooltip() },
-        "targets": targets(queries)
-    })
+        "thresholds": limits.unwrap_or_else(|| thresholds("green", &[])),
+        "mappings": []
+    });
+    let options = json!({ "legend": legend("bottom"), "tooltip": tooltip() });
+    panel("timeseries", title, description, defaults, options, queries)
 }
 
 /// A state timeline of an enum (or boolean) field, coloured by its mappings.
 pub fn state_timeline(title: &str, description: &str, mappings: Value, queries: &[Query]) -> Value {
-    json!({
-        "type": "state-timeline",
-        "title": title,
-        "description": description,
-        "datasource": datasource(),
-        "fieldConfig": {
-            "defaults": {
-                "color": { "mode": "thresholds" },
-                "custom": { "fillOpacity": 75, "lineWidth": 0, "hideFrom": { "legend": false, "tooltip": false, "viz": false } },
-                "thresholds": thresholds("text", &[]),
-                "mappings": mappings
-            },
-            "overrides": []
-        },
-        "options": {
-            "mergeValues": true,
-            "showValue": "auto",
-            "alignValue": "left",
-            "rowHeight": 0.85,
-            "legend": legend("bottom"),
-            "tooltip": tooltip()
-        },
-        "targets": targets(queries)
-    })
+    let defaults = json!({
+        "color": { "mode": "thresholds" },
+        "custom": { "fillOpacity": 75, "lineWidth": 0, "hideFrom": { "legend": false, "tooltip": false, "viz": false } },
+        "thresholds": thresholds("text", &[]),
+        "mappings": mappings
+    });
+    let options = json!({
+        "mergeValues": true,
+        "showValue": "auto",
+        "alignValue": "left",
+        "rowHeight": 0.85,
+        "legend": legend("bottom"),
+        "tooltip": tooltip()
+    });
+    panel("state-timeline", title, description, defaults, options, queries)
 }
 
 /// Latest (or whole-range) values as tiles.
@@ -495,49 +490,32 @@ pub fn stat(
     limits: Option<Value>,
     queries: &[Query],
 ) -> Value {
-    json!({
-        "type": "stat",
-        "title": title,
-        "description": description,
-        "datasource": datasource(),
-        "fieldConfig": {
-            "defaults": {
-                "unit": grafana_unit(unit),
-                "color": { "mode": "thresholds" },
-                "thresholds": limits.unwrap_or_else(|| thresholds("blue", &[])),
-                "mappings": mappings
-            },
-            "overrides": []
-        },
-        "options": {
-            "reduceOptions": { "calcs": ["lastNotNull"], "fields": "", "values": false },
-            "colorMode": "background",
-            "graphMode": "none",
-            "justifyMode": "auto",
-            "orientation": "auto",
-            "textMode": "value_and_name",
-            "wideLayout": true,
-            "showPercentChange": false,
-            "percentChangeColorMode": "standard"
-        },
-        "targets": targets(queries)
-    })
+    let defaults = json!({
+        "unit": grafana_unit(unit),
+        "color": { "mode": "thresholds" },
+        "thresholds": limits.unwrap_or_else(|| thresholds("blue", &[])),
+        "mappings": mappings
+    });
+    let options = json!({
+        "reduceOptions": { "calcs": ["lastNotNull"], "fields": "", "values": false },
+        "colorMode": "background",
+        "graphMode": "none",
+        "justifyMode": "auto",
+        "orientation": "auto",
+        "textMode": "value_and_name",
+        "wideLayout": true,
+        "showPercentChange": false,
+        "percentChangeColorMode": "standard"
+    });
+    panel("stat", title, description, defaults, options, queries)
 }
 
 /// A table of per-device rows.
 pub fn table(title: &str, description: &str, queries: &[Query]) -> Value {
-    json!({
-        "type": "table",
-        "title": title,
-        "description": description,
-        "datasource": datasource(),
-        "fieldConfig": {
-            "defaults": { "custom": { "align": "auto", "cellOptions": { "type": "auto" }, "inspect": false }, "mappings": [] },
-            "overrides": []
-        },
-        "options": { "showHeader": true, "cellHeight": "sm", "frameIndex": 0 },
-        "targets": targets(queries)
-    })
+    let defaults =
+        json!({ "custom": { "align": "auto", "cellOptions": { "type": "auto" }, "inspect": false }, "mappings": [] });
+    let options = json!({ "showHeader": true, "cellHeight": "sm", "frameIndex": 0 });
+    panel("table", title, description, defaults, options, queries)
 }
 
 /// A dashboard being laid out: panels flow left to right in Grafana's 24-column grid.
