@@ -29,11 +29,24 @@ pub struct Writer {
 
 impl Writer {
     pub fn new(s: &InfluxSettings) -> anyhow::Result<Writer> {
-        let client = reqwest::Client::builder()
-            .timeout(s.timeout)
-            .connect_timeout(Duration::from_secs(5))
-            .build()?;
+        let builder = || {
+            reqwest::Client::builder()
+                .timeout(s.timeout)
+                .connect_timeout(Duration::from_secs(5))
+        };
         let base = s.url.trim_end_matches('/');
+        // TLS verifies against the system's CA certificates; a host without them (a minimal
+        // container) can still write to a plain-HTTP InfluxDB.
+        let client = match builder().build() {
+            Ok(c) => c,
+            Err(e) if base.starts_with("http://") => {
+                tracing::debug!("history: no TLS for plain HTTP ({e})");
+                builder().tls_certs_only(Vec::new()).build()?
+            }
+            Err(e) => anyhow::bail!(
+                "history: cannot set up TLS to {base}: {e} (the system's CA certificates are needed: install ca-certificates)"
+            ),
+        };
         let enc = |v: &str| -> String {
             v.bytes()
                 .map(|b| match b {
