@@ -264,3 +264,61 @@ async fn send(
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::{PointValue, Reading};
+    use busbar_core::quality::Quality;
+
+    #[tokio::test]
+    async fn unchanged_points_are_written_again_at_each_snapshot() {
+        let profiles = busbar_core::profile::embedded::profiles().unwrap_or_else(|e| panic!("{e}"));
+        let text = "site: { name: S, id: s }\nconnections: [{ name: gw, tcp: { host: h, port: 1 } }]\ndevices:\n  \
+                    - { name: m, profile: legrand-emdx3, connection: gw, unit_id: 1 }\n";
+        let config = crate::config::parse_config("t.yaml", text, &profiles, "x").unwrap_or_else(|e| panic!("{e}"));
+        let store = Store::new(&config, 16);
+        let v1 = store.find("m/v1").unwrap_or(0);
+        store.update(
+            &[(v1, Reading::Value(PointValue::Number(230.0), Quality::Good))],
+            SystemTime::now(),
+        );
+        let dir = std::env::temp_dir().join(format!("busbar-snapshot-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let buffer = Arc::new(Mutex::new(
+            DiskBuffer::open(&dir, 1 << 20, 1 << 16).unwrap_or_else(|e| panic!("{e}")),
+        ));
+        let stats = Arc::new(HistoryStats::default());
+        let pace = |snapshot| Pace {
+            interval: Duration::from_millis(10),
+            batch_lines: 1000,
+            snapshot,
+        };
+        // Without snapshots: the one line of the start, nothing after (nothing changes).
+        let (stop, shutdown) = watch::channel(false);
+        let task = tokio::spawn(feed(store.clone(), buffer.clone(), stats.clone(), pace(None), shutdown));
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        let _ = stop.send(true);
+        let _ = task.await;
+        let once = lock(&buffer).lines();
+        assert!(once >= 1, "the start writes every point");
+        // With a snapshot every 50 ms: the unchanged v1 again and again.
+        let (stop, shutdown) = watch::channel(false);
+        let task = tokio::spawn(feed(
+            store.clone(),
+            buffer.clone(),
+            stats,
+            pace(Some(Duration::from_millis(50))),
+            shutdown,
+        ));
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        let _ = stop.send(true);
+        let _ = task.await;
+        let again = lock(&buffer).lines() - once;
+        assert!(
+            again >= once * 4,
+            "snapshots rewrote the point: {once} lines at start, {again} in 300 ms"
+        );
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+}
