@@ -212,10 +212,8 @@ pub async fn snmp_load(devices: usize, listen: SocketAddr) -> anyhow::Result<()>
 pub fn history_backlog(lines: u64, dir: &Path) -> anyhow::Result<(u64, u64)> {
     let (_config, store, all) = synthetic_site(284 * 20)?;
     let mut buffer = crate::history::buffer::DiskBuffer::open(dir, u64::MAX, 256 * 1024)?;
-    let mut rounds: Vec<(u64, Vec<u8>, u64)> = Vec::new();
-    let mut written = 0;
-    let mut round = 0u64;
-    while written < lines {
+    let now = SystemTime::now();
+    let round_lines = |round: u64, at: SystemTime| -> (Vec<u8>, u64) {
         let readings: Vec<(u32, Reading)> = all
             .iter()
             .map(|p| {
@@ -223,32 +221,20 @@ pub fn history_backlog(lines: u64, dir: &Path) -> anyhow::Result<(u64, u64)> {
                 (*p, Reading::Value(PointValue::Number(v), Quality::Good))
             })
             .collect();
-        store.update(&readings, SystemTime::UNIX_EPOCH);
+        store.update(&readings, at);
         let mut out = Vec::new();
         let n = crate::history::schema::point_lines(&store, &all, &mut out);
-        if n == 0 {
-            anyhow::bail!("the synthetic site gives no lines");
-        }
+        (out, n)
+    };
+    // One round tells how many rounds make `lines`; then they are written one second apart,
+    // the last one stamped now.
+    let per_round = round_lines(0, now).1.max(1);
+    let rounds = lines.div_ceil(per_round);
+    let mut written = 0;
+    for round in 0..rounds {
+        let (out, n) = round_lines(round, now - Duration::from_secs(rounds - 1 - round));
+        buffer.append(&out, n)?;
         written += n;
-        rounds.push((round, out, n));
-        round += 1;
-    }
-    // Rewrite each round's timestamps (written at the epoch) to one second apart, ending now.
-    let now_ms = busbar_core::time::unix_ms(SystemTime::now());
-    for (r, out, n) in rounds {
-        let t = (now_ms - (round - r) * 1000).to_string();
-        let text = String::from_utf8(out)?;
-        let mut stamped = String::with_capacity(text.len() + n as usize * 13);
-        for line in text.lines() {
-            let body = line
-                .strip_suffix(" 0")
-                .ok_or_else(|| anyhow::anyhow!("a line without time 0"))?;
-            stamped.push_str(body);
-            stamped.push(' ');
-            stamped.push_str(&t);
-            stamped.push('\n');
-        }
-        buffer.append(stamped.as_bytes(), n)?;
     }
     buffer.seal();
     Ok((written, buffer.bytes()))

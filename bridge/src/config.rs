@@ -43,42 +43,42 @@ struct HistoryDoc {
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-struct InfluxDoc {
+pub(crate) struct InfluxDoc {
     #[serde(default = "d_true")]
-    enabled: bool,
+    pub(crate) enabled: bool,
     /// Base URL, e.g. http://127.0.0.1:8086.
-    url: String,
+    pub(crate) url: String,
     /// v1 (`/write`, InfluxDB 1.x and 3.x) or v2 (`/api/v2/write`, InfluxDB 2.x and 3.x).
     #[serde(default = "d_v1")]
-    api: String,
+    pub(crate) api: String,
     #[serde(default)]
-    database: String,
+    pub(crate) database: String,
     #[serde(default)]
-    retention_policy: String,
+    pub(crate) retention_policy: String,
     #[serde(default)]
-    username: Option<String>,
+    pub(crate) username: Option<String>,
     #[serde(default)]
-    password: Option<String>,
+    pub(crate) password: Option<String>,
     #[serde(default)]
-    org: String,
+    pub(crate) org: String,
     #[serde(default)]
-    bucket: String,
+    pub(crate) bucket: String,
     #[serde(default)]
-    token: Option<String>,
+    pub(crate) token: Option<String>,
     /// Store-and-forward buffer directory (relative to this file).
     #[serde(default = "d_history_buffer")]
-    buffer_dir: String,
+    pub(crate) buffer_dir: String,
     #[serde(default = "d_quota_mb")]
-    buffer_quota_mb: f64,
+    pub(crate) buffer_quota_mb: f64,
     /// Every point is written again at this interval even when unchanged (0: never).
     #[serde(default = "d_snapshot_s")]
-    snapshot_interval_s: u64,
+    pub(crate) snapshot_interval_s: u64,
     #[serde(default = "d_batch_lines")]
-    batch_lines: usize,
+    pub(crate) batch_lines: usize,
     #[serde(default = "d_batch_ms")]
-    batch_interval_ms: u64,
+    pub(crate) batch_interval_ms: u64,
     #[serde(default = "d_influx_timeout")]
-    timeout_ms: u64,
+    pub(crate) timeout_ms: u64,
 }
 
 /// The smallest buffer quota (64 KiB): a few segments.
@@ -104,6 +104,84 @@ fn d_batch_ms() -> u64 {
 }
 fn d_influx_timeout() -> u64 {
     10_000
+}
+
+impl InfluxDoc {
+    /// A `history.influxdb` section naming only its URL: every other key at its default.
+    pub(crate) fn new(url: &str) -> InfluxDoc {
+        InfluxDoc {
+            enabled: true,
+            url: url.to_string(),
+            api: d_v1(),
+            database: String::new(),
+            retention_policy: String::new(),
+            username: None,
+            password: None,
+            org: String::new(),
+            bucket: String::new(),
+            token: None,
+            buffer_dir: d_history_buffer(),
+            buffer_quota_mb: d_quota_mb(),
+            snapshot_interval_s: d_snapshot_s(),
+            batch_lines: d_batch_lines(),
+            batch_interval_ms: d_batch_ms(),
+            timeout_ms: d_influx_timeout(),
+        }
+    }
+
+    /// The settings this section gives (`buffer_dir` relative to `base`), or each key that is
+    /// wrong with its reason.
+    pub(crate) fn resolve(&self, base: &std::path::Path) -> Result<InfluxSettings, Vec<(&'static str, String)>> {
+        let mut wrong = Vec::new();
+        let api = match self.api.as_str() {
+            "v1" => InfluxApi::V1,
+            "v2" => InfluxApi::V2,
+            other => {
+                wrong.push(("api", format!("`{other}` is not v1 or v2")));
+                InfluxApi::V1
+            }
+        };
+        if !(self.url.starts_with("http://") || self.url.starts_with("https://")) {
+            wrong.push(("url", format!("`{}` is not an http(s) URL", self.url)));
+        }
+        match api {
+            InfluxApi::V1 if self.database.is_empty() => wrong.push(("database", "the v1 API needs a database".into())),
+            InfluxApi::V2 if self.org.is_empty() || self.bucket.is_empty() => {
+                wrong.push(("org", "the v2 API needs org and bucket".into()))
+            }
+            _ => {}
+        }
+        let mb = self.buffer_quota_mb;
+        if !(mb.is_finite() && (MIN_QUOTA_MB..=1e7).contains(&mb)) {
+            wrong.push((
+                "buffer_quota_mb",
+                format!("{mb} is not a quota: give {MIN_QUOTA_MB} (64 KiB) to 10000000 (MB)"),
+            ));
+        }
+        if !wrong.is_empty() {
+            return Err(wrong);
+        }
+        let quota = (mb * 1024.0 * 1024.0) as u64;
+        Ok(InfluxSettings {
+            url: self.url.clone(),
+            api,
+            database: self.database.clone(),
+            retention_policy: self.retention_policy.clone(),
+            username: self.username.clone(),
+            password: self.password.clone(),
+            org: self.org.clone(),
+            bucket: self.bucket.clone(),
+            token: self.token.clone(),
+            buffer_dir: base.join(&self.buffer_dir),
+            buffer_quota_bytes: quota,
+            segment_bytes: (quota / 8).clamp(4096, 256 * 1024),
+            snapshot_interval: (self.snapshot_interval_s > 0)
+                .then(|| Duration::from_secs(self.snapshot_interval_s.clamp(10, 86_400))),
+            batch_lines: self.batch_lines.clamp(1, 1_000_000),
+            batch_interval: Duration::from_millis(self.batch_interval_ms.clamp(10, 600_000)),
+            timeout: Duration::from_millis(self.timeout_ms.clamp(100, 600_000)),
+        })
+    }
 }
 
 #[derive(Debug, Deserialize)]
@@ -1221,69 +1299,16 @@ pub fn parse_config(file: &str, text: &str, profiles: &ProfileSet, profiles_from
     let influxdb = match &doc.history.influxdb {
         Some(h) if h.value.enabled => {
             let line = h.referenced.line();
-            let x = &h.value;
-            let api = match x.api.as_str() {
-                "v1" => InfluxApi::V1,
-                "v2" => InfluxApi::V2,
-                other => {
-                    d.push(file, line, "history.influxdb.api", format!("`{other}` is not v1 or v2"));
-                    InfluxApi::V1
-                }
-            };
-            if !(x.url.starts_with("http://") || x.url.starts_with("https://")) {
-                d.push(
-                    file,
-                    line,
-                    "history.influxdb.url",
-                    format!("`{}` is not an http(s) URL", x.url),
-                );
-            }
-            match api {
-                InfluxApi::V1 if x.database.is_empty() => {
-                    d.push(file, line, "history.influxdb.database", "the v1 API needs a database")
-                }
-                InfluxApi::V2 if x.org.is_empty() || x.bucket.is_empty() => {
-                    d.push(file, line, "history.influxdb", "the v2 API needs org and bucket")
-                }
-                _ => {}
-            }
-            if !(x.buffer_quota_mb.is_finite() && x.buffer_quota_mb >= MIN_QUOTA_MB) {
-                d.push(
-                    file,
-                    line,
-                    "history.influxdb.buffer_quota_mb",
-                    format!(
-                        "{} is not a quota: give at least {MIN_QUOTA_MB} (MB)",
-                        x.buffer_quota_mb
-                    ),
-                );
-            }
-            let mb = if x.buffer_quota_mb.is_finite() {
-                x.buffer_quota_mb.clamp(MIN_QUOTA_MB, 1e7)
-            } else {
-                d_quota_mb()
-            };
-            let quota = (mb * 1024.0 * 1024.0) as u64;
             let base = std::path::Path::new(file).parent().unwrap_or(std::path::Path::new("."));
-            Some(InfluxSettings {
-                url: x.url.clone(),
-                api,
-                database: x.database.clone(),
-                retention_policy: x.retention_policy.clone(),
-                username: x.username.clone(),
-                password: x.password.clone(),
-                org: x.org.clone(),
-                bucket: x.bucket.clone(),
-                token: x.token.clone(),
-                buffer_dir: base.join(&x.buffer_dir),
-                buffer_quota_bytes: quota,
-                segment_bytes: (quota / 8).clamp(4096, 256 * 1024),
-                snapshot_interval: (x.snapshot_interval_s > 0)
-                    .then(|| Duration::from_secs(x.snapshot_interval_s.clamp(10, 86_400))),
-                batch_lines: x.batch_lines.clamp(1, 1_000_000),
-                batch_interval: Duration::from_millis(x.batch_interval_ms.clamp(10, 600_000)),
-                timeout: Duration::from_millis(x.timeout_ms.clamp(100, 600_000)),
-            })
+            match h.value.resolve(base) {
+                Ok(settings) => Some(settings),
+                Err(wrong) => {
+                    for (key, message) in wrong {
+                        d.push(file, line, format!("history.influxdb.{key}"), message);
+                    }
+                    None
+                }
+            }
         }
         _ => None,
     };

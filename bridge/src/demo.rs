@@ -101,38 +101,28 @@ pub fn influx_from_url(
     buffer_dir: std::path::PathBuf,
     quota_mb: f64,
 ) -> anyhow::Result<crate::config::InfluxSettings> {
-    use crate::config::{InfluxApi, InfluxSettings};
     let (base, query) = url.split_once('?').unwrap_or((url, ""));
     let db = query.split('&').find_map(|kv| kv.strip_prefix("db="));
-    let api = match (db, &org, &bucket) {
-        (Some(_), _, _) => InfluxApi::V1,
-        (None, Some(_), Some(_)) => InfluxApi::V2,
+    let mut doc = crate::config::InfluxDoc::new(base);
+    match (db, org, bucket) {
+        (Some(db), _, _) => doc.database = db.to_string(),
+        (None, Some(org), Some(bucket)) => {
+            doc.api = "v2".into();
+            doc.org = org;
+            doc.bucket = bucket;
+        }
         _ => anyhow::bail!("--influxdb needs `?db=NAME` (InfluxDB 1.x) or --influx-org and --influx-bucket (2.x)"),
-    };
-    if !(base.starts_with("http://") || base.starts_with("https://")) {
-        anyhow::bail!("--influxdb `{url}` is not an http(s) URL");
     }
-    if !(quota_mb.is_finite() && (0.0625..=1e7).contains(&quota_mb)) {
-        anyhow::bail!("--history-quota-mb {quota_mb} is not a quota: give 0.0625 (64 KiB) or more");
-    }
-    let quota = (quota_mb * 1024.0 * 1024.0) as u64;
-    Ok(InfluxSettings {
-        url: base.to_string(),
-        api,
-        database: db.unwrap_or_default().to_string(),
-        retention_policy: String::new(),
-        username: None,
-        password: None,
-        org: org.unwrap_or_default(),
-        bucket: bucket.unwrap_or_default(),
-        token,
-        buffer_dir,
-        buffer_quota_bytes: quota,
-        segment_bytes: (quota / 8).clamp(4096, 256 * 1024),
-        snapshot_interval: Some(std::time::Duration::from_secs(300)),
-        batch_lines: 5000,
-        batch_interval: std::time::Duration::from_secs(1),
-        timeout: std::time::Duration::from_secs(10),
+    doc.token = token;
+    doc.buffer_dir = buffer_dir.to_string_lossy().into_owned();
+    doc.buffer_quota_mb = quota_mb;
+    doc.resolve(std::path::Path::new("")).map_err(|wrong| {
+        let flag = |key: &str| match key {
+            "buffer_quota_mb" => "--history-quota-mb",
+            _ => "--influxdb",
+        };
+        let text: Vec<String> = wrong.iter().map(|(k, m)| format!("{}: {m}", flag(k))).collect();
+        anyhow::anyhow!("{}", text.join("; "))
     })
 }
 

@@ -7,7 +7,7 @@ use busbar::northbound::modbus_map;
 use busbar::store::Store;
 use clap::{Parser, Subcommand, ValueEnum};
 use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 #[derive(Parser)]
@@ -308,12 +308,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             if !errors.is_empty() {
                 anyhow::bail!("the dashboards do not fit the profiles:\n  {}", errors.join("\n  "));
             }
-            std::fs::create_dir_all(&out).with_context(|| format!("cannot create {}", out.display()))?;
-            for d in dashboards {
-                let path = out.join(d.file_name());
-                std::fs::write(&path, d.to_json()).with_context(|| format!("cannot write {}", path.display()))?;
-                emit(&format!("wrote {}\n", path.display()));
-            }
+            write_files(&out, dashboards.iter().map(|d| (d.file_name(), d.to_json())))?;
             Ok(ExitCode::SUCCESS)
         }
         Command::Export {
@@ -350,12 +345,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 &stamp,
                 busbar::northbound::bacnet_ede::unit_text,
             );
-            std::fs::create_dir_all(&out).with_context(|| format!("cannot create {}", out.display()))?;
-            for f in files {
-                let path = out.join(&f.name);
-                std::fs::write(&path, f.content).with_context(|| format!("cannot write {}", path.display()))?;
-                emit(&format!("wrote {}\n", path.display()));
-            }
+            write_files(&out, files.into_iter().map(|f| (f.name, f.content)))?;
             Ok(ExitCode::SUCCESS)
         }
         Command::Export {
@@ -454,6 +444,17 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
 }
 
 /// The config an export describes: the file given (errors printed, `None`), else the demo's.
+/// Write exported files (name, content) into `dir`, creating it, and say each one.
+fn write_files(dir: &Path, files: impl IntoIterator<Item = (String, String)>) -> anyhow::Result<()> {
+    std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    for (name, content) in files {
+        let path = dir.join(name);
+        std::fs::write(&path, content).with_context(|| format!("cannot write {}", path.display()))?;
+        emit(&format!("wrote {}\n", path.display()));
+    }
+    Ok(())
+}
+
 fn export_config(config: Option<PathBuf>, profiles: Option<PathBuf>) -> anyhow::Result<Option<busbar::config::Config>> {
     match config {
         Some(path) => match load_config(&path, profiles.as_deref()) {

@@ -117,3 +117,34 @@ fn bacnet_and_snmp_settings_are_checked() {
     assert!(net.contains("10.1.200.3".parse().unwrap_or_else(|e| panic!("{e}"))));
     assert!(!net.contains("10.2.0.1".parse().unwrap_or_else(|e| panic!("{e}"))));
 }
+
+#[test]
+fn history_settings_are_checked_and_the_demo_flags_share_the_rules() {
+    let base = "site: { name: S, id: s }\nconnections: [{ name: gw, tcp: { host: h, port: 1 } }]\ndevices: []\n";
+    let out = check(&format!(
+        "{base}history:\n  influxdb: {{ url: 'ftp://x', api: v3, buffer_quota_mb: 0.01 }}\n"
+    ));
+    for key in [
+        "history.influxdb.url",
+        "history.influxdb.api",
+        "history.influxdb.buffer_quota_mb",
+    ] {
+        assert!(out.contains(key), "{key}: {out}");
+    }
+    let out = check(&format!(
+        "{base}history:\n  influxdb: {{ url: 'http://x:8086', api: v2, org: o }}\n"
+    ));
+    assert!(out.contains("needs org and bucket"), "{out}");
+    let dir = std::path::PathBuf::from("buf");
+    let e = busbar::demo::influx_from_url("http://x:8086?db=b", None, None, None, dir.clone(), 0.01)
+        .err()
+        .map(|e| e.to_string())
+        .unwrap_or_default();
+    assert!(e.contains("--history-quota-mb") && e.contains("not a quota"), "{e}");
+    let s = busbar::demo::influx_from_url("http://x:8086?db=b", None, None, None, dir, 0.0625)
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(
+        (s.database.as_str(), s.buffer_quota_bytes, s.segment_bytes),
+        ("b", 65_536, 8192)
+    );
+}
