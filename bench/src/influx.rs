@@ -5,7 +5,7 @@
 //! and the bench checks both databases hold the same number of values.
 
 use crate::proc_stats::cpu_seconds;
-use crate::rows::{binary, free_port, Proc};
+use crate::rows::{free_port, Proc};
 use anyhow::Context;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -124,13 +124,13 @@ pub async fn influx_rows(quick: bool) -> anyhow::Result<Vec<String>> {
         let work = std::env::temp_dir().join(format!("busbar-bench-backlog-{}-{size}", std::process::id()));
         let _ = std::fs::remove_dir_all(&work);
         let (ours_dir, curl_dir) = (work.join("ours"), work.join("curl"));
-        let out = Command::new(binary("busbar"))
-            .args(["bench-history", "--lines", &size.to_string(), "--dir"])
+        let out = Command::new(std::env::current_exe()?)
+            .args(["serve-history", "--lines", &size.to_string(), "--dir"])
             .arg(&ours_dir)
             .output()
-            .context("busbar bench-history --lines")?;
+            .context("busbar-bench serve-history --lines")?;
         if !out.status.success() {
-            anyhow::bail!("bench-history: {}", String::from_utf8_lossy(&out.stderr));
+            anyhow::bail!("serve-history: {}", String::from_utf8_lossy(&out.stderr));
         }
         let prepared: serde_json::Value = serde_json::from_slice(&out.stdout)?;
         let lines = prepared["lines"].as_u64().unwrap_or(0);
@@ -149,14 +149,14 @@ pub async fn influx_rows(quick: bool) -> anyhow::Result<Vec<String>> {
 
         // Ours: the history sender over the backlog.
         let cpu0 = cpu_seconds(pid).unwrap_or(0.0);
-        let out = Command::new(binary("busbar"))
-            .args(["bench-history", "--url", &influxd.url, "--db", &db_ours, "--dir"])
+        let out = Command::new(std::env::current_exe()?)
+            .args(["serve-history", "--url", &influxd.url, "--db", &db_ours, "--dir"])
             .arg(&ours_dir)
             .env("BUSBAR_LOG", "warn")
             .output()
-            .context("busbar bench-history --url")?;
+            .context("busbar-bench serve-history --url")?;
         if !out.status.success() {
-            anyhow::bail!("bench-history: {}", String::from_utf8_lossy(&out.stderr));
+            anyhow::bail!("serve-history: {}", String::from_utf8_lossy(&out.stderr));
         }
         let sent: serde_json::Value = serde_json::from_slice(&out.stdout)?;
         let ours_s = sent["seconds"].as_f64().unwrap_or(f64::NAN);

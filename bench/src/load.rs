@@ -1,7 +1,7 @@
 //! Modbus read load: N concurrent clients, one request in flight each, counting answers.
 
-use busbar_core::modbus::Request;
 use busbar_modbus::client::Client;
+use busbar_modbus::codec::Request;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
@@ -28,7 +28,7 @@ pub async fn read_load(
             let req = Request::ReadHoldingRegisters { address, count };
             while !stop.load(Ordering::Relaxed) {
                 match c.call(unit, &req).await {
-                    Ok(busbar_core::modbus::Response::Registers(_)) => done.fetch_add(1, Ordering::Relaxed),
+                    Ok(busbar_modbus::codec::Response::Registers(_)) => done.fetch_add(1, Ordering::Relaxed),
                     _ => errors.fetch_add(1, Ordering::Relaxed),
                 };
             }

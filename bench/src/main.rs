@@ -11,9 +11,12 @@ mod influx;
 mod load;
 mod proc_stats;
 mod rows;
+mod serve;
 mod snmp;
 
-use clap::Parser;
+use clap::{Parser, Subcommand};
+use std::net::SocketAddr;
+use std::path::PathBuf;
 
 #[derive(Parser)]
 #[command(about = "Busbar benchmarks: prints one markdown table")]
@@ -27,12 +30,91 @@ pub struct Args {
     /// Internal: run the bare TCP echo peer on this port (request -> fixed-size reply).
     #[arg(long, hide = true)]
     pub echo_server: Option<u16>,
+    /// Internal: one of the bench's own servers, run as a child process.
+    #[command(subcommand)]
+    pub serve: Option<Serve>,
+}
+
+/// The servers the rows start as child processes, so that their CPU is measured apart.
+#[derive(Subcommand)]
+pub enum Serve {
+    /// The bridge's OPC UA server over a synthetic store of about POINTS points, RATE of them
+    /// changing per second (no devices, no acquisition). Writes the point ids to IDS.
+    #[command(hide = true)]
+    ServeOpcua {
+        #[arg(long)]
+        points: usize,
+        #[arg(long)]
+        rate: usize,
+        #[arg(long)]
+        listen: SocketAddr,
+        #[arg(long)]
+        ids: PathBuf,
+    },
+    /// The bridge's BACnet/IP server over a synthetic store of about POINTS points, RATE of them
+    /// changing per second.
+    #[command(hide = true)]
+    ServeBacnet {
+        #[arg(long)]
+        points: usize,
+        #[arg(long)]
+        rate: usize,
+        #[arg(long)]
+        listen: SocketAddr,
+    },
+    /// The bridge's SNMP agent over a synthetic site of DEVICES power meters.
+    #[command(hide = true)]
+    ServeSnmp {
+        #[arg(long)]
+        devices: usize,
+        #[arg(long)]
+        listen: SocketAddr,
+    },
+    /// With --lines, write a history backlog into DIR; with --url, send DIR's backlog to
+    /// InfluxDB 1.x (database --db) and print lines and seconds.
+    #[command(hide = true)]
+    ServeHistory {
+        #[arg(long)]
+        dir: PathBuf,
+        #[arg(long)]
+        lines: Option<u64>,
+        #[arg(long)]
+        url: Option<String>,
+        #[arg(long, default_value = "bench")]
+        db: String,
+    },
 }
 
 fn main() -> anyhow::Result<()> {
     let args = Args::parse();
     if let Some(port) = args.echo_server {
         return echo::serve(port);
+    }
+    if let Some(serve) = args.serve {
+        let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+        return match serve {
+            Serve::ServeOpcua {
+                points,
+                rate,
+                listen,
+                ids,
+            } => rt.block_on(serve::opcua_load(points, rate, listen, &ids)),
+            Serve::ServeBacnet { points, rate, listen } => rt.block_on(serve::bacnet_load(points, rate, listen)),
+            Serve::ServeSnmp { devices, listen } => rt.block_on(serve::snmp_load(devices, listen)),
+            Serve::ServeHistory { dir, lines, url, db } => match (lines, url) {
+                (Some(lines), None) => {
+                    let (lines, bytes) = serve::history_backlog(lines, &dir)?;
+                    println!("{{\"lines\": {lines}, \"bytes\": {bytes}}}");
+                    Ok(())
+                }
+                (None, Some(url)) => {
+                    let (lines, seconds) = rt.block_on(serve::history_replay(&url, &db, &dir))?;
+                    println!("{{\"lines\": {lines}, \"seconds\": {seconds}}}");
+                    Ok(())
+                }
+                _ => anyhow::bail!("give --lines (prepare a backlog) or --url (send it)"),
+            },
+        };
     }
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)

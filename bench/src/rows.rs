@@ -215,7 +215,7 @@ async fn modbus_rows(window: Duration) -> anyhow::Result<Vec<String>> {
 fn scaled_config(n: usize, sim_port: u16, http_port: u16) -> anyhow::Result<String> {
     let demo = demo_scenario().map_err(|e| anyhow::anyhow!("{e}"))?;
     let profiles = busbar_core::profile::embedded::profiles().map_err(|e| anyhow::anyhow!("{e}"))?;
-    let demo_cfg = busbar::config::parse_config("demo", busbar::demo::DEMO_CONFIG, &profiles, "")
+    let demo_cfg = busbar_bridge::config::parse_config("demo", busbar_bridge::demo::DEMO_CONFIG, &profiles, "")
         .map_err(|e| anyhow::anyhow!("{e}"))?;
     let ports = n.div_ceil(200);
     let connections: Vec<Value> = (0..ports)
@@ -422,9 +422,9 @@ async fn opcua_rows(window: Duration, quick: bool) -> anyhow::Result<Vec<String>
         let port = free_port()?;
         let ids = dir.join(format!("busbar-ids-{items}.txt"));
         let server = Proc(
-            Command::new(binary("busbar"))
+            Command::new(std::env::current_exe()?)
                 .args([
-                    "bench-opcua",
+                    "serve-opcua",
                     "--points",
                     &items.to_string(),
                     "--rate",
@@ -437,7 +437,7 @@ async fn opcua_rows(window: Duration, quick: bool) -> anyhow::Result<Vec<String>
                 .stdout(Stdio::null())
                 .stderr(Stdio::null())
                 .spawn()
-                .context("start busbar bench-opcua")?,
+                .context("start busbar-bench serve-opcua")?,
         );
         wait_port(port).await?;
         let (v, cpu, rss) = opcua_client(
@@ -515,14 +515,14 @@ async fn bacnet_rows(window: Duration) -> anyhow::Result<Vec<String>> {
     let mut rows = Vec::new();
     let port = free_port()?;
     let ours = Proc(
-        Command::new(binary("busbar"))
-            .args(["bench-bacnet", "--points", "1000", "--rate", "1000"])
+        Command::new(std::env::current_exe()?)
+            .args(["serve-bacnet", "--points", "1000", "--rate", "1000"])
             .args(["--listen", &format!("127.0.0.1:{port}")])
             .env("BUSBAR_LOG", "warn")
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
-            .context("start busbar bench-bacnet")?,
+            .context("start busbar-bench serve-bacnet")?,
     );
     rows.extend(bacnet_server_rows("busbar", SocketAddr::from(([127, 0, 0, 1], port)), ours.0.id(), window).await?);
     drop(ours);
@@ -581,14 +581,14 @@ async fn snmp_rows(quick: bool) -> anyhow::Result<Vec<String>> {
     let devices = if quick { 100 } else { 1000 };
     let port = free_port()?;
     let ours = Proc(
-        Command::new(binary("busbar"))
-            .args(["bench-snmp", "--devices", &devices.to_string()])
+        Command::new(std::env::current_exe()?)
+            .args(["serve-snmp", "--devices", &devices.to_string()])
             .args(["--listen", &format!("127.0.0.1:{port}")])
             .env("BUSBAR_LOG", "warn")
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
-            .context("start busbar bench-snmp")?,
+            .context("start busbar-bench serve-snmp")?,
     );
     let target = SocketAddr::from(([127, 0, 0, 1], port));
     // busbarMeterVoltage of the first meter.

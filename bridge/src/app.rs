@@ -1,15 +1,14 @@
-//! Starting and stopping the bridge: acquisition, the northbound servers, the HTTP API.
+//! Starting and stopping the bridge: the store, acquisition, then every configured server and
+//! sink through their seam ([`crate::component`]). Nothing here names a protocol.
 
-use crate::acquisition::{self, Acquisition};
+use crate::acquisition::{self, metrics::DeviceMetrics, Acquisition};
+use crate::clock::{self, Clock};
+use crate::component::{Context, Endpoint};
 use crate::config::Config;
-use crate::http::{self, ApiState};
-use crate::northbound::{modbus::ModbusServer, modbus_map};
+use crate::metrics::Metrics;
 use crate::store::Store;
-use anyhow::Context;
-use busbar_modbus::server::{self, Limits, Stats};
 use std::net::SocketAddr;
 use std::sync::Arc;
-use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
@@ -17,21 +16,24 @@ use tokio::task::JoinHandle;
 pub struct Bridge {
     pub store: Arc<Store>,
     pub acquisition: Acquisition,
-    pub modbus: Option<SocketAddr>,
-    pub http: Option<SocketAddr>,
-    /// The OPC UA endpoint URL.
-    pub opcua: Option<String>,
-    /// The InfluxDB history sink.
-    pub history: Option<crate::history::HistoryHandle>,
-    /// The SNMP agent.
-    pub snmp: Option<crate::northbound::snmp::SnmpHandle>,
-    /// The BACnet/IP device.
-    pub bacnet: Option<crate::northbound::bacnet::BacnetHandle>,
+    pub metrics: Arc<Metrics>,
+    /// Where each started server and sink can be reached, in start order.
+    pub endpoints: Vec<Endpoint>,
     shutdown: watch::Sender<bool>,
     tasks: Vec<JoinHandle<()>>,
 }
 
 impl Bridge {
+    /// The endpoint of component `name` (`modbus`, `http`, `influxdb`...), when it runs.
+    pub fn endpoint(&self, name: &str) -> Option<&Endpoint> {
+        self.endpoints.iter().find(|e| e.name == name)
+    }
+
+    /// The bound address of component `name` (the port picked when the config said 0).
+    pub fn local_addr(&self, name: &str) -> Option<SocketAddr> {
+        self.endpoint(name).and_then(|e| e.local)
+    }
+
     /// Stop every task (servers stop accepting, acquisition finishes its request) and wait.
     pub async fn stop(self) {
         let _ = self.shutdown.send(true);
@@ -41,96 +43,44 @@ impl Bridge {
     }
 }
 
-/// Start everything the config enables. Listen addresses with port 0 pick free ports (tests).
+/// Start everything the config enables, on the system clock. Listen addresses with port 0 pick
+/// free ports (tests).
 pub async fn start(config: Config) -> anyhow::Result<Bridge> {
+    start_with_clock(config, clock::system()).await
+}
+
+/// Start everything the config enables, on `clock`.
+pub async fn start_with_clock(config: Config, clock: Arc<dyn Clock>) -> anyhow::Result<Bridge> {
     let config = Arc::new(config);
-    let store = Store::new(&config, 65536);
+    let store = Store::with_clock(&config, 65536, clock.clone());
     let (shutdown, _) = watch::channel(false);
+    let metrics = Metrics::new();
+    metrics.register(Arc::new(DeviceMetrics { store: store.clone() }));
     let (acq, mut tasks) = acquisition::start(&config, store.clone(), shutdown.subscribe());
-    let mut servers = Vec::new();
-    let mut modbus = None;
-    if let Some(m) = &config.modbus {
-        let listener = TcpListener::bind(m.listen)
-            .await
-            .with_context(|| format!("modbus server: cannot bind {}", m.listen))?;
-        modbus = Some(listener.local_addr()?);
-        let map = modbus_map::build(&config, &store, m.word_order);
-        let handler = Arc::new(ModbusServer::new(map, store.clone(), acq.clone(), m.serve_stale));
-        let stats = Arc::new(Stats::default());
-        servers.push(("modbus".to_string(), stats.clone()));
-        let limits = Limits {
-            max_connections: m.max_connections,
-            idle_timeout: m.idle_timeout,
-        };
-        tasks.push(tokio::spawn(server::serve(
-            "modbus".into(),
-            handler,
-            listener,
-            limits,
-            stats,
-            shutdown.subscribe(),
-        )));
-    }
-    let mut opcua = None;
-    if let Some(o) = &config.opcua {
-        let (url, t) =
-            crate::northbound::opcua::start(&config, o, store.clone(), acq.clone(), shutdown.subscribe()).await?;
-        opcua = Some(url);
-        tasks.extend(t);
-    }
-    let mut bacnet = None;
-    if let Some(b) = &config.bacnet {
-        let (handle, t) =
-            crate::northbound::bacnet::start(&config, b, store.clone(), acq.clone(), shutdown.subscribe()).await?;
-        bacnet = Some(handle);
-        tasks.extend(t);
-    }
-    let mut history = None;
-    if let Some(h) = &config.influxdb {
-        let (handle, t) = crate::history::start(h, store.clone(), shutdown.subscribe())?;
-        history = Some(handle);
-        tasks.extend(t);
-    }
-    let mut snmp = None;
-    if let Some(s) = &config.snmp {
-        let (handle, t) =
-            crate::northbound::snmp::start(&config, s, store.clone(), acq.clone(), shutdown.subscribe()).await?;
-        snmp = Some(handle);
-        tasks.extend(t);
-    }
-    let mut http_addr = None;
-    if let Some(h) = &config.http {
-        let listener = TcpListener::bind(h.listen)
-            .await
-            .with_context(|| format!("http server: cannot bind {}", h.listen))?;
-        http_addr = Some(listener.local_addr()?);
-        let app = http::router(ApiState {
-            store: store.clone(),
-            acq: acq.clone(),
-            config: config.clone(),
-            servers,
-            bacnet: bacnet.as_ref().map(|b| b.stats.clone()),
-            history: history.as_ref().map(|h| h.stats.clone()),
-        });
-        let mut stop = shutdown.subscribe();
-        tasks.push(tokio::spawn(async move {
-            let serve = axum::serve(listener, app).with_graceful_shutdown(async move {
-                let _ = stop.changed().await;
-            });
-            if let Err(e) = serve.await {
-                tracing::error!("http server stopped: {e}");
-            }
-        }));
+    let cx = Context {
+        config: config.clone(),
+        store: store.clone(),
+        acq: acq.clone(),
+        metrics: metrics.clone(),
+        clock,
+        shutdown: shutdown.subscribe(),
+    };
+    let mut endpoints = Vec::new();
+    for started in config
+        .servers
+        .start(&cx)
+        .await?
+        .into_iter()
+        .chain(config.sinks.start(&cx).await?)
+    {
+        endpoints.push(started.endpoint);
+        tasks.extend(started.tasks);
     }
     Ok(Bridge {
-        history,
-        snmp,
-        opcua,
-        bacnet,
         store,
         acquisition: acq,
-        modbus,
-        http: http_addr,
+        metrics,
+        endpoints,
         shutdown,
         tasks,
     })

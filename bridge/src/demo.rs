@@ -1,9 +1,9 @@
-//! `busbar demo`: the simulator with the demo site and the bridge with config/demo.yaml, in one
-//! process, needing nothing but the build.
+//! The demo site's bridge configuration (config/demo.yaml, compiled in) with the addresses
+//! `busbar demo` is given. The simulator side of the demo lives in the `busbar` binary: this
+//! library knows no simulator.
 
-use crate::app::{self, Bridge};
 use crate::config::{parse_config, Config, Link};
-use busbar_sim::runner::{self, RunOptions, Running};
+use crate::sinks::influxdb::{InfluxDoc, InfluxSettings};
 use std::net::SocketAddr;
 
 /// config/demo.yaml, compiled in.
@@ -26,7 +26,7 @@ pub struct DemoPorts {
     /// Where SNMP v3 informs go (user `busbar` of the demo config).
     pub snmp_informs: Vec<String>,
     /// History to InfluxDB, if given.
-    pub influxdb: Option<crate::config::InfluxSettings>,
+    pub influxdb: Option<InfluxSettings>,
 }
 
 impl Default for DemoPorts {
@@ -58,20 +58,20 @@ pub fn demo_config(sim_gateway: SocketAddr, ports: &DemoPorts) -> anyhow::Result
             *port = sim_gateway.port();
         }
     }
-    if let Some(m) = &mut config.modbus {
+    if let Some(m) = &mut config.servers.modbus {
         m.listen = ports.modbus;
     }
-    if let Some(h) = &mut config.http {
+    if let Some(h) = &mut config.servers.http {
         h.listen = ports.http;
     }
-    if let Some(b) = &mut config.bacnet {
+    if let Some(b) = &mut config.servers.bacnet {
         b.listen = ports.bacnet;
         b.broadcast.set_port(ports.bacnet.port());
         if ports.bacnet.ip().is_loopback() {
             b.broadcast.set_ip(std::net::Ipv4Addr::new(127, 255, 255, 255));
         }
     }
-    if let Some(s) = &mut config.snmp {
+    if let Some(s) = &mut config.servers.snmp {
         s.listen = ports.snmp;
         s.state_dir = std::env::temp_dir().join("busbar-demo-snmp");
         s.traps = ports
@@ -83,8 +83,8 @@ pub fn demo_config(sim_gateway: SocketAddr, ports: &DemoPorts) -> anyhow::Result
             s.informs = ports.snmp_informs.iter().map(|t| (t.clone(), user.clone())).collect();
         }
     }
-    config.influxdb = ports.influxdb.clone();
-    if let Some(o) = &mut config.opcua {
+    config.sinks.influxdb = ports.influxdb.clone();
+    if let Some(o) = &mut config.servers.opcua {
         o.listen = ports.opcua;
         o.pki_dir = std::env::temp_dir().join("busbar-demo-pki");
     }
@@ -100,10 +100,10 @@ pub fn influx_from_url(
     token: Option<String>,
     buffer_dir: std::path::PathBuf,
     quota_mb: f64,
-) -> anyhow::Result<crate::config::InfluxSettings> {
+) -> anyhow::Result<InfluxSettings> {
     let (base, query) = url.split_once('?').unwrap_or((url, ""));
     let db = query.split('&').find_map(|kv| kv.strip_prefix("db="));
-    let mut doc = crate::config::InfluxDoc::new(base);
+    let mut doc = InfluxDoc::new(base);
     match (db, org, bucket) {
         (Some(db), _, _) => doc.database = db.to_string(),
         (None, Some(org), Some(bucket)) => {
@@ -124,22 +124,4 @@ pub fn influx_from_url(
         let text: Vec<String> = wrong.iter().map(|(k, m)| format!("{}: {m}", flag(k))).collect();
         anyhow::anyhow!("{}", text.join("; "))
     })
-}
-
-/// Start the simulator, then the bridge against it.
-pub async fn start(ports: &DemoPorts, speed: f64) -> anyhow::Result<(Running, Bridge)> {
-    let scenario = busbar_sim::load::demo_scenario().map_err(|d| anyhow::anyhow!("{d}"))?;
-    let sim = runner::start(
-        &scenario,
-        RunOptions {
-            speed,
-            listen: Some(ports.sim_gateway),
-            control: Some(ports.sim_control),
-            ..RunOptions::default()
-        },
-    )
-    .await?;
-    let config = demo_config(sim.gateway(), ports)?;
-    let bridge = app::start(config).await?;
-    Ok((sim, bridge))
 }

@@ -1,15 +1,16 @@
-//! busbar, the bridge: acquires field devices over Modbus and serves one point model
-//! northbound. The binary (`src/main.rs`) is a thin CLI around this library, so end-to-end tests
-//! and benchmarks run it in-process.
+//! busbar-bridge, the bridge's runtime: configuration, acquisition, the point store, the
+//! northbound servers and the sinks. It knows no simulator: the `busbar` binary composes it
+//! (and, for `busbar demo` only, the simulator), and tests and benchmarks run it in-process.
+//! docs/ARCHITECTURE.md draws the whole.
 
 pub mod acquisition;
 pub mod app;
-pub mod bench;
+pub mod clock;
+pub mod component;
 pub mod config;
-pub mod config_env;
 pub mod demo;
 pub mod grafana;
-pub mod history;
-pub mod http;
+pub mod metrics;
 pub mod northbound;
+pub mod sinks;
 pub mod store;

@@ -6,6 +6,7 @@
 //! only point indexes: a subscriber that falls behind gets [`Notice::Resync`] and re-reads the
 //! snapshot it needs, and acquisition never waits for anyone.
 
+use crate::clock::Clock;
 use crate::config::Config;
 use busbar_core::profile::{Kind, Profile};
 use busbar_core::quality::Quality;
@@ -13,50 +14,13 @@ use serde::Serialize;
 use std::collections::HashMap;
 use std::ops::Range;
 use std::sync::{Arc, Mutex, MutexGuard, RwLock, RwLockReadGuard};
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, SystemTime};
 use tokio::sync::broadcast;
 
 /// Index of a point in the store.
 pub type PointIdx = u32;
 
-/// A point's value.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-#[serde(untagged)]
-pub enum PointValue {
-    Number(f64),
-    Text(String),
-}
-
-impl PointValue {
-    pub fn as_f64(&self) -> Option<f64> {
-        match self {
-            PointValue::Number(n) => Some(*n),
-            PointValue::Text(_) => None,
-        }
-    }
-}
-
-/// The latest sample of a point. A bad-quality sample keeps the last value it had.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Sample {
-    pub value: Option<PointValue>,
-    pub quality: Quality,
-    /// When the device was read.
-    pub source_time: Option<SystemTime>,
-    /// When the value was last read good (for staleness).
-    pub last_good: Option<Instant>,
-}
-
-impl Default for Sample {
-    fn default() -> Self {
-        Sample {
-            value: None,
-            quality: Quality::NoValue,
-            source_time: None,
-            last_good: None,
-        }
-    }
-}
+pub use busbar_core::point::{PointValue, Sample};
 
 /// What the store knows of a point besides its sample.
 #[derive(Debug, Clone)]
@@ -166,12 +130,19 @@ pub struct Store {
     samples: RwLock<Vec<Sample>>,
     status: Vec<Mutex<DeviceStatus>>,
     changes: broadcast::Sender<PointIdx>,
+    /// What "now" is for staleness.
+    clock: Arc<dyn Clock>,
 }
 
 impl Store {
     /// A store with every point of every profile of the config (acquired or not, so that point
-    /// indexes and northbound layouts do not depend on block counts).
+    /// indexes and northbound layouts do not depend on block counts), on the system clock.
     pub fn new(config: &Config, queue: usize) -> Arc<Store> {
+        Store::with_clock(config, queue, crate::clock::system())
+    }
+
+    /// The same on `clock` (tests move a [`crate::clock::ManualClock`]).
+    pub fn with_clock(config: &Config, queue: usize, clock: Arc<dyn Clock>) -> Arc<Store> {
         let mut meta = Vec::new();
         let mut device_points = Vec::new();
         for (d, dev) in config.devices.iter().enumerate() {
@@ -199,7 +170,8 @@ impl Store {
         Arc::new(Store {
             site_name: config.site_name.clone(),
             site_id: config.site_id.clone(),
-            started: SystemTime::now(),
+            started: clock.wall(),
+            clock,
             samples: RwLock::new(vec![Sample::default(); meta.len()]),
             status: config
                 .devices
@@ -279,7 +251,7 @@ impl Store {
 
     /// Apply readings of device points (by profile point index) taken at `time`.
     pub fn update(&self, readings: &[(PointIdx, Reading)], time: SystemTime) {
-        let now = Instant::now();
+        let now = self.clock.now();
         let mut changed = Vec::new();
         {
             let mut samples = self.samples.write().unwrap_or_else(|p| p.into_inner());
@@ -315,7 +287,7 @@ impl Store {
 
     /// Turn good points older than `after` into stale, per device (`after[d]`).
     pub fn mark_stale(&self, after: &[Duration]) {
-        let now = Instant::now();
+        let now = self.clock.now();
         let mut changed = Vec::new();
         {
             let mut samples = self.samples.write().unwrap_or_else(|p| p.into_inner());
@@ -355,10 +327,14 @@ mod tests {
     use busbar_core::profile::embedded;
 
     fn store(queue: usize) -> Arc<Store> {
+        store_on(queue, crate::clock::system())
+    }
+
+    fn store_on(queue: usize, clock: Arc<dyn Clock>) -> Arc<Store> {
         let profiles = embedded::profiles().unwrap_or_else(|e| panic!("{e}"));
         let text = "site: { name: S, id: s }\nconnections: [{ name: gw, tcp: { host: h, port: 1 } }]\ndevices:\n  - { name: m, profile: socomec-diris-a40, connection: gw, unit_id: 1 }\n";
         let config = crate::config::parse_config("t.yaml", text, &profiles, "x").unwrap_or_else(|e| panic!("{e}"));
-        Store::new(&config, queue)
+        Store::with_clock(&config, queue, clock)
     }
 
     #[tokio::test]
@@ -402,7 +378,8 @@ mod tests {
 
     #[test]
     fn good_values_turn_stale_but_constants_do_not() {
-        let s = store(16);
+        let clock = crate::clock::ManualClock::new();
+        let s = store_on(16, clock.clone());
         let v1 = s.find("m/v1").unwrap_or(0);
         let ident = s.find("m/ident").unwrap_or(0);
         s.update(
@@ -410,10 +387,15 @@ mod tests {
                 (v1, Reading::Value(PointValue::Number(230.0), Quality::Good)),
                 (ident, Reading::Value(PointValue::Text("SOCO".into()), Quality::Good)),
             ],
-            SystemTime::now(),
+            clock.wall(),
         );
-        std::thread::sleep(std::time::Duration::from_millis(30));
-        s.mark_stale(&[std::time::Duration::from_millis(10)]);
+        let limit = [Duration::from_millis(10)];
+        // At the limit, still good; one millisecond past it, stale.
+        clock.advance(Duration::from_millis(10));
+        s.mark_stale(&limit);
+        assert_eq!(s.sample(v1).map(|x| x.quality), Some(Quality::Good));
+        clock.advance(Duration::from_millis(20));
+        s.mark_stale(&limit);
         assert_eq!(s.sample(v1).map(|x| x.quality), Some(Quality::Stale));
         assert_eq!(s.sample(ident).map(|x| x.quality), Some(Quality::Good));
     }

@@ -3,10 +3,6 @@
 //! retried until acknowledged, COV_Increment filtering, the foreign device table, routed
 //! requests, REQUIRED/OPTIONAL, writes refused when no device can take them.
 
-use busbar::acquisition::Acquisition;
-use busbar::config::parse_config;
-use busbar::northbound::bacnet;
-use busbar::store::{PointValue, Reading, Store};
 use busbar_bacnet::apdu::{self, Apdu};
 use busbar_bacnet::bvll::{self, Bvll};
 use busbar_bacnet::consts::{confirmed, error_class, error_code, object_type, property, unconfirmed};
@@ -14,6 +10,10 @@ use busbar_bacnet::npdu::{self, NetAddr};
 use busbar_bacnet::service::{client, PropertyRef, ReadAccessSpec, SubscribeCov, WriteProperty};
 use busbar_bacnet::tag::Reader;
 use busbar_bacnet::{ObjectId, Value};
+use busbar_bridge::acquisition::Acquisition;
+use busbar_bridge::config::parse_config;
+use busbar_bridge::northbound::bacnet;
+use busbar_bridge::store::{PointValue, Reading, Store};
 use busbar_core::quality::Quality;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -37,7 +37,7 @@ async fn rig() -> Rig {
     let profiles = busbar_core::profile::embedded::profiles().unwrap_or_else(|e| panic!("{e}"));
     let config = parse_config("t.yaml", CONFIG, &profiles, "x").unwrap_or_else(|e| panic!("{e}"));
     let store = Store::new(&config, 1024);
-    let Some(settings) = config.bacnet.clone() else {
+    let Some(settings) = config.servers.bacnet.clone() else {
         panic!("bacnet settings")
     };
     let (stop, rx) = watch::channel(false);

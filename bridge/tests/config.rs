@@ -1,6 +1,6 @@
 //! Configuration validation: every error with file, line and path, without the network.
 
-use busbar::config::parse_config;
+use busbar_bridge::config::parse_config;
 use busbar_core::profile::embedded;
 
 fn check(text: &str) -> String {
@@ -13,7 +13,7 @@ fn check(text: &str) -> String {
 
 #[test]
 fn shipped_demo_config_is_valid() {
-    assert_eq!(check(busbar::demo::DEMO_CONFIG), "");
+    assert_eq!(check(busbar_bridge::demo::DEMO_CONFIG), "");
 }
 
 #[test]
@@ -64,14 +64,14 @@ fn unknown_keys_are_errors_and_defaults_are_safe() {
     let c = parse_config("d.yaml", text, &profiles, "x").unwrap_or_else(|e| panic!("{e}"));
     assert!(!c.writes_enabled, "writes are off unless enabled globally");
     assert_eq!(
-        c.modbus.as_ref().map(|m| m.listen.to_string()),
+        c.servers.modbus.as_ref().map(|m| m.listen.to_string()),
         Some("127.0.0.1:5020".into())
     );
     assert_eq!(
-        c.http.as_ref().map(|m| m.listen.to_string()),
+        c.servers.http.as_ref().map(|m| m.listen.to_string()),
         Some("127.0.0.1:8080".into())
     );
-    let store = busbar::store::Store::new(&c, 16);
+    let store = busbar_bridge::store::Store::new(&c, 16);
     let p = store.find("a/command").unwrap_or(u32::MAX);
     assert_eq!(
         store.meta(p).map(|m| m.writable),
@@ -113,7 +113,7 @@ fn bacnet_and_snmp_settings_are_checked() {
     assert!(out.contains("10.0.0.0/33"), "{out}");
     assert!(out.contains("at least 8 characters"), "{out}");
     assert!(out.contains("user `nobody`"), "{out}");
-    let net = busbar::config::Cidr::parse("10.1.0.0/16").unwrap_or_else(|| panic!("cidr"));
+    let net = busbar_bridge::northbound::snmp::Cidr::parse("10.1.0.0/16").unwrap_or_else(|| panic!("cidr"));
     assert!(net.contains("10.1.200.3".parse().unwrap_or_else(|e| panic!("{e}"))));
     assert!(!net.contains("10.2.0.1".parse().unwrap_or_else(|e| panic!("{e}"))));
 }
@@ -136,12 +136,12 @@ fn history_settings_are_checked_and_the_demo_flags_share_the_rules() {
     ));
     assert!(out.contains("needs org and bucket"), "{out}");
     let dir = std::path::PathBuf::from("buf");
-    let e = busbar::demo::influx_from_url("http://x:8086?db=b", None, None, None, dir.clone(), 0.01)
+    let e = busbar_bridge::demo::influx_from_url("http://x:8086?db=b", None, None, None, dir.clone(), 0.01)
         .err()
         .map(|e| e.to_string())
         .unwrap_or_default();
     assert!(e.contains("--history-quota-mb") && e.contains("not a quota"), "{e}");
-    let s = busbar::demo::influx_from_url("http://x:8086?db=b", None, None, None, dir, 0.0625)
+    let s = busbar_bridge::demo::influx_from_url("http://x:8086?db=b", None, None, None, dir, 0.0625)
         .unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(
         (s.database.as_str(), s.buffer_quota_bytes, s.segment_bytes),

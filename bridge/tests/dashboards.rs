@@ -1,7 +1,7 @@
 //! dashboards/ holds exactly what `busbar export dashboards` builds from the built-in profiles,
 //! and the builder refuses a dashboard that names a field no profile has.
 
-use busbar::grafana::{all, Schema};
+use busbar_bridge::grafana::{all, Schema};
 use busbar_core::profile::{embedded, Family};
 use std::path::Path;
 

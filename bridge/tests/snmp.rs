@@ -1,10 +1,10 @@
 //! The SNMP agent's persisted engine: the same engine id after a restart, one more boot.
 
-use busbar::acquisition::Acquisition;
-use busbar::config::{Cidr, SnmpAccess, SnmpCommunity, SnmpSettings};
-use busbar::demo::{demo_config, DemoPorts};
-use busbar::northbound::{snmp, snmp_mib};
-use busbar::store::Store;
+use busbar_bridge::acquisition::Acquisition;
+use busbar_bridge::demo::{demo_config, DemoPorts};
+use busbar_bridge::northbound::snmp::{self, mib as snmp_mib};
+use busbar_bridge::northbound::snmp::{Cidr, SnmpAccess, SnmpCommunity, SnmpSettings};
+use busbar_bridge::store::Store;
 use tokio::sync::watch;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

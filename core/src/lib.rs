@@ -1,11 +1,10 @@
 //! busbar-core: the facts the simulator and the bridge share.
 //!
 //! - [`units`]: the engineering units a point may carry (one table).
-//! - [`quality`] and [`point`]: samples with quality and source time.
+//! - [`quality`] and [`point`]: a point's value and its latest sample (quality, source time).
 //! - [`profile`]: device profiles (YAML): parse, validate with file/line/path, expand blocks.
 //! - [`encoding`]: engineering value <-> Modbus registers, per the profile's type/order/scale.
 //! - [`image`]: a device's register image laid out from its profile.
-//! - [`modbus`]: Modbus TCP (MBAP) framing and PDU codec, bytes in and bytes out.
 //! - [`duration`]: human durations in config files (`2h30m`, `500ms`).
 //! - [`diag`]: located diagnostics (`file:line: path: message`).
 //!
@@ -16,7 +15,6 @@ pub mod diag;
 pub mod duration;
 pub mod encoding;
 pub mod image;
-pub mod modbus;
 pub mod point;
 pub mod profile;
 pub mod quality;

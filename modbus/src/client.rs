@@ -1,7 +1,7 @@
 //! An async Modbus-TCP client: one request in flight, transaction ids checked (a late answer to
 //! an earlier request is skipped, never taken for the current one), optional timeout.
 
-use busbar_core::modbus::{self, Header, Request, Response};
+use crate::codec::{self, Header, Request, Response};
 use std::io;
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -46,14 +46,14 @@ impl Client {
             unit,
         };
         self.out.clear();
-        modbus::write_request(&mut self.out, header, req);
+        codec::write_request(&mut self.out, header, req);
         self.stream.write_all(&self.out).await?;
         let deadline = self.timeout.map(|t| tokio::time::Instant::now() + t);
         loop {
             if let Some((h, pdu, used)) =
-                modbus::split_frame(&self.buf).map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))?
+                codec::split_frame(&self.buf).map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))?
             {
-                let resp = modbus::decode_response(req, pdu).map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e));
+                let resp = codec::decode_response(req, pdu).map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e));
                 let same = h.transaction == self.transaction;
                 self.buf.drain(..used);
                 if same {
@@ -82,7 +82,7 @@ impl Client {
         unit: u8,
         address: u16,
         count: u16,
-    ) -> io::Result<Result<Vec<u16>, modbus::Exception>> {
+    ) -> io::Result<Result<Vec<u16>, codec::Exception>> {
         match self
             .call(unit, &Request::ReadHoldingRegisters { address, count })
             .await?

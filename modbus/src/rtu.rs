@@ -2,7 +2,7 @@
 //! silence. Frame lengths are derived from the function code, as real masters and slaves do;
 //! a frame whose CRC does not match is dropped (a slave stays silent, a master reports it).
 
-use busbar_core::modbus::{self, Request, Response};
+use crate::codec::{self, Request, Response};
 use std::io;
 use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
@@ -117,8 +117,8 @@ impl<S: AsyncRead + AsyncWrite + Unpin> RtuMaster<S> {
     pub async fn call(&mut self, unit: u8, req: &Request, timeout: Duration) -> Result<Response, RtuError> {
         tokio::time::sleep_until(self.last + self.frame_interval).await;
         self.pdu.clear();
-        modbus::write_request(&mut self.pdu, modbus::Header { transaction: 0, unit }, req);
-        let adu = frame(unit, &self.pdu[modbus::MBAP_LEN..]);
+        codec::write_request(&mut self.pdu, codec::Header { transaction: 0, unit }, req);
+        let adu = frame(unit, &self.pdu[codec::MBAP_LEN..]);
         self.port.write_all(&adu).await.map_err(RtuError::Io)?;
         let result = self.read_answer(unit, req, timeout).await;
         if result.is_err() {
@@ -142,7 +142,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> RtuMaster<S> {
                     if adu[0] != unit {
                         return Err(RtuError::Malformed);
                     }
-                    return modbus::decode_response(req, &adu[1..len - 2]).map_err(|_| RtuError::Malformed);
+                    return codec::decode_response(req, &adu[1..len - 2]).map_err(|_| RtuError::Malformed);
                 }
             } else if response_len(&buf).is_err() {
                 return Err(RtuError::Malformed);

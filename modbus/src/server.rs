@@ -3,7 +3,7 @@
 //! A bad MBAP header closes the connection (its framing is lost); nothing a peer sends stops
 //! the listener.
 
-use busbar_core::modbus::{self, Header};
+use crate::codec::{self, Header};
 use std::future::Future;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -139,7 +139,7 @@ async fn connection<H: Handler>(
         let mut used = 0;
         out.clear();
         loop {
-            let (header, frame, len) = match modbus::split_frame(&buf[used..]) {
+            let (header, frame, len) = match codec::split_frame(&buf[used..]) {
                 Ok(Some(f)) => f,
                 Ok(None) => break,
                 Err(e) => {

@@ -8,8 +8,8 @@
 
 use crate::events::Fault;
 use crate::site::{DeviceRuntime, DeviceShared, Site, WriteError};
-use busbar_core::modbus::{self, Exception, Header, Request};
 use busbar_core::profile::Table;
+use busbar_modbus::codec::{self, Exception, Header, Request};
 use busbar_modbus::server::{Answer, Handler};
 use std::sync::{Arc, Mutex};
 
@@ -38,14 +38,14 @@ impl Gateway {
     pub(crate) async fn respond(&self, header: Header, pdu: &[u8], out: &mut Vec<u8>) -> Answer {
         let function = pdu.first().copied().unwrap_or(0);
         let Some((index, device)) = self.units.get(usize::from(header.unit)).cloned().flatten() else {
-            modbus::write_exception(out, header, function, Exception::GatewayTargetFailed);
+            codec::write_exception(out, header, function, Exception::GatewayTargetFailed);
             return Answer::Sent;
         };
         let (delay, exception, silent, drop_conn) = {
             let rt = device.lock();
             if rt.faults.is_empty() {
                 // The common case: no fault, answer under this same lock.
-                if let Ok(req) = modbus::decode_request(pdu) {
+                if let Ok(req) = codec::decode_request(pdu) {
                     if answer_read(&rt, &req, header, out) {
                         return Answer::Sent;
                     }
@@ -77,10 +77,10 @@ impl Gateway {
             tokio::time::sleep(d).await;
         }
         if let Some(e) = exception {
-            modbus::write_exception(out, header, function, e);
+            codec::write_exception(out, header, function, e);
             return Answer::Sent;
         }
-        let Some(req) = modbus::decode_request_or_answer(out, header, pdu) else {
+        let Some(req) = codec::decode_request_or_answer(out, header, pdu) else {
             return Answer::Sent;
         };
         if answer_read(&device.lock(), &req, header, out) {
@@ -124,8 +124,8 @@ impl Gateway {
             Err(_) => Err(WriteError::Exception(Exception::ServerDeviceFailure)),
         };
         match result {
-            Ok(()) => modbus::write_write_response(out, header, req),
-            Err(WriteError::Exception(e)) => modbus::write_exception(out, header, req.function(), e),
+            Ok(()) => codec::write_write_response(out, header, req),
+            Err(WriteError::Exception(e)) => codec::write_exception(out, header, req.function(), e),
         }
     }
 }
@@ -137,9 +137,9 @@ fn answer_read(rt: &DeviceRuntime, req: &Request, header: Header, out: &mut Vec<
     };
     let function = req.function();
     match rt.image.read(table, address, count) {
-        Ok(words) if bits => modbus::write_bits_response(out, header, function, words),
-        Ok(words) => modbus::write_registers_response(out, header, function, words),
-        Err(_) => modbus::write_exception(out, header, function, Exception::IllegalDataAddress),
+        Ok(words) if bits => codec::write_bits_response(out, header, function, words),
+        Ok(words) => codec::write_registers_response(out, header, function, words),
+        Err(_) => codec::write_exception(out, header, function, Exception::IllegalDataAddress),
     }
     true
 }

@@ -6,7 +6,7 @@
 use crate::events::Fault;
 use crate::gateway::Gateway;
 use crate::scenario::RtuLine;
-use busbar_core::modbus::Header;
+use busbar_modbus::codec::Header;
 use busbar_modbus::rtu::{self, crc_ok, frame, frame_gap, request_len};
 use busbar_modbus::server::Answer;
 use std::sync::Arc;
@@ -80,11 +80,11 @@ async fn answer(
     out.clear();
     let pdu = &adu[1..adu.len() - 2];
     if gateway.respond(Header { transaction: 0, unit }, pdu, out).await != Answer::Sent
-        || out.len() <= busbar_core::modbus::MBAP_LEN
+        || out.len() <= busbar_modbus::codec::MBAP_LEN
     {
         return;
     }
-    let mut reply = frame(unit, &out[busbar_core::modbus::MBAP_LEN..]);
+    let mut reply = frame(unit, &out[busbar_modbus::codec::MBAP_LEN..]);
     if bad_crc {
         let n = reply.len();
         reply[n - 1] ^= 0x5A;

@@ -2,8 +2,8 @@
 //! on the models, the exceptions a real device or gateway gives, injected faults, and
 //! malformed input that must never stop the server.
 
-use busbar_core::modbus::{Exception, Request, Response};
 use busbar_modbus::client::Client;
+use busbar_modbus::codec::{Exception, Request, Response};
 use busbar_sim::events::Fault;
 use busbar_sim::load::demo_scenario;
 use busbar_sim::runner::{self, RunOptions, Running};

@@ -6,15 +6,16 @@
 //! from northbound servers go to the connection task that owns the device.
 
 pub mod decode;
+pub mod metrics;
 pub mod plan;
 mod transport;
 
 use crate::config::{Config, Device};
 use crate::store::{PointIdx, PointMeta, PointValue, Reading, Store};
 use busbar_core::encoding;
-use busbar_core::modbus::{Request, Response};
 use busbar_core::profile::{DataType, Kind, Table};
 use busbar_core::quality::Quality;
+use busbar_modbus::codec::{Request, Response};
 use plan::{plan, ReadBlock};
 use serde::Serialize;
 use std::sync::Arc;

@@ -3,8 +3,8 @@
 //! a bad CRC or a timeout flushes the line before the next request).
 
 use crate::config::Link;
-use busbar_core::modbus::{Request, Response};
 use busbar_modbus::client::Client;
+use busbar_modbus::codec::{Request, Response};
 use busbar_modbus::rtu::{open_serial, RtuError, RtuMaster, SerialLine, SerialStream};
 use std::time::Duration;
 

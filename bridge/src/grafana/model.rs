@@ -1,7 +1,7 @@
 //! The pieces of a Grafana dashboard (JSON model, schema version 39) and the field facts they
 //! are built from.
 
-use crate::history::schema::{stored_unit, DEVICE_STATUS};
+use crate::sinks::influxdb::schema::{stored_unit, DEVICE_STATUS};
 use busbar_core::profile::{Family, ProfileSet};
 use busbar_core::units::Unit;
 use serde_json::{json, Value};

@@ -1,9 +1,14 @@
-//! Benchmark helpers (hidden `busbar bench-opcua` and `busbar bench-bacnet`): a server over a
-//! synthetic store, changing a fixed number of points per second, for busbar-bench's rows.
+//! The bench's own servers (hidden `busbar-bench serve-opcua`, `serve-bacnet`, `serve-snmp`,
+//! `serve-history`, run as child processes so their CPU is measured apart from the load): a
+//! bridge server over a synthetic store changing a fixed number of points per second, or a
+//! history backlog replayed into InfluxDB.
 
-use crate::acquisition::Acquisition;
-use crate::config::{parse_config, BacnetSettings, Config, OpcUaSettings, Role};
-use crate::store::{PointValue, Reading, Store};
+use busbar_bridge::acquisition::Acquisition;
+use busbar_bridge::config::{parse_config, Config};
+use busbar_bridge::northbound::bacnet::BacnetSettings;
+use busbar_bridge::northbound::opcua::{OpcUaSettings, Role};
+use busbar_bridge::northbound::snmp::{Cidr, SnmpAccess, SnmpCommunity, SnmpSettings};
+use busbar_bridge::store::{PointValue, Reading, Store};
 use busbar_core::profile::Kind;
 use busbar_core::quality::Quality;
 use std::net::SocketAddr;
@@ -80,7 +85,7 @@ async fn change_forever(store: &Store, all: &[u32], rate: usize) {
 /// Serve ~`points` points over OPC UA, change `rate` of them per second, until killed.
 pub async fn opcua_load(points: usize, rate: usize, listen: SocketAddr, ids: &Path) -> anyhow::Result<()> {
     let (mut config, store, all) = synthetic_site(points)?;
-    config.opcua = Some(OpcUaSettings {
+    config.servers.opcua = Some(OpcUaSettings {
         listen,
         pki_dir: std::env::temp_dir().join("busbar-bench-pki"),
         none_endpoint: true,
@@ -100,10 +105,11 @@ pub async fn opcua_load(points: usize, rate: usize, listen: SocketAddr, ids: &Pa
     )?;
     let (_stop, shutdown) = watch::channel(false);
     let settings = config
+        .servers
         .opcua
         .clone()
         .ok_or_else(|| anyhow::anyhow!("no OPC UA settings"))?;
-    let (url, _tasks) = crate::northbound::opcua::start(
+    let (url, _tasks) = busbar_bridge::northbound::opcua::start(
         &config,
         &settings,
         store.clone(),
@@ -146,7 +152,7 @@ pub async fn bacnet_load(points: usize, rate: usize, listen: SocketAddr) -> anyh
         max_cov_subscriptions: 1_000_000,
     };
     let (_stop, shutdown) = watch::channel(false);
-    let (handle, _tasks) = crate::northbound::bacnet::start(
+    let (handle, _tasks) = busbar_bridge::northbound::bacnet::start(
         &config,
         &settings,
         store.clone(),
@@ -162,15 +168,15 @@ pub async fn bacnet_load(points: usize, rate: usize, listen: SocketAddr) -> anyh
 /// Serve a site of `devices` power meters (30 points each, all good) over SNMP, until killed.
 pub async fn snmp_load(devices: usize, listen: SocketAddr) -> anyhow::Result<()> {
     let mut config = site_config(devices, "socomec-diris-a40", "m", |_| String::new())?;
-    let public = crate::config::SnmpCommunity {
+    let public = SnmpCommunity {
         name: "public".into(),
-        access: crate::config::SnmpAccess::Read,
-        sources: crate::config::Cidr::parse("127.0.0.0/8").into_iter().collect(),
+        access: SnmpAccess::Read,
+        sources: Cidr::parse("127.0.0.0/8").into_iter().collect(),
         view: Vec::new(),
     };
-    config.snmp = Some(crate::config::SnmpSettings {
+    config.servers.snmp = Some(SnmpSettings {
         listen,
-        root: crate::northbound::snmp_mib::default_root(),
+        root: busbar_bridge::northbound::snmp::mib::default_root(),
         contact: String::new(),
         location: String::new(),
         state_dir: std::env::temp_dir().join(format!("busbar-bench-snmp-{}", std::process::id())),
@@ -191,9 +197,13 @@ pub async fn snmp_load(devices: usize, listen: SocketAddr) -> anyhow::Result<()>
         })
         .collect();
     store.update(&readings, now);
-    let settings = config.snmp.clone().ok_or_else(|| anyhow::anyhow!("no SNMP settings"))?;
+    let settings = config
+        .servers
+        .snmp
+        .clone()
+        .ok_or_else(|| anyhow::anyhow!("no SNMP settings"))?;
     let (_stop, shutdown) = watch::channel(false);
-    let (handle, _tasks) = crate::northbound::snmp::start(
+    let (handle, _tasks) = busbar_bridge::northbound::snmp::start(
         &config,
         &settings,
         store.clone(),
@@ -211,7 +221,7 @@ pub async fn snmp_load(devices: usize, listen: SocketAddr) -> anyhow::Result<()>
 /// ending now. Returns (lines, bytes).
 pub fn history_backlog(lines: u64, dir: &Path) -> anyhow::Result<(u64, u64)> {
     let (_config, store, all) = synthetic_site(284 * 20)?;
-    let mut buffer = crate::history::buffer::DiskBuffer::open(dir, u64::MAX, 256 * 1024)?;
+    let mut buffer = busbar_bridge::sinks::influxdb::buffer::DiskBuffer::open(dir, u64::MAX, 256 * 1024)?;
     let now = SystemTime::now();
     let round_lines = |round: u64, at: SystemTime| -> (Vec<u8>, u64) {
         let readings: Vec<(u32, Reading)> = all
@@ -223,7 +233,7 @@ pub fn history_backlog(lines: u64, dir: &Path) -> anyhow::Result<(u64, u64)> {
             .collect();
         store.update(&readings, at);
         let mut out = Vec::new();
-        let n = crate::history::schema::point_lines(&store, &all, &mut out);
+        let n = busbar_bridge::sinks::influxdb::schema::point_lines(&store, &all, &mut out);
         (out, n)
     };
     // One round tells how many rounds make `lines`; then they are written one second apart,
@@ -244,7 +254,7 @@ pub fn history_backlog(lines: u64, dir: &Path) -> anyhow::Result<(u64, u64)> {
 /// as after an outage. Returns (lines written, seconds); lines refused are an error.
 pub async fn history_replay(url: &str, db: &str, dir: &Path) -> anyhow::Result<(u64, f64)> {
     use std::sync::atomic::Ordering;
-    let mut settings = crate::demo::influx_from_url(
+    let mut settings = busbar_bridge::demo::influx_from_url(
         &format!("{url}?db={db}"),
         None,
         None,
@@ -255,7 +265,7 @@ pub async fn history_replay(url: &str, db: &str, dir: &Path) -> anyhow::Result<(
     settings.snapshot_interval = None;
     let (_stop, shutdown) = watch::channel(false);
     let started = std::time::Instant::now();
-    let (_buffer, stats, _sender) = crate::history::start_sender(&settings, shutdown)?;
+    let (_buffer, stats, _sender) = busbar_bridge::sinks::influxdb::start_sender(&settings, shutdown)?;
     while stats.queued.load(Ordering::Relaxed) > 0 {
         tokio::time::sleep(Duration::from_millis(5)).await;
         if stats.refused.load(Ordering::Relaxed) > 0 {

@@ -1,5 +1,5 @@
 //! The northbound Modbus-TCP server: SCADAs read the whole site from one endpoint, one unit id
-//! per device (layout in [`super::modbus_map`]).
+//! per device (layout in [`super::map`]).
 //!
 //! Quality mapping for Modbus, in this one place: a read of point registers of an offline
 //! device answers exception 0B (gateway target failed to respond) unless `serve_stale` is set;
@@ -7,18 +7,18 @@
 //! except the last value of an offline device under `serve_stale`; the status block (registers
 //! 0..8) always answers and says comm status, points not good, age and failures.
 
-use super::modbus_map::{DeviceMap, Encoding, ModbusMap, POINTS_START, STATUS_LEN};
+use super::map::{DeviceMap, Encoding, ModbusMap, POINTS_START, STATUS_LEN};
 use crate::acquisition::{Acquisition, WriteOutcome};
 use crate::store::{PointValue, Sample, Store};
 use busbar_core::encoding;
-use busbar_core::modbus::{self, Exception, Header, Request};
 use busbar_core::profile::{DataType, Kind, Register, WordOrder};
 use busbar_core::quality::Quality;
+use busbar_modbus::codec::{self, Exception, Header, Request};
 use busbar_modbus::server::{Answer, Handler};
 use std::sync::Arc;
 use std::time::SystemTime;
 
-pub struct ModbusServer {
+pub struct ModbusHandler {
     map: ModbusMap,
     store: Arc<Store>,
     acq: Acquisition,
@@ -38,9 +38,9 @@ fn register(data_type: DataType, order: WordOrder, scale: f64) -> Register {
     Register::plain(data_type, order, scale)
 }
 
-impl ModbusServer {
-    pub fn new(map: ModbusMap, store: Arc<Store>, acq: Acquisition, serve_stale: bool) -> ModbusServer {
-        ModbusServer {
+impl ModbusHandler {
+    pub fn new(map: ModbusMap, store: Arc<Store>, acq: Acquisition, serve_stale: bool) -> ModbusHandler {
+        ModbusHandler {
             map,
             store,
             acq,
@@ -196,35 +196,35 @@ impl ModbusServer {
             .flatten()
             .and_then(|i| self.map.devices.get(i))
         else {
-            modbus::write_exception(out, header, function, Exception::GatewayPathUnavailable);
+            codec::write_exception(out, header, function, Exception::GatewayPathUnavailable);
             return Answer::Sent;
         };
-        let Some(req) = modbus::decode_request_or_answer(out, header, pdu) else {
+        let Some(req) = codec::decode_request_or_answer(out, header, pdu) else {
             return Answer::Sent;
         };
         let result = match &req {
             Request::ReadHoldingRegisters { address, count } | Request::ReadInputRegisters { address, count } => self
                 .read(dm, *address, *count)
-                .map(|w| modbus::write_registers_response(out, header, function, &w)),
+                .map(|w| codec::write_registers_response(out, header, function, &w)),
             Request::WriteSingleRegister { address, value } => self
                 .write(dm, *address, &[*value])
                 .await
-                .map(|_| modbus::write_write_response(out, header, &req)),
+                .map(|_| codec::write_write_response(out, header, &req)),
             Request::WriteMultipleRegisters { address, values } => self
                 .write(dm, *address, values)
                 .await
-                .map(|_| modbus::write_write_response(out, header, &req)),
+                .map(|_| codec::write_write_response(out, header, &req)),
             // No coils or discrete inputs on the northbound map.
             _ => Err(Exception::IllegalDataAddress),
         };
         if let Err(e) = result {
-            modbus::write_exception(out, header, function, e);
+            codec::write_exception(out, header, function, e);
         }
         Answer::Sent
     }
 }
 
-impl Handler for ModbusServer {
+impl Handler for ModbusHandler {
     fn answer(
         &self,
         header: Header,

@@ -2,7 +2,7 @@
 //! password), 2.x `/api/v2/write?org=&bucket=&precision=ms` with a token (InfluxDB 3 and
 //! VictoriaMetrics accept both), gzip-compressed. The answer decides what happens to a batch.
 
-use crate::config::{InfluxApi, InfluxSettings};
+use super::{InfluxApi, InfluxSettings};
 use flate2::write::GzEncoder;
 use flate2::Compression;
 use std::io::Write;

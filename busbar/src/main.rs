@@ -1,10 +1,12 @@
 //! busbar: acquires field devices over Modbus TCP and serves every point northbound.
 
 use anyhow::Context as _;
-use busbar::config::load_config;
-use busbar::demo::{self, DemoPorts};
-use busbar::northbound::modbus_map;
-use busbar::store::Store;
+mod demo;
+
+use busbar_bridge::config::load_config;
+use busbar_bridge::demo::{influx_from_url, DemoPorts};
+use busbar_bridge::northbound::modbus::map as modbus_map;
+use busbar_bridge::store::Store;
 use clap::{Parser, Subcommand, ValueEnum};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -14,7 +16,7 @@ use std::process::ExitCode;
 #[command(
     name = "busbar",
     version,
-    about = "Busbar bridge: Modbus field devices in, one point model out (Modbus TCP, HTTP)"
+    about = "Busbar bridge: Modbus field devices in, one point model out (Modbus TCP, OPC UA, BACnet/IP, SNMP, HTTP; history to InfluxDB)"
 )]
 struct Cli {
     #[command(subcommand)]
@@ -40,51 +42,6 @@ enum Command {
         config: PathBuf,
         #[arg(long)]
         profiles: Option<PathBuf>,
-    },
-    /// Benchmark helper: an OPC UA server over a synthetic store of about POINTS points, RATE of
-    /// them changing per second (no devices, no acquisition). Writes the point ids to IDS.
-    #[command(hide = true)]
-    BenchOpcua {
-        #[arg(long)]
-        points: usize,
-        #[arg(long)]
-        rate: usize,
-        #[arg(long)]
-        listen: SocketAddr,
-        #[arg(long)]
-        ids: PathBuf,
-    },
-    /// Benchmark helper: the BACnet/IP server over a synthetic store of about POINTS points,
-    /// RATE of them changing per second.
-    #[command(hide = true)]
-    BenchBacnet {
-        #[arg(long)]
-        points: usize,
-        #[arg(long)]
-        rate: usize,
-        #[arg(long)]
-        listen: SocketAddr,
-    },
-    /// Benchmark helper: the SNMP agent over a synthetic site of DEVICES power meters.
-    #[command(hide = true)]
-    BenchSnmp {
-        #[arg(long)]
-        devices: usize,
-        #[arg(long)]
-        listen: SocketAddr,
-    },
-    /// Benchmark helper: with --lines, write a history backlog into DIR; with --url, send DIR's
-    /// backlog to InfluxDB 1.x (database --db) and print lines and seconds.
-    #[command(hide = true)]
-    BenchHistory {
-        #[arg(long)]
-        dir: PathBuf,
-        #[arg(long)]
-        lines: Option<u64>,
-        #[arg(long)]
-        url: Option<String>,
-        #[arg(long, default_value = "bench")]
-        db: String,
     },
     /// Export a mapping for integrators.
     Export {
@@ -246,37 +203,6 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 Ok(ExitCode::from(1))
             }
         },
-        Command::BenchOpcua {
-            points,
-            rate,
-            listen,
-            ids,
-        } => {
-            runtime()?.block_on(busbar::bench::opcua_load(points, rate, listen, &ids))?;
-            Ok(ExitCode::SUCCESS)
-        }
-        Command::BenchHistory { dir, lines, url, db } => {
-            match (lines, url) {
-                (Some(lines), None) => {
-                    let (lines, bytes) = busbar::bench::history_backlog(lines, &dir)?;
-                    emit(&format!("{{\"lines\": {lines}, \"bytes\": {bytes}}}\n"));
-                }
-                (None, Some(url)) => {
-                    let (lines, seconds) = runtime()?.block_on(busbar::bench::history_replay(&url, &db, &dir))?;
-                    emit(&format!("{{\"lines\": {lines}, \"seconds\": {seconds}}}\n"));
-                }
-                _ => anyhow::bail!("give --lines (prepare a backlog) or --url (send it)"),
-            }
-            Ok(ExitCode::SUCCESS)
-        }
-        Command::BenchSnmp { devices, listen } => {
-            runtime()?.block_on(busbar::bench::snmp_load(devices, listen))?;
-            Ok(ExitCode::SUCCESS)
-        }
-        Command::BenchBacnet { points, rate, listen } => {
-            runtime()?.block_on(busbar::bench::bacnet_load(points, rate, listen))?;
-            Ok(ExitCode::SUCCESS)
-        }
         Command::Export {
             what: Export::Nodeset { config, profiles },
         } => {
@@ -284,8 +210,8 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 return Ok(ExitCode::from(1));
             };
             let store = Store::new(&c, 16);
-            let nodes = busbar::northbound::opcua_space::describe(&c, &store);
-            emit(&busbar::northbound::opcua_space::nodeset_xml(&nodes));
+            let nodes = busbar_bridge::northbound::opcua::space::describe(&c, &store);
+            emit(&busbar_bridge::northbound::opcua::space::nodeset_xml(&nodes));
             Ok(ExitCode::SUCCESS)
         }
         Command::Export {
@@ -302,8 +228,8 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                     return Ok(ExitCode::from(1));
                 }
             };
-            let schema = busbar::grafana::Schema::new(&set);
-            let dashboards = busbar::grafana::all(&schema);
+            let schema = busbar_bridge::grafana::Schema::new(&set);
+            let dashboards = busbar_bridge::grafana::all(&schema);
             let errors = schema.errors();
             if !errors.is_empty() {
                 anyhow::bail!("the dashboards do not fit the profiles:\n  {}", errors.join("\n  "));
@@ -318,10 +244,11 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 return Ok(ExitCode::from(1));
             };
             let root = c
+                .servers
                 .snmp
                 .as_ref()
-                .map_or_else(busbar::northbound::snmp_mib::default_root, |s| s.root.clone());
-            emit(&busbar::northbound::snmp_mib::mib_text(&root));
+                .map_or_else(busbar_bridge::northbound::snmp::mib::default_root, |s| s.root.clone());
+            emit(&busbar_bridge::northbound::snmp::mib::mib_text(&root));
             Ok(ExitCode::SUCCESS)
         }
         Command::Export {
@@ -330,20 +257,20 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             let Some(c) = export_config(config, profiles)? else {
                 return Ok(ExitCode::from(1));
             };
-            let Some(settings) = &c.bacnet else {
+            let Some(settings) = &c.servers.bacnet else {
                 anyhow::bail!(
                     "the configuration does not enable servers.bacnet: there are no BACnet objects to export"
                 );
             };
             let store = Store::new(&c, 16);
-            let table = busbar::northbound::bacnet_objects::ObjectTable::build(&c, settings, &store);
+            let table = busbar_bridge::northbound::bacnet::objects::ObjectTable::build(&c, settings, &store);
             let stamp = busbar_core::time::rfc3339(std::time::SystemTime::now());
-            let files = busbar::northbound::bacnet_ede::files(
+            let files = busbar_bridge::northbound::bacnet::ede::files(
                 &table,
                 &c.site_name,
                 &c.site_id,
                 &stamp,
-                busbar::northbound::bacnet_ede::unit_text,
+                busbar_bridge::northbound::bacnet::ede::unit_text,
             );
             write_files(&out, files.into_iter().map(|f| (f.name, f.content)))?;
             Ok(ExitCode::SUCCESS)
@@ -360,7 +287,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 return Ok(ExitCode::from(1));
             };
             let store = Store::new(&c, 16);
-            let order = c.modbus.as_ref().map(|m| m.word_order).unwrap_or_default();
+            let order = c.servers.modbus.as_ref().map(|m| m.word_order).unwrap_or_default();
             let map = modbus_map::build(&c, &store, order);
             emit(&modbus_map::export(&map, &c, &store, matches!(format, Format::Md)));
             Ok(ExitCode::SUCCESS)
@@ -374,7 +301,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 }
             };
             runtime()?.block_on(async move {
-                let bridge = busbar::app::start(c).await?;
+                let bridge = busbar_bridge::app::start(c).await?;
                 print_endpoints(&bridge, None);
                 busbar_sim::shutdown::signal().await;
                 tracing::info!("stopping");
@@ -404,7 +331,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             } = *args;
             let influxdb = influxdb
                 .map(|u| {
-                    demo::influx_from_url(
+                    influx_from_url(
                         &u,
                         influx_org,
                         influx_bucket,
@@ -455,7 +382,10 @@ fn write_files(dir: &Path, files: impl IntoIterator<Item = (String, String)>) ->
     Ok(())
 }
 
-fn export_config(config: Option<PathBuf>, profiles: Option<PathBuf>) -> anyhow::Result<Option<busbar::config::Config>> {
+fn export_config(
+    config: Option<PathBuf>,
+    profiles: Option<PathBuf>,
+) -> anyhow::Result<Option<busbar_bridge::config::Config>> {
     match config {
         Some(path) => match load_config(&path, profiles.as_deref()) {
             Ok(c) => Ok(Some(c)),
@@ -464,50 +394,22 @@ fn export_config(config: Option<PathBuf>, profiles: Option<PathBuf>) -> anyhow::
                 Ok(None)
             }
         },
-        None => Ok(Some(demo::demo_config(
+        None => Ok(Some(busbar_bridge::demo::demo_config(
             DemoPorts::default().sim_gateway,
             &DemoPorts::default(),
         )?)),
     }
 }
 
-fn print_endpoints(bridge: &busbar::app::Bridge, sim: Option<&busbar_sim::runner::Running>) {
+fn print_endpoints(bridge: &busbar_bridge::app::Bridge, sim: Option<&busbar_sim::runner::Running>) {
     let mut o = format!(
         "busbar: site `{}`, {} devices, {} points\n",
         bridge.store.site_name,
         bridge.store.device_count(),
         bridge.store.len()
     );
-    if let Some(a) = bridge.modbus {
-        o.push_str(&format!(
-            "  modbus-tcp server : {a}  (unit id per device: `busbar export modbus-map`)\n"
-        ));
-    }
-    if let Some(u) = &bridge.opcua {
-        o.push_str(&format!(
-            "  opc ua server    : {u}  (namespace {})\n",
-            busbar::northbound::opcua::NAMESPACE_URI
-        ));
-    }
-    if let Some(b) = &bridge.bacnet {
-        o.push_str(&format!(
-            "  bacnet/ip device : udp {}  device instance {}  (objects: `busbar export ede`)\n",
-            b.local, b.device_instance
-        ));
-    }
-    if bridge.history.is_some() {
-        o.push_str("  influxdb history : on (store-and-forward buffer; counters on /metrics busbar_history_*)\n");
-    }
-    if let Some(s) = &bridge.snmp {
-        o.push_str(&format!(
-            "  snmp agent       : udp {}  e.g. snmpbulkwalk -v2c -c public {} .1.3.6.1.4.1  (MIB: `busbar export mib`)\n",
-            s.local, s.local
-        ));
-    }
-    if let Some(a) = bridge.http {
-        o.push_str(&format!(
-            "  http api         : http://{a}/api/points   metrics: http://{a}/metrics\n"
-        ));
+    for e in &bridge.endpoints {
+        o.push_str(&format!("  {:<17}: {}\n", e.what, e.detail));
     }
     if let Some(s) = sim {
         o.push_str(&format!("  simulator gateway: {}\n", s.gateway()));

@@ -2,7 +2,7 @@
 //! never panic, and never claim more bytes than they were given. (The coverage-guided version
 //! of this is fuzz/fuzz_targets/modbus_request.rs.)
 
-use busbar_core::modbus::{decode_request, decode_response, split_frame, write_request, Header, Request};
+use busbar_modbus::codec::{decode_request, decode_response, split_frame, write_request, Header, Request};
 
 /// xorshift64*: deterministic, no dependency.
 struct Rng(u64);

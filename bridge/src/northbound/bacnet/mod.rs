@@ -1,4 +1,4 @@
-//! The BACnet/IP server: the site as one BACnet device ([`super::bacnet_objects`]) on a UDP
+//! The BACnet/IP server: the site as one BACnet device ([`objects`]) on a UDP
 //! socket, with the busbar-bacnet codec. It answers Who-Is/Who-Has, ReadProperty,
 //! ReadPropertyMultiple, WriteProperty (commands travel to the field device and the answer waits
 //! for it), SubscribeCOV and SubscribeCOVProperty, pushes COV notifications from the store's
@@ -6,12 +6,15 @@
 //! it (a BBMD without peer BBMDs). No segmentation: an answer larger than the client accepts is
 //! an Abort, and clients read long arrays element by element. docs/bacnet.md.
 
-use super::bacnet_objects::{
-    cov_due, device_property_ids, expand_special, optional_of, status_flags, ObjectState, ObjectTable, PropError,
-    APDU_RETRIES, APDU_TIMEOUT_MS,
-};
+pub mod ede;
+pub mod objects;
+pub mod section;
+pub mod units;
+
+pub use section::{Bacnet, BacnetSettings};
+
 use crate::acquisition::{Acquisition, WriteOutcome};
-use crate::config::{BacnetSettings, Config};
+use crate::config::Config;
 use crate::store::{Notice, Store};
 use anyhow::Context;
 use busbar_bacnet::apdu::{self, Apdu};
@@ -24,6 +27,10 @@ use busbar_bacnet::npdu::{self, NetAddr};
 use busbar_bacnet::request::{self, Request};
 use busbar_bacnet::service::{self, PropertyRef, ReadResult, SubscribeCov, WhoHasObject};
 use busbar_bacnet::{ObjectId, Value};
+use objects::{
+    cov_due, device_property_ids, expand_special, optional_of, status_flags, ObjectState, ObjectTable, PropError,
+    APDU_RETRIES, APDU_TIMEOUT_MS,
+};
 use std::collections::HashMap;
 use std::net::{SocketAddr, SocketAddrV4};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -69,11 +76,7 @@ struct CovSubscription {
 #[allow(clippy::large_enum_variant)]
 enum Target<'a> {
     Device,
-    Point(
-        &'a super::bacnet_objects::PointObject,
-        ObjectState,
-        crate::store::Sample,
-    ),
+    Point(&'a objects::PointObject, ObjectState, crate::store::Sample),
 }
 
 /// A confirmed notification waiting for its SimpleAck.

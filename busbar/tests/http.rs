@@ -1,7 +1,7 @@
 //! The HTTP API and metrics over a real socket, with the demo site behind.
 
-use busbar::app;
-use busbar::demo::{demo_config, DemoPorts};
+use busbar_bridge::app;
+use busbar_bridge::demo::{demo_config, DemoPorts};
 use busbar_sim::runner::{self, RunOptions};
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -48,14 +48,14 @@ async fn api_reads_writes_with_a_token_and_exports_metrics() {
         },
     )
     .unwrap_or_else(|e| panic!("{e}"));
-    config.opcua = None;
-    config.bacnet = None;
-    config.snmp = None;
+    config.servers.opcua = None;
+    config.servers.bacnet = None;
+    config.servers.snmp = None;
     for d in &mut config.devices {
         d.poll_interval = Duration::from_millis(200);
     }
     let bridge = app::start(config).await.unwrap_or_else(|e| panic!("{e}"));
-    let a = bridge.http.unwrap_or(any);
+    let a = bridge.local_addr("http").unwrap_or(any);
     tokio::time::sleep(Duration::from_millis(1200)).await;
 
     let (st, body) = http(a, "GET", "/api/site", "", "").await;

@@ -1,13 +1,13 @@
 //! End to end: the simulator (demo site) and the bridge in one process, every port bound to 0,
 //! polling every 200 ms.
 
-use busbar::app::{self, Bridge};
-use busbar::demo::{demo_config, DemoPorts};
-use busbar::northbound::modbus_map;
-use busbar::store::PointValue;
-use busbar_core::modbus::{Exception, Request, Response};
+use busbar_bridge::app::{self, Bridge};
+use busbar_bridge::demo::{demo_config, DemoPorts};
+use busbar_bridge::northbound::modbus::map as modbus_map;
+use busbar_bridge::store::PointValue;
 use busbar_core::quality::Quality;
 use busbar_modbus::client::Client;
+use busbar_modbus::codec::{Exception, Request, Response};
 use busbar_sim::events::Fault;
 use busbar_sim::runner::{self, RunOptions, Running};
 use busbar_sim::scenario::Action;
@@ -46,9 +46,9 @@ async fn start() -> (Running, Bridge) {
     };
     let mut config = demo_config(sim.gateway(), &ports).unwrap_or_else(|e| panic!("{e}"));
     // OPC UA has its own tests; these are about acquisition and Modbus.
-    config.opcua = None;
-    config.bacnet = None;
-    config.snmp = None;
+    config.servers.opcua = None;
+    config.servers.bacnet = None;
+    config.servers.snmp = None;
     for d in &mut config.devices {
         d.poll_interval = POLL;
         d.timeout = Duration::from_millis(300);
@@ -240,7 +240,7 @@ async fn northbound_modbus_serves_points_and_a_write_transfers_the_ats() {
     let map = modbus_map::build(
         &config,
         &bridge.store,
-        config.modbus.as_ref().map(|m| m.word_order).unwrap_or_default(),
+        config.servers.modbus.as_ref().map(|m| m.word_order).unwrap_or_default(),
     );
     let entry = |id: &str| {
         let p = bridge.store.find(id).unwrap_or(u32::MAX);
@@ -249,7 +249,7 @@ async fn northbound_modbus_serves_points_and_a_write_transfers_the_ats() {
             .find_map(|d| d.entries.iter().find(|e| e.point == p).map(|e| (d.unit_id, e.address)))
             .unwrap_or((0, 0))
     };
-    let mut c = Client::connect(bridge.modbus.unwrap_or_else(any))
+    let mut c = Client::connect(bridge.local_addr("modbus").unwrap_or_else(any))
         .await
         .unwrap_or_else(|e| panic!("{e}"));
     // V1 of the main meter as float32.
@@ -357,7 +357,7 @@ async fn northbound_modbus_serves_points_and_a_write_transfers_the_ats() {
 async fn malformed_frames_and_connection_floods_never_stop_the_northbound_server() {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let (sim, bridge) = start().await;
-    let addr = bridge.modbus.unwrap_or_else(any);
+    let addr = bridge.local_addr("modbus").unwrap_or_else(any);
     let junk: [&[u8]; 4] = [
         b"\x16\x03\x01\x00\xa5 TLS hello?",
         &[0, 1, 0, 7, 0, 6, 1, 3, 0, 100, 0, 1],

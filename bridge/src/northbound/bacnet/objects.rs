@@ -3,8 +3,9 @@
 //! property they answer. Quality -> Status_Flags and Reliability is mapped here, in
 //! [`fault_of`], and nowhere else.
 
-use super::bacnet_units::{bacnet_unit, NO_UNITS};
-use crate::config::{BacnetSettings, Config};
+use super::units::{bacnet_unit, NO_UNITS};
+use super::BacnetSettings;
+use crate::config::Config;
 use crate::store::{PointIdx, PointValue, Sample, Store};
 use busbar_bacnet::consts::{
     device_status, error_class, error_code, object_type, property as prop, reliability, segmentation,
@@ -696,7 +697,7 @@ impl ObjectTable {
     }
 }
 
-/// Protocol_Services_Supported: what [`super::bacnet`] answers and sends.
+/// Protocol_Services_Supported: what [`super`] answers and sends.
 fn services_bits() -> BitString {
     use services_supported::*;
     let mut b = BitString::with_len(COUNT);
@@ -746,7 +747,7 @@ mod tests {
         );
         let config = crate::config::parse_config("t.yaml", &text, &profiles, "x").unwrap_or_else(|e| panic!("{e}"));
         let store = Store::new(&config, 16);
-        let Some(settings) = config.bacnet.clone() else {
+        let Some(settings) = config.servers.bacnet.clone() else {
             panic!("no bacnet settings")
         };
         (ObjectTable::build(&config, &settings, &store), store)

@@ -4,14 +4,19 @@
 //! `ns=<busbar>;s=<point id>` (`s=tanks/tank3.volume`), devices `s=<device>`, block folders
 //! `s=<device>/<block><n>`. docs/opcua.md.
 
-use super::opcua_history::{BusbarNodes, BusbarNodesBuilder, History};
-use super::opcua_space::{describe, Class, Parent, PropValue, VarType};
+pub mod history;
+pub mod section;
+pub mod space;
+
+pub use section::{OpcUa, OpcUaSettings, Role, User};
+
 use crate::acquisition::{Acquisition, WriteOutcome};
-use crate::config::{Config, OpcUaSettings, Role};
+use crate::config::Config;
 use crate::store::{Notice, PointIdx, PointValue, Sample, Store};
 use busbar_core::profile::Kind;
 use busbar_core::quality::Quality;
 use busbar_core::units::Unit;
+use history::{BusbarNodes, BusbarNodesBuilder, History};
 use opcua::crypto::SecurityPolicy;
 use opcua::nodes::AccessLevel;
 use opcua::nodes::{MethodBuilder, VariableBuilder};
@@ -25,6 +30,7 @@ use opcua::types::{
     MessageSecurityMode, NodeId, ObjectId, QualifiedName, Range, StatusCode, UAString, VariableTypeId, Variant,
     VariantScalarTypeId,
 };
+use space::{describe, Class, Parent, PropValue, VarType};
 use std::collections::HashMap;
 use std::sync::Arc;
 use tokio::sync::watch;

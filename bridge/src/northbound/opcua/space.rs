@@ -177,7 +177,7 @@ pub fn describe(config: &Config, store: &Store) -> Vec<NodeDesc> {
                 _ => {}
             }
         }
-        for m in super::opcua::methods_of(config, store, d) {
+        for m in super::methods_of(config, store, d) {
             out.push(NodeDesc {
                 id: format!("{}#{}", dev.name, m.name),
                 browse: m.name.clone(),
@@ -200,7 +200,7 @@ fn xml(s: &str) -> String {
         .replace('"', "&quot;")
 }
 
-/// The description as a NodeSet2 document (namespace index 1 = [`super::opcua::NAMESPACE_URI`]).
+/// The description as a NodeSet2 document (namespace index 1 = [`super::NAMESPACE_URI`]).
 pub fn nodeset_xml(nodes: &[NodeDesc]) -> String {
     use std::fmt::Write as _;
     let mut o = String::new();
@@ -217,7 +217,7 @@ pub fn nodeset_xml(nodes: &[NodeDesc]) -> String {
     let _ = writeln!(
         o,
         "  <NamespaceUris>\n    <Uri>{}</Uri>\n  </NamespaceUris>",
-        super::opcua::NAMESPACE_URI
+        super::NAMESPACE_URI
     );
     let _ = writeln!(
         o,
@@ -293,7 +293,7 @@ pub fn nodeset_xml(nodes: &[NodeDesc]) -> String {
                         format!(
                             "<uax:ExtensionObject>
 <uax:TypeId><uax:Identifier>i=888</uax:Identifier></uax:TypeId><uax:Body><uax:EUInformation><uax:NamespaceUri>http://www.opcfoundation.org/UA/units/un/cefact</uax:NamespaceUri><uax:UnitId>{}</uax:UnitId><uax:DisplayName><uax:Locale>en</uax:Locale><uax:Text>{}</uax:Text></uax:DisplayName><uax:Description><uax:Locale>en</uax:Locale><uax:Text>{}</uax:Text></uax:Description></uax:EUInformation></uax:Body></uax:ExtensionObject>",
-                            super::opcua::unece_code(*u).map_or(-1, super::opcua::unece_unit_id),
+                            super::unece_code(*u).map_or(-1, super::unece_unit_id),
                             xml(u.symbol()),
                             xml(u.name())
                         ),

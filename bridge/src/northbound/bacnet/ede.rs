@@ -2,7 +2,7 @@
 //! BMS integrators import: one row per object, the state texts of multi-state objects, and the
 //! unit codes used.
 
-use super::bacnet_objects::{ObjectClass, ObjectTable};
+use super::objects::{ObjectClass, ObjectTable};
 
 /// One file: name and content.
 pub struct EdeFile {
@@ -112,6 +112,6 @@ pub fn files(
 pub fn unit_text(code: u32) -> String {
     busbar_core::units::Unit::ALL
         .iter()
-        .find(|u| super::bacnet_units::bacnet_unit(**u) == Some(code))
+        .find(|u| super::units::bacnet_unit(**u) == Some(code))
         .map_or_else(|| "no-units".to_string(), |u| u.symbol().to_string())
 }

@@ -1,8 +1,8 @@
 //! The RTU driver against the simulator over a pty pair made by socat (a virtual RS485 bus):
 //! reads, a silent device (timeout) and corrupted frames (bad CRC) on the bus.
 
-use busbar::app;
-use busbar::config::parse_config;
+use busbar_bridge::app;
+use busbar_bridge::config::parse_config;
 use busbar_core::quality::Quality;
 use busbar_sim::events::Fault;
 use busbar_sim::runner::{self, RunOptions};

@@ -1,12 +1,16 @@
-//! The SNMP agent (async-snmp): the system group and BUSBAR-MIB ([`super::snmp_mib`]) over the
+//! The SNMP agent (async-snmp): the system group and BUSBAR-MIB ([`mib`]) over the
 //! store, v2c communities bound to source networks, v3 USM users (SHA-256, AES-128) with VACM
 //! views, SETs that travel to the field device, a persisted engine id and boot counter, and
 //! notifications: coldStart, device communication lost / restored (v2c traps, v3 informs retried
 //! until acknowledged). docs/snmp.md.
 
-use super::snmp_mib::{Cell, Mib, TRAP_COMM_LOST, TRAP_COMM_RESTORED};
+pub mod mib;
+pub mod section;
+
+pub use section::{Cidr, Snmp, SnmpAccess, SnmpCommunity, SnmpSettings, SnmpUser};
+
 use crate::acquisition::{Acquisition, WriteOutcome};
-use crate::config::{Config, SnmpAccess, SnmpCommunity, SnmpSettings, SnmpUser};
+use crate::config::Config;
 use crate::store::Store;
 use anyhow::Context;
 use async_snmp::agent::{Agent, SecurityModel, VacmBuilder};
@@ -17,6 +21,7 @@ use async_snmp::{
     Value, VarBind,
 };
 use bytes::Bytes;
+use mib::{Cell, Mib, TRAP_COMM_LOST, TRAP_COMM_RESTORED};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -287,7 +292,7 @@ fn usm(u: &SnmpUser) -> anyhow::Result<UsmConfig> {
 fn vacm(v: VacmBuilder, s: &SnmpSettings) -> VacmBuilder {
     let default_view = [SYSTEM.to_vec(), s.root.clone()];
     let mut point_value = s.root.clone();
-    point_value.extend_from_slice(&[super::snmp_mib::OBJECTS, super::snmp_mib::POINT_TABLE, 1, 4]);
+    point_value.extend_from_slice(&[mib::OBJECTS, mib::POINT_TABLE, 1, 4]);
     // Notifications we send (coldStart, ours) and their varbinds.
     let mut v = v
         .view("busbar-write", |w| w.include(oid(&point_value)))
@@ -374,7 +379,7 @@ pub async fn start(
     let engine_id = engine.engine_id().to_vec();
     let engine_boots = engine.engine_boots();
     let mut object_id = s.root.clone();
-    object_id.push(super::snmp_mib::OBJECTS);
+    object_id.push(mib::OBJECTS);
     let system = Arc::new(SystemGroup {
         descr: format!(
             "Busbar {} protocol bridge, site {}",
@@ -476,16 +481,10 @@ pub async fn start(
                 if changed || first_offline {
                     let trap = if is_online { TRAP_COMM_RESTORED } else { TRAP_COMM_LOST };
                     let mut t = notifier.root.clone();
-                    t.extend_from_slice(&[super::snmp_mib::NOTIFICATIONS, trap]);
+                    t.extend_from_slice(&[mib::NOTIFICATIONS, trap]);
                     let column = |c: u32| {
                         let mut o = notifier.root.clone();
-                        o.extend_from_slice(&[
-                            super::snmp_mib::OBJECTS,
-                            super::snmp_mib::DEVICE_TABLE,
-                            1,
-                            c,
-                            d as u32 + 1,
-                        ]);
+                        o.extend_from_slice(&[mib::OBJECTS, mib::DEVICE_TABLE, 1, c, d as u32 + 1]);
                         oid(&o)
                     };
                     let name = store.device_name(d).to_string();

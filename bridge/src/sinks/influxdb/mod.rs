@@ -1,12 +1,15 @@
 //! History to InfluxDB (docs/influxdb.md): store changes become line protocol
 //! ([`schema`]), go to a disk buffer first ([`buffer`]) and are posted oldest first
-//! ([`writer`]); a batch leaves the buffer only when InfluxDB has answered for it.
+//! ([`writer`]); a batch leaves the buffer only when InfluxDB has answered for it. [`section`]
+//! is its configuration, start and counters.
 
 pub mod buffer;
 pub mod schema;
+pub mod section;
 pub mod writer;
 
-use crate::config::InfluxSettings;
+pub use section::{InfluxApi, InfluxDb, InfluxDoc, InfluxSettings};
+
 use crate::store::{Notice, Store};
 use buffer::DiskBuffer;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -32,10 +35,6 @@ pub struct HistoryStats {
     pub writes: AtomicU64,
 }
 
-pub struct HistoryHandle {
-    pub stats: Arc<HistoryStats>,
-}
-
 fn lock(b: &Mutex<DiskBuffer>) -> std::sync::MutexGuard<'_, DiskBuffer> {
     b.lock().unwrap_or_else(|p| p.into_inner())
 }
@@ -45,7 +44,7 @@ pub fn start(
     s: &InfluxSettings,
     store: Arc<Store>,
     shutdown: watch::Receiver<bool>,
-) -> anyhow::Result<(HistoryHandle, Vec<JoinHandle<()>>)> {
+) -> anyhow::Result<(Arc<HistoryStats>, Vec<JoinHandle<()>>)> {
     let (buffer, stats, sender) = start_sender(s, shutdown.clone())?;
     let feeder = tokio::spawn(feed(
         store,
@@ -58,7 +57,7 @@ pub fn start(
         },
         shutdown,
     ));
-    Ok((HistoryHandle { stats }, vec![feeder, sender]))
+    Ok((stats, vec![feeder, sender]))
 }
 
 /// The disk buffer, shared by the feeder and the sender.

@@ -1,0 +1,232 @@
+//! `servers.bacnet`: the section, the uniqueness of every object instance it will serve, the
+//! start and the counters.
+
+use super::BacnetStats;
+use crate::component::{Component, Context, Endpoint, Resolve, Started};
+use crate::config::BACNET_POINTS_PER_BASE;
+use crate::metrics::{self, MetricSource};
+use busbar_bacnet::ObjectId;
+use serde::Deserialize;
+use std::collections::HashMap;
+use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
+use std::sync::atomic::Ordering;
+
+/// The component.
+pub struct Bacnet;
+
+/// `servers.bacnet`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BacnetDoc {
+    #[serde(default = "d_true")]
+    enabled: bool,
+    /// UDP address. Broadcast Who-Is only reaches a socket bound to 0.0.0.0.
+    #[serde(default = "d_listen")]
+    listen: String,
+    /// Where I-Am broadcasts go (default: 255.255.255.255, or 127.255.255.255 on loopback).
+    #[serde(default)]
+    broadcast: Option<String>,
+    #[serde(default = "d_instance")]
+    device_instance: i64,
+    /// Object_Name of the device (default: the site name).
+    #[serde(default)]
+    device_name: Option<String>,
+    #[serde(default)]
+    vendor_id: u16,
+    #[serde(default)]
+    location: String,
+    #[serde(default)]
+    description: String,
+    /// Foreign devices (BMS on other subnets) that may register at once; 0 refuses them.
+    #[serde(default = "d_foreign")]
+    max_foreign_devices: usize,
+    /// COV subscriptions held at once, all clients together.
+    #[serde(default = "d_cov_subs")]
+    max_cov_subscriptions: usize,
+}
+
+fn d_true() -> bool {
+    true
+}
+fn d_listen() -> String {
+    "0.0.0.0:47808".into()
+}
+fn d_instance() -> i64 {
+    100
+}
+fn d_foreign() -> usize {
+    64
+}
+fn d_cov_subs() -> usize {
+    10_000
+}
+
+/// BACnet/IP server settings.
+#[derive(Debug, Clone)]
+pub struct BacnetSettings {
+    pub listen: SocketAddr,
+    pub broadcast: SocketAddrV4,
+    pub device_instance: u32,
+    pub device_name: String,
+    pub vendor_id: u16,
+    pub location: String,
+    pub description: String,
+    pub max_foreign_devices: usize,
+    pub max_cov_subscriptions: usize,
+}
+
+impl Component for Bacnet {
+    type Doc = BacnetDoc;
+    type Settings = BacnetSettings;
+
+    fn enabled(doc: &BacnetDoc) -> bool {
+        doc.enabled
+    }
+
+    fn resolve(b: &BacnetDoc, cx: &mut Resolve<'_>) -> Option<BacnetSettings> {
+        let listen = match b.listen.parse::<SocketAddr>() {
+            Ok(a @ SocketAddr::V4(_)) => a,
+            _ => {
+                cx.error(
+                    "listen",
+                    format!("`{}` is not an IPv4 address like 0.0.0.0:47808", b.listen),
+                );
+                return None;
+            }
+        };
+        let broadcast_ip = match &b.broadcast {
+            Some(text) => match text.parse::<Ipv4Addr>() {
+                Ok(ip) => ip,
+                Err(_) => {
+                    cx.error(
+                        "broadcast",
+                        format!("`{text}` is not an IPv4 address like 192.168.1.255"),
+                    );
+                    return None;
+                }
+            },
+            None if listen.ip().is_loopback() => Ipv4Addr::new(127, 255, 255, 255),
+            None => Ipv4Addr::BROADCAST,
+        };
+        let device_instance = match u32::try_from(b.device_instance) {
+            Ok(i) if i < ObjectId::MAX_INSTANCE => i,
+            _ => {
+                cx.error(
+                    "device_instance",
+                    format!("{} is outside 0..{}", b.device_instance, ObjectId::MAX_INSTANCE),
+                );
+                return None;
+            }
+        };
+        check_instances(cx);
+        Some(BacnetSettings {
+            broadcast: SocketAddrV4::new(broadcast_ip, listen.port()),
+            listen,
+            device_instance,
+            device_name: b.device_name.clone().unwrap_or_else(|| cx.site_name.to_string()),
+            vendor_id: b.vendor_id,
+            location: b.location.clone(),
+            description: b.description.clone(),
+            max_foreign_devices: b.max_foreign_devices.min(1024),
+            max_cov_subscriptions: b.max_cov_subscriptions.clamp(1, 1_000_000),
+        })
+    }
+
+    async fn start(s: &BacnetSettings, cx: &Context) -> anyhow::Result<Started> {
+        let (handle, tasks) =
+            super::start(&cx.config, s, cx.store.clone(), cx.acq.clone(), cx.shutdown.clone()).await?;
+        cx.metrics.register(handle.stats.clone());
+        Ok(Started {
+            endpoint: Endpoint {
+                name: "bacnet",
+                local: Some(handle.local),
+                what: "bacnet/ip device",
+                detail: format!(
+                    "udp {}  device instance {}  (objects: `busbar export ede`)",
+                    handle.local, handle.device_instance
+                ),
+            },
+            tasks,
+        })
+    }
+}
+
+/// Every served instance once: device bases apart, overrides clear of everything.
+fn check_instances(cx: &mut Resolve<'_>) {
+    let mut owner: HashMap<u32, String> = HashMap::new();
+    let mut problems = Vec::new();
+    for (i, dev) in cx.devices.iter().enumerate() {
+        if dev.profile.points.len() > BACNET_POINTS_PER_BASE as usize {
+            problems.push((
+                i,
+                format!(
+                    "profile `{}` has more than 1000 points: give each a bacnet_instance",
+                    dev.profile.name
+                ),
+            ));
+        }
+        for &k in &dev.acquired {
+            let instance = dev.bacnet_instance(k);
+            let id = format!("{}/{}", dev.name, dev.profile.points[k].id);
+            if let Some(other) = owner.insert(instance, id.clone()) {
+                problems.push((
+                    i,
+                    format!(
+                        "BACnet instance {instance} of `{id}` is also `{other}`'s: set `bacnet_base` on one device \
+                         or `bacnet_instance` on the point"
+                    ),
+                ));
+            }
+        }
+    }
+    for (i, message) in problems {
+        cx.device_error(i, message);
+    }
+}
+
+impl MetricSource for BacnetStats {
+    fn write(&self, out: &mut String) {
+        let load = |a: &std::sync::atomic::AtomicU64| a.load(Ordering::Relaxed) as f64;
+        metrics::plain(
+            out,
+            &[
+                (
+                    "busbar_bacnet_requests_total",
+                    "counter",
+                    "BACnet requests received.",
+                    load(&self.requests),
+                ),
+                (
+                    "busbar_bacnet_rejected_total",
+                    "counter",
+                    "BACnet requests rejected (malformed or unknown service).",
+                    load(&self.rejected),
+                ),
+                (
+                    "busbar_bacnet_dropped_total",
+                    "counter",
+                    "Datagrams dropped (bad BVLL, NPDU or APDU).",
+                    load(&self.dropped),
+                ),
+                (
+                    "busbar_bacnet_notifications_total",
+                    "counter",
+                    "COV notifications sent (retries excluded).",
+                    load(&self.notifications),
+                ),
+                (
+                    "busbar_bacnet_cov_subscriptions",
+                    "gauge",
+                    "COV subscriptions held.",
+                    load(&self.subscriptions),
+                ),
+                (
+                    "busbar_bacnet_foreign_devices",
+                    "gauge",
+                    "Foreign devices registered.",
+                    load(&self.foreign_devices),
+                ),
+            ],
+        );
+    }
+}
