@@ -1,7 +1,7 @@
 //! The server side of the Modbus-TCP codec: framing then request decoding, on any bytes.
 #![no_main]
 
-use busbar_core::modbus::{decode_request, split_frame, write_exception, Header};
+use busbar_modbus::codec::{decode_request, split_frame, write_exception, Header};
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {

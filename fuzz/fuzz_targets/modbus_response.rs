@@ -1,7 +1,7 @@
 //! The client side of the Modbus-TCP codec: a response to each kind of request, on any bytes.
 #![no_main]
 
-use busbar_core::modbus::{decode_response, Request};
+use busbar_modbus::codec::{decode_response, Request};
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {

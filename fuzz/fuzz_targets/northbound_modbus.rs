@@ -2,18 +2,18 @@
 //! the server over the demo site's store (no device behind it: writes fail, reads answer).
 #![no_main]
 
-use busbar::acquisition::Acquisition;
-use busbar::demo::{demo_config, DemoPorts};
-use busbar::northbound::{modbus::ModbusServer, modbus_map};
-use busbar::store::Store;
-use busbar_core::modbus::split_frame;
+use busbar_bridge::acquisition::Acquisition;
+use busbar_bridge::demo::{demo_config, DemoPorts};
+use busbar_bridge::northbound::modbus::{handler::ModbusHandler, map as modbus_map};
+use busbar_bridge::store::Store;
+use busbar_modbus::codec::split_frame;
 use busbar_modbus::server::Handler;
 use libfuzzer_sys::fuzz_target;
 use std::sync::OnceLock;
 
 struct Fixture {
     rt: tokio::runtime::Runtime,
-    server: ModbusServer,
+    server: ModbusHandler,
 }
 
 fn fixture() -> Option<&'static Fixture> {
@@ -23,7 +23,7 @@ fn fixture() -> Option<&'static Fixture> {
         let config = demo_config(ports.sim_gateway, &ports).ok()?;
         let store = Store::new(&config, 16);
         let map = modbus_map::build(&config, &store, Default::default());
-        let server = ModbusServer::new(map, store.clone(), Acquisition::detached(store), true);
+        let server = ModbusHandler::new(map, store.clone(), Acquisition::detached(store), true);
         let rt = tokio::runtime::Builder::new_current_thread().enable_time().build().ok()?;
         Some(Fixture { rt, server })
     })

@@ -4,16 +4,16 @@
 
 use async_snmp::message::Message;
 use async_snmp::DecodeConfig;
-use busbar::northbound::snmp_mib::{default_root, Mib};
-use busbar::store::Store;
+use busbar_bridge::northbound::snmp::mib::{default_root, Mib};
+use busbar_bridge::store::Store;
 use libfuzzer_sys::fuzz_target;
 use std::sync::OnceLock;
 
 fn mib() -> &'static Mib {
     static MIB: OnceLock<Mib> = OnceLock::new();
     MIB.get_or_init(|| {
-        let ports = busbar::demo::DemoPorts::default();
-        let config = busbar::demo::demo_config(ports.sim_gateway, &ports).unwrap_or_else(|e| panic!("{e}"));
+        let ports = busbar_bridge::demo::DemoPorts::default();
+        let config = busbar_bridge::demo::demo_config(ports.sim_gateway, &ports).unwrap_or_else(|e| panic!("{e}"));
         let store = Store::new(&config, 16);
         Mib::build(&config, &default_root(), store)
     })
