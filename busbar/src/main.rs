@@ -409,7 +409,7 @@ fn print_endpoints(bridge: &busbar_bridge::app::Bridge, sim: Option<&busbar_sim:
         bridge.store.len()
     );
     for e in &bridge.endpoints {
-        o.push_str(&format!("  {:<17}: {}\n", e.what, e.detail));
+        o.push_str(&format!("  {:<16} : {}\n", e.what, e.detail));
     }
     if let Some(s) = sim {
         o.push_str(&format!("  simulator gateway: {}\n", s.gateway()));
