@@ -203,95 +203,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 Ok(ExitCode::from(1))
             }
         },
-        Command::Export {
-            what: Export::Nodeset { config, profiles },
-        } => {
-            let Some(c) = export_config(config, profiles)? else {
-                return Ok(ExitCode::from(1));
-            };
-            let store = Store::new(&c, 16);
-            let nodes = busbar_bridge::northbound::opcua::space::describe(&c, &store);
-            emit(&busbar_bridge::northbound::opcua::space::nodeset_xml(&nodes));
-            Ok(ExitCode::SUCCESS)
-        }
-        Command::Export {
-            what: Export::Dashboards { profiles, out },
-        } => {
-            let set = match profiles {
-                Some(dir) => busbar_core::profile::load_dir(&dir),
-                None => busbar_core::profile::embedded::profiles(),
-            };
-            let set = match set {
-                Ok(s) => s,
-                Err(d) => {
-                    eprint!("{d}");
-                    return Ok(ExitCode::from(1));
-                }
-            };
-            let schema = busbar_bridge::grafana::Schema::new(&set);
-            let dashboards = busbar_bridge::grafana::all(&schema);
-            let errors = schema.errors();
-            if !errors.is_empty() {
-                anyhow::bail!("the dashboards do not fit the profiles:\n  {}", errors.join("\n  "));
-            }
-            write_files(&out, dashboards.iter().map(|d| (d.file_name(), d.to_json())))?;
-            Ok(ExitCode::SUCCESS)
-        }
-        Command::Export {
-            what: Export::Mib { config, profiles },
-        } => {
-            let Some(c) = export_config(config, profiles)? else {
-                return Ok(ExitCode::from(1));
-            };
-            let root = c
-                .servers
-                .snmp
-                .as_ref()
-                .map_or_else(busbar_bridge::northbound::snmp::mib::default_root, |s| s.root.clone());
-            emit(&busbar_bridge::northbound::snmp::mib::mib_text(&root));
-            Ok(ExitCode::SUCCESS)
-        }
-        Command::Export {
-            what: Export::Ede { config, profiles, out },
-        } => {
-            let Some(c) = export_config(config, profiles)? else {
-                return Ok(ExitCode::from(1));
-            };
-            let Some(settings) = &c.servers.bacnet else {
-                anyhow::bail!(
-                    "the configuration does not enable servers.bacnet: there are no BACnet objects to export"
-                );
-            };
-            let store = Store::new(&c, 16);
-            let table = busbar_bridge::northbound::bacnet::objects::ObjectTable::build(&c, settings, &store);
-            let stamp = busbar_core::time::rfc3339(std::time::SystemTime::now());
-            let files = busbar_bridge::northbound::bacnet::ede::files(
-                &table,
-                &c.site_name,
-                &c.site_id,
-                &stamp,
-                busbar_bridge::northbound::bacnet::ede::unit_text,
-            );
-            write_files(&out, files.into_iter().map(|f| (f.name, f.content)))?;
-            Ok(ExitCode::SUCCESS)
-        }
-        Command::Export {
-            what:
-                Export::ModbusMap {
-                    config,
-                    profiles,
-                    format,
-                },
-        } => {
-            let Some(c) = export_config(config, profiles)? else {
-                return Ok(ExitCode::from(1));
-            };
-            let store = Store::new(&c, 16);
-            let order = c.servers.modbus.as_ref().map(|m| m.word_order).unwrap_or_default();
-            let map = modbus_map::build(&c, &store, order);
-            emit(&modbus_map::export(&map, &c, &store, matches!(format, Format::Md)));
-            Ok(ExitCode::SUCCESS)
-        }
+        Command::Export { what } => export(what),
         Command::Run { config, profiles } => {
             let c = match load_config(&config, profiles.as_deref()) {
                 Ok(c) => c,
@@ -310,63 +222,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             })?;
             Ok(ExitCode::SUCCESS)
         }
-        Command::Demo(args) => {
-            let DemoArgs {
-                modbus,
-                http,
-                opcua,
-                bacnet,
-                snmp,
-                snmp_trap,
-                snmp_inform,
-                influxdb,
-                influx_org,
-                influx_bucket,
-                influx_token,
-                history_buffer,
-                history_quota_mb,
-                sim_gateway,
-                sim_control,
-                speed,
-            } = *args;
-            let influxdb = influxdb
-                .map(|u| {
-                    influx_from_url(
-                        &u,
-                        influx_org,
-                        influx_bucket,
-                        influx_token,
-                        history_buffer,
-                        history_quota_mb,
-                    )
-                })
-                .transpose()?;
-            if !(speed > 0.0 && speed <= 10_000.0) {
-                anyhow::bail!("--speed must be within (0, 10000]");
-            }
-            let ports = DemoPorts {
-                sim_gateway,
-                sim_control,
-                modbus,
-                http,
-                opcua,
-                bacnet,
-                snmp,
-                snmp_traps: snmp_trap,
-                snmp_informs: snmp_inform,
-                influxdb,
-            };
-            runtime()?.block_on(async move {
-                let (sim, bridge) = demo::start(&ports, speed).await?;
-                print_endpoints(&bridge, Some(&sim));
-                busbar_sim::shutdown::signal().await;
-                tracing::info!("stopping");
-                bridge.stop().await;
-                sim.stop().await;
-                Ok::<_, anyhow::Error>(())
-            })?;
-            Ok(ExitCode::SUCCESS)
-        }
+        Command::Demo(args) => demo(*args),
     }
 }
 
@@ -418,4 +274,147 @@ fn print_endpoints(bridge: &busbar_bridge::app::Bridge, sim: Option<&busbar_sim:
         }
     }
     emit(&o);
+}
+
+/// `busbar export ...`.
+fn export(what: Export) -> anyhow::Result<ExitCode> {
+    match what {
+        Export::Nodeset { config, profiles } => {
+            let Some(c) = export_config(config, profiles)? else {
+                return Ok(ExitCode::from(1));
+            };
+            let store = Store::new(&c, 16);
+            let nodes = busbar_bridge::northbound::opcua::space::describe(&c, &store);
+            emit(&busbar_bridge::northbound::opcua::space::nodeset_xml(&nodes));
+            Ok(ExitCode::SUCCESS)
+        }
+        Export::Dashboards { profiles, out } => {
+            let set = match profiles {
+                Some(dir) => busbar_core::profile::load_dir(&dir),
+                None => busbar_core::profile::embedded::profiles(),
+            };
+            let set = match set {
+                Ok(s) => s,
+                Err(d) => {
+                    eprint!("{d}");
+                    return Ok(ExitCode::from(1));
+                }
+            };
+            let schema = busbar_bridge::grafana::Schema::new(&set);
+            let dashboards = busbar_bridge::grafana::all(&schema);
+            let errors = schema.errors();
+            if !errors.is_empty() {
+                anyhow::bail!("the dashboards do not fit the profiles:\n  {}", errors.join("\n  "));
+            }
+            write_files(&out, dashboards.iter().map(|d| (d.file_name(), d.to_json())))?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Export::Mib { config, profiles } => {
+            let Some(c) = export_config(config, profiles)? else {
+                return Ok(ExitCode::from(1));
+            };
+            let root = c
+                .servers
+                .snmp
+                .as_ref()
+                .map_or_else(busbar_bridge::northbound::snmp::mib::default_root, |s| s.root.clone());
+            emit(&busbar_bridge::northbound::snmp::mib::mib_text(&root));
+            Ok(ExitCode::SUCCESS)
+        }
+        Export::Ede { config, profiles, out } => {
+            let Some(c) = export_config(config, profiles)? else {
+                return Ok(ExitCode::from(1));
+            };
+            let Some(settings) = &c.servers.bacnet else {
+                anyhow::bail!(
+                    "the configuration does not enable servers.bacnet: there are no BACnet objects to export"
+                );
+            };
+            let store = Store::new(&c, 16);
+            let table = busbar_bridge::northbound::bacnet::objects::ObjectTable::build(&c, settings, &store);
+            let stamp = busbar_core::time::rfc3339(std::time::SystemTime::now());
+            let files = busbar_bridge::northbound::bacnet::ede::files(
+                &table,
+                &c.site_name,
+                &c.site_id,
+                &stamp,
+                busbar_bridge::northbound::bacnet::ede::unit_text,
+            );
+            write_files(&out, files.into_iter().map(|f| (f.name, f.content)))?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Export::ModbusMap {
+            config,
+            profiles,
+            format,
+        } => {
+            let Some(c) = export_config(config, profiles)? else {
+                return Ok(ExitCode::from(1));
+            };
+            let store = Store::new(&c, 16);
+            let order = c.servers.modbus.as_ref().map(|m| m.word_order).unwrap_or_default();
+            let map = modbus_map::build(&c, &store, order);
+            emit(&modbus_map::export(&map, &c, &store, matches!(format, Format::Md)));
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
+/// `busbar demo`: the simulator and the bridge in one process until SIGINT or SIGTERM.
+fn demo(args: DemoArgs) -> anyhow::Result<ExitCode> {
+    let DemoArgs {
+        modbus,
+        http,
+        opcua,
+        bacnet,
+        snmp,
+        snmp_trap,
+        snmp_inform,
+        influxdb,
+        influx_org,
+        influx_bucket,
+        influx_token,
+        history_buffer,
+        history_quota_mb,
+        sim_gateway,
+        sim_control,
+        speed,
+    } = args;
+    let influxdb = influxdb
+        .map(|u| {
+            influx_from_url(
+                &u,
+                influx_org,
+                influx_bucket,
+                influx_token,
+                history_buffer,
+                history_quota_mb,
+            )
+        })
+        .transpose()?;
+    if !(speed > 0.0 && speed <= 10_000.0) {
+        anyhow::bail!("--speed must be within (0, 10000]");
+    }
+    let ports = DemoPorts {
+        sim_gateway,
+        sim_control,
+        modbus,
+        http,
+        opcua,
+        bacnet,
+        snmp,
+        snmp_traps: snmp_trap,
+        snmp_informs: snmp_inform,
+        influxdb,
+    };
+    runtime()?.block_on(async move {
+        let (sim, bridge) = demo::start(&ports, speed).await?;
+        print_endpoints(&bridge, Some(&sim));
+        busbar_sim::shutdown::signal().await;
+        tracing::info!("stopping");
+        bridge.stop().await;
+        sim.stop().await;
+        Ok::<_, anyhow::Error>(())
+    })?;
+    Ok(ExitCode::SUCCESS)
 }

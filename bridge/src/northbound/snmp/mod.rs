@@ -5,7 +5,9 @@
 //! until acknowledged). docs/snmp.md.
 
 pub mod mib;
+pub mod mib_text;
 pub mod section;
+pub mod tables;
 
 pub use section::{Cidr, Snmp, SnmpAccess, SnmpCommunity, SnmpSettings, SnmpUser};
 

@@ -270,7 +270,9 @@ mod tests {
     use crate::store::{PointValue, Reading};
     use busbar_core::quality::Quality;
 
-    #[tokio::test]
+    /// On tokio's paused clock: the sleeps below advance virtual time only, so the count of
+    /// snapshot ticks in the window is exact, whatever the machine's load.
+    #[tokio::test(start_paused = true)]
     async fn unchanged_points_are_written_again_at_each_snapshot() {
         let profiles = busbar_core::profile::embedded::profiles().unwrap_or_else(|e| panic!("{e}"));
         let text = "site: { name: S, id: s }\nconnections: [{ name: gw, tcp: { host: h, port: 1 } }]\ndevices:\n  \

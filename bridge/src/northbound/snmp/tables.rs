@@ -1,0 +1,414 @@
+//! The tables of BUSBAR-MIB as data: the columns of each family table (which profile point
+//! feeds each), the generic point and device tables, and the site scalars. Read by the agent
+//! ([`super::mib`]) and the MIB text ([`super::mib_text`]).
+
+use busbar_core::profile::Family;
+use busbar_core::units::Unit;
+
+/// The SMI syntax of a column or scalar.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Syntax {
+    Text,
+    /// Integer32 with this many implied decimals (DISPLAY-HINT "d-N").
+    Decimal(u8),
+    Counter,
+    /// busbarPointQuality's enumeration.
+    Quality,
+    /// busbarDeviceCommStatus: online(1), offline(2).
+    CommStatus,
+}
+
+/// A column of a family table: which point feeds it and how.
+pub struct FamilyColumn {
+    pub id: u32,
+    /// Descriptor suffix after the table's prefix (`Voltage` -> busbarMeterVoltage).
+    pub name: &'static str,
+    /// Point name in the profile (inside the block for block tables).
+    pub point: &'static str,
+    /// Engineering unit served (values are converted), `None` for texts.
+    pub unit: Option<Unit>,
+    pub syntax: Syntax,
+    pub description: &'static str,
+}
+
+/// A family table: devices of some families, one row per device or per block instance.
+pub struct FamilyTable {
+    pub id: u32,
+    /// Descriptor prefix (`busbarMeter`).
+    pub prefix: &'static str,
+    pub families: &'static [Family],
+    /// Rows per instance of this block (second index, arc 1 of the entry; the columns then
+    /// start at 2), else one row per device.
+    pub block: Option<&'static str>,
+    pub description: &'static str,
+    pub columns: &'static [FamilyColumn],
+}
+
+const fn col(
+    id: u32,
+    name: &'static str,
+    point: &'static str,
+    unit: Option<Unit>,
+    syntax: Syntax,
+    description: &'static str,
+) -> FamilyColumn {
+    FamilyColumn {
+        id,
+        name,
+        point,
+        unit,
+        syntax,
+        description,
+    }
+}
+
+/// The family tables an operator reads at a glance.
+pub const FAMILY_TABLES: &[FamilyTable] = &[
+    FamilyTable {
+        id: 10,
+        prefix: "busbarMeter",
+        families: &[Family::Meter],
+        block: None,
+        description: "Power meters: phase 1 voltage and current, total active power, power factor, imported energy.",
+        columns: &[
+            col(
+                1,
+                "Voltage",
+                "v1",
+                Some(Unit::Volt),
+                Syntax::Decimal(1),
+                "Phase 1 to neutral voltage (V).",
+            ),
+            col(
+                2,
+                "Current",
+                "i1",
+                Some(Unit::Ampere),
+                Syntax::Decimal(2),
+                "Phase 1 current (A).",
+            ),
+            col(
+                3,
+                "ActivePower",
+                "p",
+                Some(Unit::Watt),
+                Syntax::Decimal(0),
+                "Total active power (W).",
+            ),
+            col(
+                4,
+                "PowerFactor",
+                "pf",
+                Some(Unit::PowerFactor),
+                Syntax::Decimal(3),
+                "Total power factor.",
+            ),
+            col(
+                5,
+                "EnergyImport",
+                "ea_import",
+                Some(Unit::KilowattHour),
+                Syntax::Decimal(1),
+                "Imported active energy (kWh).",
+            ),
+        ],
+    },
+    FamilyTable {
+        id: 11,
+        prefix: "busbarAts",
+        families: &[Family::TransferSwitch],
+        block: None,
+        description: "Automatic transfer switches: position, sources, mode and counters.",
+        columns: &[
+            col(
+                1,
+                "Position",
+                "position",
+                None,
+                Syntax::Text,
+                "Switch position (label).",
+            ),
+            col(
+                2,
+                "Source1State",
+                "source1_state",
+                None,
+                Syntax::Text,
+                "State of source I (label).",
+            ),
+            col(
+                3,
+                "Source2State",
+                "source2_state",
+                None,
+                Syntax::Text,
+                "State of source II (label).",
+            ),
+            col(4, "Mode", "mode", None, Syntax::Text, "Operating mode (label)."),
+            col(
+                5,
+                "AutoTransfers",
+                "auto_transfers",
+                Some(Unit::Count),
+                Syntax::Counter,
+                "Automatic transfers.",
+            ),
+            col(
+                6,
+                "EngineStarts",
+                "engine_starts",
+                Some(Unit::Count),
+                Syntax::Counter,
+                "Genset starts.",
+            ),
+            col(
+                7,
+                "EngineRunTime",
+                "engine_run_time",
+                Some(Unit::Hour),
+                Syntax::Decimal(1),
+                "Genset run time (h).",
+            ),
+        ],
+    },
+    FamilyTable {
+        id: 12,
+        prefix: "busbarImd",
+        families: &[Family::InsulationMonitor],
+        block: None,
+        description: "Insulation monitors: insulation resistance, leakage capacitance, alarm state.",
+        columns: &[
+            col(
+                1,
+                "Rf",
+                "rf",
+                Some(Unit::Kiloohm),
+                Syntax::Decimal(0),
+                "Insulation resistance (kOhm).",
+            ),
+            col(
+                2,
+                "Cf",
+                "ce",
+                Some(Unit::Microfarad),
+                Syntax::Decimal(2),
+                "Leakage capacitance (uF).",
+            ),
+            col(
+                3,
+                "AlarmState",
+                "alarm_state",
+                None,
+                Syntax::Text,
+                "Alarm state (label).",
+            ),
+        ],
+    },
+    FamilyTable {
+        id: 13,
+        prefix: "busbarCircuit",
+        families: &[Family::FaultLocator],
+        block: Some("circuit"),
+        description: "Insulation fault locators, one row per circuit.",
+        columns: &[
+            col(
+                2,
+                "Rf",
+                "rf",
+                Some(Unit::Kiloohm),
+                Syntax::Decimal(0),
+                "Circuit insulation resistance (kOhm).",
+            ),
+            col(
+                3,
+                "Cf",
+                "ce",
+                Some(Unit::Microfarad),
+                Syntax::Decimal(2),
+                "Circuit leakage capacitance (uF).",
+            ),
+            col(
+                4,
+                "ResidualCurrent",
+                "residual_current",
+                Some(Unit::Milliampere),
+                Syntax::Decimal(1),
+                "Residual current (mA).",
+            ),
+            col(
+                5,
+                "AlarmState",
+                "alarm_state",
+                None,
+                Syntax::Text,
+                "Circuit alarm state (label).",
+            ),
+        ],
+    },
+    FamilyTable {
+        id: 14,
+        prefix: "busbarTank",
+        families: &[Family::TankGauge],
+        block: Some("tank"),
+        description: "Fuel tanks, one row per tank of a tank gauge.",
+        columns: &[
+            col(2, "Product", "product", None, Syntax::Text, "Product (label)."),
+            col(
+                3,
+                "Volume",
+                "volume",
+                Some(Unit::Litre),
+                Syntax::Decimal(0),
+                "Product volume (L).",
+            ),
+            col(
+                4,
+                "TcVolume",
+                "tc_volume",
+                Some(Unit::Litre),
+                Syntax::Decimal(0),
+                "Temperature-compensated volume at 15 degC (L).",
+            ),
+            col(
+                5,
+                "Ullage",
+                "ullage",
+                Some(Unit::Litre),
+                Syntax::Decimal(0),
+                "Ullage (L).",
+            ),
+            col(
+                6,
+                "Level",
+                "level",
+                Some(Unit::Millimetre),
+                Syntax::Decimal(1),
+                "Product level (mm).",
+            ),
+            col(
+                7,
+                "Water",
+                "water_level",
+                Some(Unit::Millimetre),
+                Syntax::Decimal(1),
+                "Water level (mm).",
+            ),
+            col(
+                8,
+                "Temperature",
+                "temperature",
+                Some(Unit::DegreeCelsius),
+                Syntax::Decimal(1),
+                "Product temperature (degC).",
+            ),
+            col(
+                9,
+                "ProductAlarm",
+                "product_alarm",
+                None,
+                Syntax::Text,
+                "Product alarm (label).",
+            ),
+            col(
+                10,
+                "WaterAlarm",
+                "water_alarm",
+                None,
+                Syntax::Text,
+                "Water alarm (label).",
+            ),
+        ],
+    },
+    FamilyTable {
+        id: 15,
+        prefix: "busbarCharger",
+        families: &[Family::Charger],
+        block: None,
+        description: "EV chargers: state, current, power, session energy.",
+        columns: &[
+            col(1, "State", "state", None, Syntax::Text, "Charging state (label)."),
+            col(
+                2,
+                "Current",
+                "i1",
+                Some(Unit::Ampere),
+                Syntax::Decimal(1),
+                "Phase 1 current (A).",
+            ),
+            col(
+                3,
+                "Power",
+                "power",
+                Some(Unit::Watt),
+                Syntax::Decimal(0),
+                "Charging power (W).",
+            ),
+            col(
+                4,
+                "SessionEnergy",
+                "session_energy",
+                Some(Unit::KilowattHour),
+                Syntax::Decimal(2),
+                "Energy of the session (kWh).",
+            ),
+        ],
+    },
+];
+
+/// Point table columns (id, descriptor, syntax, description).
+pub const POINT_COLUMNS: &[(u32, &str, Syntax, &str)] = &[
+    (2, "busbarPointName", Syntax::Text, "Point id within its device (`v1`, `tank3.volume`)."),
+    (3, "busbarPointValueText", Syntax::Text, "The value as text: a number, an enum label or a string."),
+    (4, "busbarPointValue", Syntax::Decimal(0), "The value scaled to an integer: value = busbarPointValue x 10^busbarPointScale. Writable for writable points (SET with writes enabled)."),
+    (5, "busbarPointScale", Syntax::Decimal(0), "Decimal exponent of busbarPointValue."),
+    (6, "busbarPointUnit", Syntax::Text, "Unit symbol (`V`, `kWh`, `degC`; empty when dimensionless)."),
+    (7, "busbarPointQuality", Syntax::Quality, "Quality of the value."),
+    (8, "busbarPointTimestamp", Syntax::Text, "When the device was read (RFC 3339, UTC); empty before the first read."),
+];
+
+/// Device table columns.
+pub const DEVICE_COLUMNS: &[(u32, &str, Syntax, &str)] = &[
+    (
+        2,
+        "busbarDeviceName",
+        Syntax::Text,
+        "Device name from the configuration.",
+    ),
+    (
+        3,
+        "busbarDeviceFamily",
+        Syntax::Text,
+        "Device family (meter, transfer_switch, tank_gauge, ...).",
+    ),
+    (
+        4,
+        "busbarDeviceProfile",
+        Syntax::Text,
+        "Device profile (socomec-diris-a40, ...).",
+    ),
+    (
+        5,
+        "busbarDeviceCommStatus",
+        Syntax::CommStatus,
+        "Whether the device answered its last poll.",
+    ),
+    (
+        6,
+        "busbarDeviceLastUpdate",
+        Syntax::Text,
+        "Last good read (RFC 3339, UTC); empty if never.",
+    ),
+    (
+        7,
+        "busbarDeviceFailures",
+        Syntax::Counter,
+        "Failed polls since the bridge started.",
+    ),
+];
+
+/// Site scalars (arc under busbarSite, descriptor, description).
+pub const SITE_SCALARS: &[(u32, &str, &str)] = &[
+    (1, "busbarSiteName", "Site name."),
+    (2, "busbarSiteId", "Site id."),
+    (3, "busbarDeviceCount", "Devices configured."),
+];
