@@ -43,6 +43,11 @@ pub trait Component {
     fn start(settings: &Self::Settings, cx: &Context) -> impl Future<Output = anyhow::Result<Started>>;
 }
 
+/// The default of every section's `enabled` key: a section that is written is on.
+pub fn on() -> bool {
+    true
+}
+
 /// What a section's validation sees: where it is, the devices it serves, and the addresses
 /// other sections claimed.
 pub struct Resolve<'a> {

@@ -18,7 +18,7 @@ pub struct Bacnet;
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct BacnetDoc {
-    #[serde(default = "d_true")]
+    #[serde(default = "crate::component::on")]
     enabled: bool,
     /// UDP address. Broadcast Who-Is only reaches a socket bound to 0.0.0.0.
     #[serde(default = "d_listen")]
@@ -45,9 +45,6 @@ pub struct BacnetDoc {
     max_cov_subscriptions: usize,
 }
 
-fn d_true() -> bool {
-    true
-}
 fn d_listen() -> String {
     "0.0.0.0:47808".into()
 }

@@ -14,7 +14,7 @@ pub struct Http;
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct HttpDoc {
-    #[serde(default = "d_true")]
+    #[serde(default = "crate::component::on")]
     enabled: bool,
     #[serde(default = "d_listen")]
     listen: String,
@@ -23,9 +23,6 @@ pub struct HttpDoc {
     token: Option<String>,
 }
 
-fn d_true() -> bool {
-    true
-}
 fn d_listen() -> String {
     "127.0.0.1:8080".into()
 }

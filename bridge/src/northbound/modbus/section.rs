@@ -21,7 +21,7 @@ pub struct Modbus;
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ModbusDoc {
-    #[serde(default = "d_true")]
+    #[serde(default = "crate::component::on")]
     enabled: bool,
     #[serde(default = "d_listen")]
     listen: String,
@@ -38,9 +38,6 @@ pub struct ModbusDoc {
     idle_timeout_s: u64,
 }
 
-fn d_true() -> bool {
-    true
-}
 fn d_listen() -> String {
     "127.0.0.1:5020".into()
 }

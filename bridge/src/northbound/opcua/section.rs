@@ -11,7 +11,7 @@ pub struct OpcUa;
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct OpcUaDoc {
-    #[serde(default = "d_true")]
+    #[serde(default = "crate::component::on")]
     enabled: bool,
     #[serde(default = "d_listen")]
     listen: String,
@@ -50,9 +50,6 @@ struct UserDoc {
     role: String,
 }
 
-fn d_true() -> bool {
-    true
-}
 fn d_viewer() -> String {
     "viewer".into()
 }

@@ -11,7 +11,7 @@ pub struct Snmp;
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct SnmpDoc {
-    #[serde(default = "d_true")]
+    #[serde(default = "crate::component::on")]
     enabled: bool,
     #[serde(default = "d_listen")]
     listen: String,
@@ -84,9 +84,6 @@ struct InformDoc {
     user: String,
 }
 
-fn d_true() -> bool {
-    true
-}
 fn d_listen() -> String {
     "127.0.0.1:1161".into()
 }

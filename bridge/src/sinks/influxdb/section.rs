@@ -15,7 +15,7 @@ pub struct InfluxDb;
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct InfluxDoc {
-    #[serde(default = "d_true")]
+    #[serde(default = "crate::component::on")]
     pub enabled: bool,
     /// Base URL, e.g. http://127.0.0.1:8086.
     pub url: String,
@@ -153,10 +153,6 @@ impl InfluxDoc {
             timeout: Duration::from_millis(self.timeout_ms.clamp(100, 600_000)),
         })
     }
-}
-
-fn d_true() -> bool {
-    true
 }
 
 /// Which InfluxDB write API.
