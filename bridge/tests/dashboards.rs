@@ -1,7 +1,7 @@
 //! dashboards/ holds exactly what `busbar export dashboards` builds from the built-in profiles,
 //! and the builder refuses a dashboard that names a field no profile has.
 
-use busbar_bridge::grafana::{all, Schema};
+use busbar_bridge::grafana::{all, dashboard_of, Schema};
 use busbar_core::profile::{embedded, Family};
 use std::path::Path;
 
@@ -68,5 +68,23 @@ fn every_dashboard_filters_by_site_and_has_unique_panel_ids() {
             let x = p["gridPos"]["x"].as_u64().unwrap_or(99) + p["gridPos"]["w"].as_u64().unwrap_or(99);
             assert!(x <= 24, "{}: panel {} overflows the grid", d.file_name(), p["title"]);
         }
+    }
+}
+
+#[test]
+fn every_family_is_read_by_its_dashboard() {
+    let profiles = embedded::profiles().unwrap_or_else(|e| panic!("{e}"));
+    let built = all(&Schema::new(&profiles));
+    for family in Family::ALL {
+        let uid = dashboard_of(*family);
+        let d = built
+            .iter()
+            .find(|d| d.to_json().contains(&format!("\"uid\": \"{uid}\"")))
+            .unwrap_or_else(|| panic!("{family}: no dashboard `{uid}`"));
+        let from = format!("FROM \\\"{}\\\"", family.as_str());
+        assert!(
+            d.to_json().contains(&from),
+            "{family}: dashboard `{uid}` has no query {from}"
+        );
     }
 }

@@ -1,4 +1,5 @@
-//! The dashboards: site overview, energy, transfer switch, insulation, tanks, EV charging.
+//! The dashboards: site overview, energy (meters, breakers, pulse counters), transfer switch,
+//! insulation, tanks (with separators and vapour recovery), EV charging.
 
 use super::model::{
     online_mappings, stat, state_timeline, table, thresholds, timeseries, Dashboard, Draw, Schema, Series,
@@ -16,6 +17,18 @@ pub fn all(schema: &Schema) -> Vec<Dashboard> {
         tanks(schema),
         ev_charging(schema),
     ]
+}
+
+/// The dashboard (uid) that shows each family in depth: one per family, and the compiler refuses a
+/// family without one. A test checks that the dashboard does read the family's measurement.
+pub fn dashboard_of(family: Family) -> &'static str {
+    match family {
+        Family::Meter | Family::Breaker | Family::PulseCounter => "busbar-energy",
+        Family::TransferSwitch => "busbar-ats",
+        Family::InsulationMonitor | Family::FaultLocator => "busbar-insulation",
+        Family::TankGauge | Family::OilSeparator | Family::VapourRecovery => "busbar-tanks",
+        Family::Charger => "busbar-ev",
+    }
 }
 
 /// The last value of `fields` of `series` over time, on one axis.
@@ -293,7 +306,62 @@ fn energy(s: &Schema) -> Dashboard {
         8,
         trend(s, m, meters, "Phase currents", "", &["i1", "i2", "i3"], Draw::Lines),
     );
+    breakers(s, &mut d);
+    pulse_counters(s, &mut d);
     d
+}
+
+/// The energy dashboard's breaker row: state, currents, power, trips.
+fn breakers(s: &Schema, d: &mut Dashboard) {
+    let b = Family::Breaker;
+    d.device_variable("breaker", "Breaker", b);
+    let breakers = Series::family(b, "breaker");
+    d.row("Breakers");
+    d.add(12, 8, states(s, b, breakers, "Breaker state", "", &["state"]));
+    d.add(
+        12,
+        8,
+        states(s, b, breakers, "Cause of the last trip", "", &["trip_cause"]),
+    );
+    d.add(
+        12,
+        8,
+        trend(s, b, breakers, "Breaker currents", "", &["i1", "i2", "i3"], Draw::Lines),
+    );
+    d.add(12, 8, trend(s, b, breakers, "Breaker power", "", &["p"], Draw::Lines));
+    d.add(
+        12,
+        8,
+        stat(
+            "Trips in the range",
+            "Rise of the trip counter over the dashboard's time range.",
+            s.unit_of(b, &["trip_count"]),
+            serde_json::json!([]),
+            None,
+            &[breakers.whole_range("spread", "trip_count")],
+        ),
+    );
+}
+
+/// The energy dashboard's pulse counter row: consumption per hour and flow, per input.
+fn pulse_counters(s: &Schema, d: &mut Dashboard) {
+    let c = Family::PulseCounter;
+    d.device_variable("counter", "Pulse counter", c);
+    let inputs = Series::family(c, "counter").by_block("input", None);
+    d.row("Pulse counters (water, gas)");
+    d.add(
+        12,
+        8,
+        timeseries(
+            "Consumption per hour",
+            "The rise of each input's consumption register within each hour.",
+            s.unit_of(c, &["consumption"]),
+            &[inputs.per_bucket("spread", "consumption", "1h")],
+            Draw::Bars,
+            None,
+        ),
+    );
+    d.add(12, 8, trend(s, c, inputs, "Flow rate", "", &["flow_rate"], Draw::Lines));
 }
 
 fn transfer_switch(s: &Schema) -> Dashboard {

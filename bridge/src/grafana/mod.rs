@@ -11,7 +11,7 @@
 mod dashboards;
 mod model;
 
-pub use dashboards::all;
+pub use dashboards::{all, dashboard_of};
 pub use model::{Dashboard, FieldInfo, Schema};
 
 /// The uid of the datasource the provisioning file creates (dashboards/provisioning).

@@ -155,7 +155,7 @@ impl Mib {
         for (t, ft) in FAMILY_TABLES.iter().enumerate() {
             let mut rows = Vec::new();
             for (d, dev) in config.devices.iter().enumerate() {
-                if !ft.families.contains(&dev.profile.family) {
+                if ft.family != dev.profile.family {
                     continue;
                 }
                 match ft.block {
@@ -474,7 +474,7 @@ mod tests {
         for (_, name, _, _) in DEVICE_COLUMNS.iter().chain(POINT_COLUMNS) {
             assert!(text.contains(&format!("{name} OBJECT-TYPE")), "{name}");
         }
-        for ft in FAMILY_TABLES {
+        for ft in FAMILY_TABLES.iter() {
             for c in ft.columns {
                 assert!(
                     text.contains(&format!("{}{} OBJECT-TYPE", ft.prefix, c.name)),

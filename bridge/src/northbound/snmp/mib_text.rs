@@ -122,7 +122,7 @@ busbarSite OBJECT IDENTIFIER ::= {{ busbarObjects {SITE} }}
             .collect(),
         &mut objects,
     );
-    for ft in FAMILY_TABLES {
+    for ft in FAMILY_TABLES.iter() {
         let mut index: Vec<(&str, &str)> = vec![("busbarDeviceIndex", "")];
         let block_index = format!("{}Index", ft.prefix);
         if ft.block.is_some() {

@@ -31,12 +31,12 @@ pub struct FamilyColumn {
     pub description: &'static str,
 }
 
-/// A family table: devices of some families, one row per device or per block instance.
+/// A family table: the devices of one family, one row per device or per block instance.
 pub struct FamilyTable {
     pub id: u32,
     /// Descriptor prefix (`busbarMeter`).
     pub prefix: &'static str,
-    pub families: &'static [Family],
+    pub family: Family,
     /// Rows per instance of this block (second index, arc 1 of the entry; the columns then
     /// start at 2), else one row per device.
     pub block: Option<&'static str>,
@@ -62,298 +62,497 @@ const fn col(
     }
 }
 
-/// The family tables an operator reads at a glance.
-pub const FAMILY_TABLES: &[FamilyTable] = &[
-    FamilyTable {
-        id: 10,
-        prefix: "busbarMeter",
-        families: &[Family::Meter],
-        block: None,
-        description: "Power meters: phase 1 voltage and current, total active power, power factor, imported energy.",
-        columns: &[
-            col(
-                1,
-                "Voltage",
-                "v1",
-                Some(Unit::Volt),
-                Syntax::Decimal(1),
-                "Phase 1 to neutral voltage (V).",
-            ),
-            col(
-                2,
-                "Current",
-                "i1",
-                Some(Unit::Ampere),
-                Syntax::Decimal(2),
-                "Phase 1 current (A).",
-            ),
-            col(
-                3,
-                "ActivePower",
-                "p",
-                Some(Unit::Watt),
-                Syntax::Decimal(0),
-                "Total active power (W).",
-            ),
-            col(
-                4,
-                "PowerFactor",
-                "pf",
-                Some(Unit::PowerFactor),
-                Syntax::Decimal(3),
-                "Total power factor.",
-            ),
-            col(
-                5,
-                "EnergyImport",
-                "ea_import",
-                Some(Unit::KilowattHour),
-                Syntax::Decimal(1),
-                "Imported active energy (kWh).",
-            ),
-        ],
-    },
-    FamilyTable {
-        id: 11,
-        prefix: "busbarAts",
-        families: &[Family::TransferSwitch],
-        block: None,
-        description: "Automatic transfer switches: position, sources, mode and counters.",
-        columns: &[
-            col(
-                1,
-                "Position",
-                "position",
-                None,
-                Syntax::Text,
-                "Switch position (label).",
-            ),
-            col(
-                2,
-                "Source1State",
-                "source1_state",
-                None,
-                Syntax::Text,
-                "State of source I (label).",
-            ),
-            col(
-                3,
-                "Source2State",
-                "source2_state",
-                None,
-                Syntax::Text,
-                "State of source II (label).",
-            ),
-            col(4, "Mode", "mode", None, Syntax::Text, "Operating mode (label)."),
-            col(
-                5,
-                "AutoTransfers",
-                "auto_transfers",
-                Some(Unit::Count),
-                Syntax::Counter,
-                "Automatic transfers.",
-            ),
-            col(
-                6,
-                "EngineStarts",
-                "engine_starts",
-                Some(Unit::Count),
-                Syntax::Counter,
-                "Genset starts.",
-            ),
-            col(
-                7,
-                "EngineRunTime",
-                "engine_run_time",
-                Some(Unit::Hour),
-                Syntax::Decimal(1),
-                "Genset run time (h).",
-            ),
-        ],
-    },
-    FamilyTable {
-        id: 12,
-        prefix: "busbarImd",
-        families: &[Family::InsulationMonitor],
-        block: None,
-        description: "Insulation monitors: insulation resistance, leakage capacitance, alarm state.",
-        columns: &[
-            col(
-                1,
-                "Rf",
-                "rf",
-                Some(Unit::Kiloohm),
-                Syntax::Decimal(0),
-                "Insulation resistance (kOhm).",
-            ),
-            col(
-                2,
-                "Cf",
-                "ce",
-                Some(Unit::Microfarad),
-                Syntax::Decimal(2),
-                "Leakage capacitance (uF).",
-            ),
-            col(
-                3,
-                "AlarmState",
-                "alarm_state",
-                None,
-                Syntax::Text,
-                "Alarm state (label).",
-            ),
-        ],
-    },
-    FamilyTable {
-        id: 13,
-        prefix: "busbarCircuit",
-        families: &[Family::FaultLocator],
-        block: Some("circuit"),
-        description: "Insulation fault locators, one row per circuit.",
-        columns: &[
-            col(
-                2,
-                "Rf",
-                "rf",
-                Some(Unit::Kiloohm),
-                Syntax::Decimal(0),
-                "Circuit insulation resistance (kOhm).",
-            ),
-            col(
-                3,
-                "Cf",
-                "ce",
-                Some(Unit::Microfarad),
-                Syntax::Decimal(2),
-                "Circuit leakage capacitance (uF).",
-            ),
-            col(
-                4,
-                "ResidualCurrent",
-                "residual_current",
-                Some(Unit::Milliampere),
-                Syntax::Decimal(1),
-                "Residual current (mA).",
-            ),
-            col(
-                5,
-                "AlarmState",
-                "alarm_state",
-                None,
-                Syntax::Text,
-                "Circuit alarm state (label).",
-            ),
-        ],
-    },
-    FamilyTable {
-        id: 14,
-        prefix: "busbarTank",
-        families: &[Family::TankGauge],
-        block: Some("tank"),
-        description: "Fuel tanks, one row per tank of a tank gauge.",
-        columns: &[
-            col(2, "Product", "product", None, Syntax::Text, "Product (label)."),
-            col(
-                3,
-                "Volume",
-                "volume",
-                Some(Unit::Litre),
-                Syntax::Decimal(0),
-                "Product volume (L).",
-            ),
-            col(
-                4,
-                "TcVolume",
-                "tc_volume",
-                Some(Unit::Litre),
-                Syntax::Decimal(0),
-                "Temperature-compensated volume at 15 degC (L).",
-            ),
-            col(
-                5,
-                "Ullage",
-                "ullage",
-                Some(Unit::Litre),
-                Syntax::Decimal(0),
-                "Ullage (L).",
-            ),
-            col(
-                6,
-                "Level",
-                "level",
-                Some(Unit::Millimetre),
-                Syntax::Decimal(1),
-                "Product level (mm).",
-            ),
-            col(
-                7,
-                "Water",
-                "water_level",
-                Some(Unit::Millimetre),
-                Syntax::Decimal(1),
-                "Water level (mm).",
-            ),
-            col(
-                8,
-                "Temperature",
-                "temperature",
-                Some(Unit::DegreeCelsius),
-                Syntax::Decimal(1),
-                "Product temperature (degC).",
-            ),
-            col(
-                9,
-                "ProductAlarm",
-                "product_alarm",
-                None,
-                Syntax::Text,
-                "Product alarm (label).",
-            ),
-            col(
-                10,
-                "WaterAlarm",
-                "water_alarm",
-                None,
-                Syntax::Text,
-                "Water alarm (label).",
-            ),
-        ],
-    },
-    FamilyTable {
-        id: 15,
-        prefix: "busbarCharger",
-        families: &[Family::Charger],
-        block: None,
-        description: "EV chargers: state, current, power, session energy.",
-        columns: &[
-            col(1, "State", "state", None, Syntax::Text, "Charging state (label)."),
-            col(
-                2,
-                "Current",
-                "i1",
-                Some(Unit::Ampere),
-                Syntax::Decimal(1),
-                "Phase 1 current (A).",
-            ),
-            col(
-                3,
-                "Power",
-                "power",
-                Some(Unit::Watt),
-                Syntax::Decimal(0),
-                "Charging power (W).",
-            ),
-            col(
-                4,
-                "SessionEnergy",
-                "session_energy",
-                Some(Unit::KilowattHour),
-                Syntax::Decimal(2),
-                "Energy of the session (kWh).",
-            ),
-        ],
-    },
-];
+const METER: FamilyTable = FamilyTable {
+    id: 10,
+    prefix: "busbarMeter",
+    family: Family::Meter,
+    block: None,
+    description: "Power meters: phase 1 voltage and current, total active power, power factor, imported energy.",
+    columns: &[
+        col(
+            1,
+            "Voltage",
+            "v1",
+            Some(Unit::Volt),
+            Syntax::Decimal(1),
+            "Phase 1 to neutral voltage (V).",
+        ),
+        col(
+            2,
+            "Current",
+            "i1",
+            Some(Unit::Ampere),
+            Syntax::Decimal(2),
+            "Phase 1 current (A).",
+        ),
+        col(
+            3,
+            "ActivePower",
+            "p",
+            Some(Unit::Watt),
+            Syntax::Decimal(0),
+            "Total active power (W).",
+        ),
+        col(
+            4,
+            "PowerFactor",
+            "pf",
+            Some(Unit::PowerFactor),
+            Syntax::Decimal(3),
+            "Total power factor.",
+        ),
+        col(
+            5,
+            "EnergyImport",
+            "ea_import",
+            Some(Unit::KilowattHour),
+            Syntax::Decimal(1),
+            "Imported active energy (kWh).",
+        ),
+    ],
+};
+
+const TRANSFER_SWITCH: FamilyTable = FamilyTable {
+    id: 11,
+    prefix: "busbarAts",
+    family: Family::TransferSwitch,
+    block: None,
+    description: "Automatic transfer switches: position, sources, mode and counters.",
+    columns: &[
+        col(
+            1,
+            "Position",
+            "position",
+            None,
+            Syntax::Text,
+            "Switch position (label).",
+        ),
+        col(
+            2,
+            "Source1State",
+            "source1_state",
+            None,
+            Syntax::Text,
+            "State of source I (label).",
+        ),
+        col(
+            3,
+            "Source2State",
+            "source2_state",
+            None,
+            Syntax::Text,
+            "State of source II (label).",
+        ),
+        col(4, "Mode", "mode", None, Syntax::Text, "Operating mode (label)."),
+        col(
+            5,
+            "AutoTransfers",
+            "auto_transfers",
+            Some(Unit::Count),
+            Syntax::Counter,
+            "Automatic transfers.",
+        ),
+        col(
+            6,
+            "EngineStarts",
+            "engine_starts",
+            Some(Unit::Count),
+            Syntax::Counter,
+            "Genset starts.",
+        ),
+        col(
+            7,
+            "EngineRunTime",
+            "engine_run_time",
+            Some(Unit::Hour),
+            Syntax::Decimal(1),
+            "Genset run time (h).",
+        ),
+    ],
+};
+
+const INSULATION_MONITOR: FamilyTable = FamilyTable {
+    id: 12,
+    prefix: "busbarImd",
+    family: Family::InsulationMonitor,
+    block: None,
+    description: "Insulation monitors: insulation resistance, leakage capacitance, alarm state.",
+    columns: &[
+        col(
+            1,
+            "Rf",
+            "rf",
+            Some(Unit::Kiloohm),
+            Syntax::Decimal(0),
+            "Insulation resistance (kOhm).",
+        ),
+        col(
+            2,
+            "Cf",
+            "ce",
+            Some(Unit::Microfarad),
+            Syntax::Decimal(2),
+            "Leakage capacitance (uF).",
+        ),
+        col(
+            3,
+            "AlarmState",
+            "alarm_state",
+            None,
+            Syntax::Text,
+            "Alarm state (label).",
+        ),
+    ],
+};
+
+const FAULT_LOCATOR: FamilyTable = FamilyTable {
+    id: 13,
+    prefix: "busbarCircuit",
+    family: Family::FaultLocator,
+    block: Some("circuit"),
+    description: "Insulation fault locators, one row per circuit.",
+    columns: &[
+        col(
+            2,
+            "Rf",
+            "rf",
+            Some(Unit::Kiloohm),
+            Syntax::Decimal(0),
+            "Circuit insulation resistance (kOhm).",
+        ),
+        col(
+            3,
+            "Cf",
+            "ce",
+            Some(Unit::Microfarad),
+            Syntax::Decimal(2),
+            "Circuit leakage capacitance (uF).",
+        ),
+        col(
+            4,
+            "ResidualCurrent",
+            "residual_current",
+            Some(Unit::Milliampere),
+            Syntax::Decimal(1),
+            "Residual current (mA).",
+        ),
+        col(
+            5,
+            "AlarmState",
+            "alarm_state",
+            None,
+            Syntax::Text,
+            "Circuit alarm state (label).",
+        ),
+    ],
+};
+
+const TANK_GAUGE: FamilyTable = FamilyTable {
+    id: 14,
+    prefix: "busbarTank",
+    family: Family::TankGauge,
+    block: Some("tank"),
+    description: "Fuel tanks, one row per tank of a tank gauge.",
+    columns: &[
+        col(2, "Product", "product", None, Syntax::Text, "Product (label)."),
+        col(
+            3,
+            "Volume",
+            "volume",
+            Some(Unit::Litre),
+            Syntax::Decimal(0),
+            "Product volume (L).",
+        ),
+        col(
+            4,
+            "TcVolume",
+            "tc_volume",
+            Some(Unit::Litre),
+            Syntax::Decimal(0),
+            "Temperature-compensated volume at 15 degC (L).",
+        ),
+        col(
+            5,
+            "Ullage",
+            "ullage",
+            Some(Unit::Litre),
+            Syntax::Decimal(0),
+            "Ullage (L).",
+        ),
+        col(
+            6,
+            "Level",
+            "level",
+            Some(Unit::Millimetre),
+            Syntax::Decimal(1),
+            "Product level (mm).",
+        ),
+        col(
+            7,
+            "Water",
+            "water_level",
+            Some(Unit::Millimetre),
+            Syntax::Decimal(1),
+            "Water level (mm).",
+        ),
+        col(
+            8,
+            "Temperature",
+            "temperature",
+            Some(Unit::DegreeCelsius),
+            Syntax::Decimal(1),
+            "Product temperature (degC).",
+        ),
+        col(
+            9,
+            "ProductAlarm",
+            "product_alarm",
+            None,
+            Syntax::Text,
+            "Product alarm (label).",
+        ),
+        col(
+            10,
+            "WaterAlarm",
+            "water_alarm",
+            None,
+            Syntax::Text,
+            "Water alarm (label).",
+        ),
+    ],
+};
+
+const CHARGER: FamilyTable = FamilyTable {
+    id: 15,
+    prefix: "busbarCharger",
+    family: Family::Charger,
+    block: None,
+    description: "EV chargers: state, current, power, session energy.",
+    columns: &[
+        col(1, "State", "state", None, Syntax::Text, "Charging state (label)."),
+        col(
+            2,
+            "Current",
+            "i1",
+            Some(Unit::Ampere),
+            Syntax::Decimal(1),
+            "Phase 1 current (A).",
+        ),
+        col(
+            3,
+            "Power",
+            "power",
+            Some(Unit::Watt),
+            Syntax::Decimal(0),
+            "Charging power (W).",
+        ),
+        col(
+            4,
+            "SessionEnergy",
+            "session_energy",
+            Some(Unit::KilowattHour),
+            Syntax::Decimal(2),
+            "Energy of the session (kWh).",
+        ),
+    ],
+};
+
+const OIL_SEPARATOR: FamilyTable = FamilyTable {
+    id: 16,
+    prefix: "busbarSeparator",
+    family: Family::OilSeparator,
+    block: None,
+    description: "Oil separators: light liquid and sludge layers, water level, alarms, probe.",
+    columns: &[
+        col(
+            1,
+            "LightLiquid",
+            "light_liquid",
+            Some(Unit::Millimetre),
+            Syntax::Decimal(0),
+            "Light liquid (oil) layer thickness (mm).",
+        ),
+        col(
+            2,
+            "Sludge",
+            "sludge",
+            Some(Unit::Millimetre),
+            Syntax::Decimal(0),
+            "Sludge layer thickness (mm).",
+        ),
+        col(
+            3,
+            "WaterLevel",
+            "water_level",
+            Some(Unit::Millimetre),
+            Syntax::Decimal(0),
+            "Water level (mm).",
+        ),
+        col(
+            4,
+            "LightLiquidAlarm",
+            "light_liquid_alarm",
+            None,
+            Syntax::Text,
+            "Light liquid layer alarm (label).",
+        ),
+        col(
+            5,
+            "SludgeAlarm",
+            "sludge_alarm",
+            None,
+            Syntax::Text,
+            "Sludge layer alarm (label).",
+        ),
+        col(
+            6,
+            "ProbeStatus",
+            "probe_status",
+            None,
+            Syntax::Text,
+            "Probe status (label).",
+        ),
+    ],
+};
+
+const VAPOUR_RECOVERY: FamilyTable = FamilyTable {
+    id: 17,
+    prefix: "busbarFuellingPoint",
+    family: Family::VapourRecovery,
+    block: Some("fp"),
+    description: "Vapour recovery, one row per fuelling point: recovery rate and status of each side.",
+    columns: &[
+        col(
+            2,
+            "ARecoveryRate",
+            "a_recovery_rate",
+            Some(Unit::Percent),
+            Syntax::Decimal(1),
+            "Side A recovery rate of the last fuelling (%).",
+        ),
+        col(3, "AStatus", "a_status", None, Syntax::Text, "Side A status (label)."),
+        col(
+            4,
+            "BRecoveryRate",
+            "b_recovery_rate",
+            Some(Unit::Percent),
+            Syntax::Decimal(1),
+            "Side B recovery rate of the last fuelling (%).",
+        ),
+        col(5, "BStatus", "b_status", None, Syntax::Text, "Side B status (label)."),
+    ],
+};
+
+const BREAKER: FamilyTable = FamilyTable {
+    id: 18,
+    prefix: "busbarBreaker",
+    family: Family::Breaker,
+    block: None,
+    description: "Breakers: state, cause of the last trip, current, power, energy, trips.",
+    columns: &[
+        col(1, "State", "state", None, Syntax::Text, "Breaker state (label)."),
+        col(
+            2,
+            "TripCause",
+            "trip_cause",
+            None,
+            Syntax::Text,
+            "Cause of the last trip (label).",
+        ),
+        col(
+            3,
+            "Current",
+            "i1",
+            Some(Unit::Ampere),
+            Syntax::Decimal(1),
+            "Phase 1 current (A).",
+        ),
+        col(
+            4,
+            "ActivePower",
+            "p",
+            Some(Unit::Watt),
+            Syntax::Decimal(0),
+            "Active power (W).",
+        ),
+        col(
+            5,
+            "EnergyImport",
+            "ea_import",
+            Some(Unit::KilowattHour),
+            Syntax::Decimal(1),
+            "Active energy (kWh).",
+        ),
+        col(
+            6,
+            "TripCount",
+            "trip_count",
+            Some(Unit::Count),
+            Syntax::Counter,
+            "Trips since commissioning.",
+        ),
+    ],
+};
+
+const PULSE_COUNTER: FamilyTable = FamilyTable {
+    id: 19,
+    prefix: "busbarPulseInput",
+    family: Family::PulseCounter,
+    block: Some("input"),
+    description: "Pulse counters, one row per input: metered medium, consumption, flow rate.",
+    columns: &[
+        col(2, "Medium", "medium", None, Syntax::Text, "Metered medium (label)."),
+        col(
+            3,
+            "Consumption",
+            "consumption",
+            Some(Unit::Litre),
+            Syntax::Counter,
+            "Consumption (L).",
+        ),
+        col(
+            4,
+            "FlowRate",
+            "flow_rate",
+            Some(Unit::LitrePerHour),
+            Syntax::Decimal(1),
+            "Flow rate (L/h).",
+        ),
+        col(
+            5,
+            "EnergyEquivalent",
+            "energy_equivalent",
+            Some(Unit::KilowattHour),
+            Syntax::Counter,
+            "Gas energy equivalent (kWh).",
+        ),
+    ],
+};
+
+/// The family table of each family: one per family, and the compiler refuses a family without
+/// one. The columns are the points an operator reads at a glance; every point of every device
+/// is in the generic point table as well.
+pub fn family_table(family: Family) -> &'static FamilyTable {
+    match family {
+        Family::Meter => &METER,
+        Family::TransferSwitch => &TRANSFER_SWITCH,
+        Family::InsulationMonitor => &INSULATION_MONITOR,
+        Family::FaultLocator => &FAULT_LOCATOR,
+        Family::TankGauge => &TANK_GAUGE,
+        Family::OilSeparator => &OIL_SEPARATOR,
+        Family::VapourRecovery => &VAPOUR_RECOVERY,
+        Family::Charger => &CHARGER,
+        Family::Breaker => &BREAKER,
+        Family::PulseCounter => &PULSE_COUNTER,
+    }
+}
+
+/// Every family's table, in table id order (the MIB's and GETNEXT's order).
+pub static FAMILY_TABLES: std::sync::LazyLock<Vec<&'static FamilyTable>> = std::sync::LazyLock::new(|| {
+    let mut tables: Vec<&'static FamilyTable> = Family::ALL.iter().map(|f| family_table(*f)).collect();
+    tables.sort_by_key(|t| t.id);
+    tables
+});
 
 /// Point table columns (id, descriptor, syntax, description).
 pub const POINT_COLUMNS: &[(u32, &str, Syntax, &str)] = &[
@@ -412,3 +611,46 @@ pub const SITE_SCALARS: &[(u32, &str, &str)] = &[
     (2, "busbarSiteId", "Site id."),
     (3, "busbarDeviceCount", "Devices configured."),
 ];
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_family_has_one_table_whose_columns_every_profile_feeds() {
+        let set = busbar_core::profile::embedded::profiles().unwrap_or_else(|e| panic!("{e}"));
+        let mut ids: Vec<u32> = FAMILY_TABLES.iter().map(|t| t.id).collect();
+        ids.dedup();
+        assert_eq!(
+            ids.len(),
+            Family::ALL.len(),
+            "one table per family, ids unique and ordered"
+        );
+        for profile in set.values() {
+            let table = family_table(profile.family);
+            assert_eq!(table.family, profile.family);
+            for c in table.columns {
+                let id = match table.block {
+                    Some(b) => format!("{b}1.{}", c.point),
+                    None => c.point.to_string(),
+                };
+                let Some(k) = profile.point_index(&id) else {
+                    panic!(
+                        "{}: {} has no point `{id}` for {}{}",
+                        profile.name, table.prefix, table.prefix, c.name
+                    );
+                };
+                if let Some(unit) = c.unit {
+                    let from = profile.points[k].unit;
+                    assert!(
+                        from.convert(1.0, unit).is_some(),
+                        "{}: `{id}` in {} cannot be served in {}",
+                        profile.name,
+                        from.symbol(),
+                        unit.symbol()
+                    );
+                }
+            }
+        }
+    }
+}
