@@ -243,6 +243,11 @@ impl Store {
         self.status.get(d).map(|m| m.lock().unwrap_or_else(|p| p.into_inner()))
     }
 
+    /// The clock this store's times come from (servers' timers use it too).
+    pub fn clock(&self) -> &Arc<dyn Clock> {
+        &self.clock
+    }
+
     pub fn subscribe(&self) -> Subscription {
         Subscription {
             rx: self.changes.subscribe(),

@@ -34,9 +34,14 @@ struct Rig {
 }
 
 async fn rig() -> Rig {
+    rig_on(busbar_bridge::clock::system()).await
+}
+
+/// The server on `clock` (its subscription lifetimes, foreign device TTLs and retries).
+async fn rig_on(clock: Arc<dyn busbar_bridge::clock::Clock>) -> Rig {
     let profiles = busbar_core::profile::embedded::profiles().unwrap_or_else(|e| panic!("{e}"));
     let config = parse_config("t.yaml", CONFIG, &profiles, "x").unwrap_or_else(|e| panic!("{e}"));
-    let store = Store::new(&config, 1024);
+    let store = Store::with_clock(&config, 1024, clock);
     let Some(settings) = config.servers.bacnet.clone() else {
         panic!("bacnet settings")
     };
@@ -152,7 +157,8 @@ fn subscribe(pid: u32, confirmed_: bool, lifetime: Option<u32>) -> Vec<u8> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn cov_increment_lifetime_and_cancellation() {
-    let rig = rig().await;
+    let clock = busbar_bridge::clock::ManualClock::new();
+    let rig = rig_on(clock.clone()).await;
     set(&rig.store, "m/v1", 230.0, Quality::Good);
     let sock = UdpSocket::bind("127.0.0.1:0").await.unwrap_or_else(|e| panic!("{e}"));
     sock.send_to(
@@ -175,8 +181,12 @@ async fn cov_increment_lifetime_and_cancellation() {
     set(&rig.store, "m/v1", 0.0, Quality::CommFailure);
     let n = recv(&sock, 1000).await.and_then(|d| notification(&d));
     assert_eq!(n, Some((9, None, Value::Real(231.2))), "the last value, now with FAULT");
-    // After its 2 s lifetime the subscription is gone.
-    tokio::time::sleep(Duration::from_millis(3200)).await;
+    // After its 2 s lifetime the subscription is gone: 1.9 s on, still served; 2.1 s, not.
+    clock.advance(Duration::from_millis(1900));
+    set(&rig.store, "m/v1", 235.0, Quality::Good);
+    let n = recv(&sock, 1000).await.and_then(|d| notification(&d));
+    assert_eq!(n, Some((9, None, Value::Real(235.0))), "still within its lifetime");
+    clock.advance(Duration::from_millis(200));
     while recv(&sock, 50).await.is_some() {}
     set(&rig.store, "m/v1", 240.0, Quality::Good);
     assert!(recv(&sock, 500).await.is_none(), "expired");

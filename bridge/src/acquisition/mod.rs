@@ -208,10 +208,13 @@ fn jitter() -> f64 {
     0.4 * x - 0.2
 }
 
-fn backoff(dev: &Device, failures: u32) -> Duration {
-    let base = dev.poll_interval.as_secs_f64() * 2f64.powi(failures.saturating_sub(1).min(10) as i32);
-    let cap = (dev.poll_interval.as_secs_f64() * 16.0).clamp(1.0, 60.0);
-    Duration::from_secs_f64(base.min(cap) * (1.0 + jitter()))
+/// The wait before polling a failing device again: its poll interval doubled per consecutive
+/// failure, capped at 16 intervals (within 1..60 s), stretched by `jitter` (-0.2..0.2) so that
+/// devices behind one gateway do not retry in step.
+fn backoff(poll_interval: Duration, failures: u32, jitter: f64) -> Duration {
+    let base = poll_interval.as_secs_f64() * 2f64.powi(failures.saturating_sub(1).min(10) as i32);
+    let cap = (poll_interval.as_secs_f64() * 16.0).clamp(1.0, 60.0);
+    Duration::from_secs_f64(base.min(cap) * (1.0 + jitter.clamp(-0.2, 0.2)))
 }
 
 enum PollError {
@@ -364,7 +367,7 @@ impl ConnectionTask {
                     .map(|p| (p, Reading::Failed(Quality::CommFailure)))
                     .collect();
                 self.store.update(&failed, SystemTime::now());
-                run.next = now + backoff(dev, failures);
+                run.next = now + backoff(dev.poll_interval, failures, jitter());
             }
         }
     }
@@ -504,5 +507,32 @@ fn outcome_of(r: Result<Response, TransportError>, what: &str) -> WriteOutcome {
         Err(e) => WriteOutcome::CommFailure {
             error: format!("{what}{e}"),
         },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_doubles_per_failure_up_to_its_cap_within_the_jitter() {
+        let s = Duration::from_secs;
+        assert_eq!(backoff(s(1), 1, 0.0), s(1));
+        assert_eq!(backoff(s(1), 2, 0.0), s(2));
+        assert_eq!(backoff(s(1), 4, 0.0), s(8));
+        assert_eq!(backoff(s(1), 9, 0.0), s(16), "16 poll intervals at most");
+        assert_eq!(backoff(s(10), 9, 0.0), s(60), "and never over a minute");
+        assert_eq!(backoff(Duration::from_millis(100), 1, 0.0), Duration::from_millis(100));
+        assert_eq!(backoff(Duration::from_millis(100), 9, 0.0), Duration::from_millis(1600));
+        assert_eq!(
+            backoff(Duration::from_millis(10), 9, 0.0),
+            s(1),
+            "the cap is at least 1 s"
+        );
+        assert_eq!(backoff(s(1), 3, 0.2), Duration::from_secs_f64(4.8));
+        assert_eq!(backoff(s(1), 3, 5.0), Duration::from_secs_f64(4.8), "jitter is bounded");
+        for _ in 0..100 {
+            assert!((-0.2..=0.2).contains(&jitter()));
+        }
     }
 }

@@ -35,7 +35,7 @@ use std::collections::HashMap;
 use std::net::{SocketAddr, SocketAddrV4};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, Instant};
 use tokio::net::UdpSocket;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
@@ -320,7 +320,7 @@ impl Server {
                     {
                         bvll::result::REGISTER_FOREIGN_DEVICE_NAK
                     } else {
-                        let lapse = Instant::now() + Duration::from_secs(u64::from(ttl) + FDT_GRACE_S);
+                        let lapse = self.store.clock().now() + Duration::from_secs(u64::from(ttl) + FDT_GRACE_S);
                         st.fdt.insert(from, (ttl, lapse));
                         bvll::result::SUCCESSFUL_COMPLETION
                     }
@@ -333,7 +333,7 @@ impl Server {
                 self.send(from, &bvll::result(code)).await;
             }
             Bvll::ReadFdt => {
-                let now = Instant::now();
+                let now = self.store.clock().now();
                 let entries: Vec<FdtEntry> = self
                     .state()
                     .fdt
@@ -592,7 +592,7 @@ impl Server {
 
     fn read_from(&self, t: &Target<'_>, p: PropertyRef) -> Result<Vec<Value>, PropError> {
         match t {
-            Target::Device => self.table.read_device(p, SystemTime::now()),
+            Target::Device => self.table.read_device(p, self.store.clock().wall()),
             Target::Point(o, state, sample) => o.read(state, sample, p),
         }
     }
@@ -669,7 +669,7 @@ impl Server {
             property: s.property,
             increment: s.cov_increment,
             confirmed: s.confirmed.unwrap_or(false),
-            expires: (lifetime > 0).then(|| Instant::now() + Duration::from_secs(u64::from(lifetime))),
+            expires: (lifetime > 0).then(|| self.store.clock().now() + Duration::from_secs(u64::from(lifetime))),
             last: None,
         };
         if let Some(existing) = st.subscriptions.iter_mut().find(|c| same(c)) {
@@ -765,7 +765,7 @@ impl Server {
     /// Build the notifications due for the subscriptions `which` selects; `force` sends even
     /// without a change (initial notifications).
     fn due_notifications(&self, which: impl Fn(&CovSubscription) -> bool, force: bool) -> Vec<(SocketAddrV4, Vec<u8>)> {
-        let now = Instant::now();
+        let now = self.store.clock().now();
         let mut out = Vec::new();
         let mut st = self.state();
         let State {
@@ -785,7 +785,11 @@ impl Server {
             property: prop::STATUS_FLAGS,
             index: None,
         };
-        for sub in subscriptions.iter_mut().filter(|s| which(s)) {
+        // An expired subscription is never served, even before housekeeping drops it.
+        for sub in subscriptions
+            .iter_mut()
+            .filter(|s| which(s) && s.expires.is_none_or(|e| e > now))
+        {
             let current = match &memo {
                 Some((object, values)) if *object == sub.object => values.clone(),
                 _ => {
@@ -895,7 +899,7 @@ impl Server {
                 _ = tick.tick() => {}
                 _ = shutdown.changed() => return,
             }
-            let now = Instant::now();
+            let now = self.store.clock().now();
             let timeout = Duration::from_millis(APDU_TIMEOUT_MS);
             let mut resend = Vec::new();
             {
