@@ -590,9 +590,9 @@ pub fn cov_due(o: &PointObject, increment: f32, last: &(Value, Value), now: &(Va
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::time::SystemTime;
     use busbar_core::profile::embedded;
     use std::time::Instant;
+    use std::time::SystemTime;
 
     fn table(writes: bool) -> (ObjectTable, std::sync::Arc<Store>) {
         let profiles = embedded::profiles().unwrap_or_else(|e| panic!("{e}"));

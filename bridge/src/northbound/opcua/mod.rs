@@ -181,13 +181,13 @@ fn chrono_free(t: std::time::SystemTime) -> opcua::types::date_time::DateTimeUtc
     opcua::types::date_time::DateTimeUtc::from(t)
 }
 
-/// Start the server; returns the endpoint URL and the task.
+/// Start the server; returns the endpoint URL and the tasks.
 pub async fn start(
     config: &Config,
     settings: &OpcUaSettings,
     store: Arc<Store>,
     acq: Acquisition,
-    mut shutdown: watch::Receiver<bool>,
+    shutdown: watch::Receiver<bool>,
 ) -> anyhow::Result<(String, Vec<JoinHandle<()>>)> {
     // async-opcua binds by itself from host/port: pick the port first when 0 is asked.
     let port = match settings.listen.port() {
@@ -196,6 +196,55 @@ pub async fn start(
     };
     let host = settings.listen.ip().to_string();
     let history = History::new(settings.history_samples);
+    let builder = server_builder(settings, &host, port, &history);
+    let (server, handle) = builder
+        .subscription_poll_interval_ms(25)
+        .build()
+        .map_err(anyhow::Error::msg)?;
+    let nm = handle
+        .node_managers()
+        .get_of_type::<InMemoryNodeManager<BusbarNodes>>()
+        .ok_or_else(|| anyhow::anyhow!("OPC UA: the Busbar node manager is missing"))?;
+    let ns = handle
+        .get_namespace_index(NAMESPACE_URI)
+        .ok_or_else(|| anyhow::anyhow!("OPC UA: namespace not registered"))?;
+    let nodes = populate(config, &store, &nm, ns);
+    attach_writes_and_methods(config, &store, &acq, &nm, ns, &nodes);
+    let mut tasks = Vec::new();
+    let stop = handle.clone();
+    let listener = tokio::net::TcpListener::bind((settings.listen.ip(), port)).await?;
+    tasks.push(tokio::spawn(async move {
+        if let Err(e) = server.run_with(listener).await {
+            tracing::error!("OPC UA server stopped: {e}");
+        }
+    }));
+    // Store changes -> node values (subscriptions are notified by set_values). Subscribed
+    // before the first full push, so that no change falls between the two.
+    let subs = handle.subscriptions().clone();
+    let changes = store.subscribe();
+    let feeder = Arc::new(Feeder {
+        store: store.clone(),
+        nm: nm.clone(),
+        subs: subs.clone(),
+        nodes,
+        history: history.clone(),
+    });
+    feeder.push_all();
+    tasks.push(device_properties(
+        config,
+        store.clone(),
+        nm.clone(),
+        subs.clone(),
+        ns,
+        shutdown.clone(),
+    ));
+    tasks.push(feed_changes(feeder, changes, stop, shutdown));
+    Ok((format!("opc.tcp://{host}:{port}/"), tasks))
+}
+
+/// The server's identity, endpoints (None only when configured; Basic256Sha256 sign and
+/// sign-and-encrypt), users and roles, and limits.
+fn server_builder(settings: &OpcUaSettings, host: &str, port: u16, history: &Arc<History>) -> ServerBuilder {
     let mut token_ids: Vec<String> = Vec::new();
     let mut builder = ServerBuilder::new()
         .application_name("Busbar")
@@ -206,7 +255,7 @@ pub async fn start(
         .certificate_path("own/cert.der")
         .private_key_path("private/private.pem")
         .trust_client_certs(settings.auto_trust)
-        .host(host.clone())
+        .host(host.to_string())
         .port(port)
         .discovery_urls(vec!["/".to_owned()])
         .with_node_manager(InMemoryNodeManagerBuilder::new(BusbarNodesBuilder {
@@ -272,20 +321,20 @@ pub async fn start(
         limits.subscriptions.min_publishing_interval_ms = 25.0;
         limits.subscriptions.min_sampling_interval_ms = 0.0;
     }
-    let (server, handle) = builder
-        .subscription_poll_interval_ms(25)
-        .build()
-        .map_err(anyhow::Error::msg)?;
-    let nm = handle
-        .node_managers()
-        .get_of_type::<InMemoryNodeManager<BusbarNodes>>()
-        .ok_or_else(|| anyhow::anyhow!("OPC UA: the Busbar node manager is missing"))?;
-    let ns = handle
-        .get_namespace_index(NAMESPACE_URI)
-        .ok_or_else(|| anyhow::anyhow!("OPC UA: namespace not registered"))?;
-    let nodes = populate(config, &store, &nm, ns);
+    builder
+}
+
+/// Writes to writable point variables and device method calls go to the devices.
+fn attach_writes_and_methods(
+    config: &Config,
+    store: &Store,
+    acq: &Acquisition,
+    nm: &Arc<InMemoryNodeManager<BusbarNodes>>,
+    ns: u16,
+    nodes: &HashMap<PointIdx, NodeId>,
+) {
     // Writes go to the devices.
-    for (&p, node) in &nodes {
+    for (&p, node) in nodes {
         if !store.meta(p).is_some_and(|m| m.writable) {
             continue;
         }
@@ -301,7 +350,7 @@ pub async fn start(
     }
     // Device commands: the method nodes exist (populate), attach their callbacks.
     for d in 0..config.devices.len() {
-        for m in methods_of(config, &store, d) {
+        for m in methods_of(config, store, d) {
             let id = NodeId::new(ns, format!("{}#{}", config.devices[d].name, m.name));
             let (acq, point, fixed) = (acq.clone(), m.point, m.fixed);
             nm.inner().simple.add_method_callback(id, move |args: &[Variant]| {
@@ -317,63 +366,61 @@ pub async fn start(
             });
         }
     }
-    let mut tasks = Vec::new();
-    let stop = handle.clone();
-    let listener = tokio::net::TcpListener::bind((settings.listen.ip(), port)).await?;
-    tasks.push(tokio::spawn(async move {
-        if let Err(e) = server.run_with(listener).await {
-            tracing::error!("OPC UA server stopped: {e}");
-        }
-    }));
-    // Store changes -> node values (subscriptions are notified by set_values).
-    let subs = handle.subscriptions().clone();
-    let mut changes = store.subscribe();
-    let feeder = Arc::new(Feeder {
-        store: store.clone(),
-        nm: nm.clone(),
-        subs: subs.clone(),
-        nodes,
-        history: history.clone(),
-    });
-    feeder.push_all();
-    // Device properties that follow the acquisition: CommStatus and LastUpdate, every second.
-    {
-        let (store, nm, subs, config) = (store.clone(), nm.clone(), subs.clone(), config.clone());
-        let mut stop = shutdown.clone();
-        tasks.push(tokio::spawn(async move {
-            let mut tick = tokio::time::interval(std::time::Duration::from_secs(1));
-            loop {
-                tokio::select! {
-                    _ = tick.tick() => {}
-                    _ = stop.changed() => break,
-                }
-                let mut values = Vec::new();
-                for (d, dev) in config.devices.iter().enumerate() {
-                    let Some(st) = store.status(d).map(|s| s.clone()) else {
-                        continue;
-                    };
-                    let comm = if st.online {
-                        "online"
-                    } else if st.polls == 0 {
-                        "unknown"
-                    } else {
-                        "offline"
-                    };
-                    let last = st.last_good_read.map(busbar_core::time::rfc3339).unwrap_or_default();
-                    for (name, text) in [("CommStatus", comm.to_string()), ("LastUpdate", last)] {
-                        let dv = DataValue {
-                            value: Some(Variant::from(UAString::from(text))),
-                            status: Some(StatusCode::Good),
-                            ..Default::default()
-                        };
-                        values.push((NodeId::new(ns, format!("{}#{name}", dev.name)), dv));
-                    }
-                }
-                let _ = nm.set_values(&subs, values.iter().map(|(n, v)| (n, None, v.clone())));
+}
+
+/// Device properties that follow the acquisition, every second: CommStatus and LastUpdate.
+fn device_properties(
+    config: &Config,
+    store: Arc<Store>,
+    nm: Arc<InMemoryNodeManager<BusbarNodes>>,
+    subs: Arc<opcua::server::SubscriptionCache>,
+    ns: u16,
+    mut shutdown: watch::Receiver<bool>,
+) -> JoinHandle<()> {
+    let names: Vec<String> = config.devices.iter().map(|d| d.name.clone()).collect();
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(std::time::Duration::from_secs(1));
+        loop {
+            tokio::select! {
+                _ = tick.tick() => {}
+                _ = shutdown.changed() => break,
             }
-        }));
-    }
-    tasks.push(tokio::spawn(async move {
+            let mut values = Vec::new();
+            for (d, name) in names.iter().enumerate() {
+                let Some(st) = store.status(d).map(|s| s.clone()) else {
+                    continue;
+                };
+                let comm = if st.online {
+                    "online"
+                } else if st.polls == 0 {
+                    "unknown"
+                } else {
+                    "offline"
+                };
+                let last = st.last_good_read.map(busbar_core::time::rfc3339).unwrap_or_default();
+                for (what, text) in [("CommStatus", comm.to_string()), ("LastUpdate", last)] {
+                    let dv = DataValue {
+                        value: Some(Variant::from(UAString::from(text))),
+                        status: Some(StatusCode::Good),
+                        ..Default::default()
+                    };
+                    values.push((NodeId::new(ns, format!("{name}#{what}")), dv));
+                }
+            }
+            let _ = nm.set_values(&subs, values.iter().map(|(n, v)| (n, None, v.clone())));
+        }
+    })
+}
+
+/// Store changes -> node values (subscriptions are notified by set_values), in batches of what
+/// is already queued; the server stops with the bridge.
+fn feed_changes(
+    feeder: Arc<Feeder>,
+    mut changes: crate::store::Subscription,
+    stop: opcua::server::ServerHandle,
+    mut shutdown: watch::Receiver<bool>,
+) -> JoinHandle<()> {
+    tokio::spawn(async move {
         let mut batch: Vec<PointIdx> = Vec::with_capacity(1024);
         loop {
             let notice = tokio::select! {
@@ -403,8 +450,7 @@ pub async fn start(
             }
         }
         stop.cancel();
-    }));
-    Ok((format!("opc.tcp://{host}:{port}/"), tasks))
+    })
 }
 
 /// Pushes store samples into the address space (which notifies subscriptions) and the history.

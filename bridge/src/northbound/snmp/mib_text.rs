@@ -22,6 +22,15 @@ fn syntax_text(s: Syntax) -> String {
 /// The text of BUSBAR-MIB for an enterprise root (1.3.6.1.4.1.N...).
 pub fn mib_text(root: &[u32]) -> String {
     let mut o = String::new();
+    module_header(&mut o, root);
+    let mut objects: Vec<String> = SITE_SCALARS.iter().map(|s| s.1.to_string()).collect();
+    tables(&mut o, &mut objects);
+    module_trailer(&mut o, &objects);
+    o
+}
+
+/// The module identity, the textual conventions, the top nodes and the site scalars.
+fn module_header(o: &mut String, root: &[u32]) {
     let under = root.get(6..).unwrap_or(&[]);
     let arcs: Vec<String> = under.iter().map(u32::to_string).collect();
     let dotted: Vec<String> = root.iter().map(u32::to_string).collect();
@@ -38,7 +47,7 @@ IMPORTS
         FROM SNMPv2-CONF;
 
 busbarMIB MODULE-IDENTITY
-    LAST-UPDATED \"202611220000Z\"
+    LAST-UPDATED \"202611290000Z\"
     ORGANIZATION \"Busbar\"
     CONTACT-INFO \"https://github.com/busbar (the project's issue tracker)\"
     DESCRIPTION
@@ -48,6 +57,9 @@ busbarMIB MODULE-IDENTITY
         is under enterprise 32473, reserved for documentation (RFC 5612):
         change servers.snmp.enterprise_oid to your own enterprise number and
         regenerate this file.\"
+    REVISION \"202611290000Z\"
+    DESCRIPTION \"Family tables for every device family: oil separators,
+        fuelling points (vapour recovery), breakers and pulse inputs.\"
     REVISION \"202611220000Z\"
     DESCRIPTION \"First version.\"
     ::= {{ enterprises {arcs} }}
@@ -87,10 +99,13 @@ busbarSite OBJECT IDENTIFIER ::= {{ busbarObjects {SITE} }}
 "
         );
     }
-    let mut objects: Vec<String> = SITE_SCALARS.iter().map(|s| s.1.to_string()).collect();
+}
+
+/// The device, point and family tables; every column's name joins `objects`.
+fn tables(o: &mut String, objects: &mut Vec<String>) {
     // Device table.
     table_text(
-        &mut o,
+        o,
         "busbarDevice",
         DEVICE_TABLE,
         "Devices of the site, in configuration order.",
@@ -102,10 +117,10 @@ busbarSite OBJECT IDENTIFIER ::= {{ busbarObjects {SITE} }}
             .iter()
             .map(|c| (c.0, c.1.to_string(), c.2, c.3.to_string(), false))
             .collect(),
-        &mut objects,
+        objects,
     );
     table_text(
-        &mut o,
+        o,
         "busbarPoint",
         POINT_TABLE,
         "Every acquired point of every device.",
@@ -120,16 +135,17 @@ busbarSite OBJECT IDENTIFIER ::= {{ busbarObjects {SITE} }}
             .iter()
             .map(|c| (c.0, c.1.to_string(), c.2, c.3.to_string(), c.0 == 4))
             .collect(),
-        &mut objects,
+        objects,
     );
     for ft in FAMILY_TABLES.iter() {
         let mut index: Vec<(&str, &str)> = vec![("busbarDeviceIndex", "")];
         let block_index = format!("{}Index", ft.prefix);
+        let block_text = format!("Number of the {} block instance, from 1.", ft.block.unwrap_or_default());
         if ft.block.is_some() {
-            index.push((block_index.as_str(), "Block instance (tank or circuit number), from 1."));
+            index.push((block_index.as_str(), block_text.as_str()));
         }
         table_text(
-            &mut o,
+            o,
             ft.prefix,
             ft.id,
             ft.description,
@@ -146,9 +162,13 @@ busbarSite OBJECT IDENTIFIER ::= {{ busbarObjects {SITE} }}
                     )
                 })
                 .collect(),
-            &mut objects,
+            objects,
         );
     }
+}
+
+/// The notifications, groups and compliance.
+fn module_trailer(o: &mut String, objects: &[String]) {
     let _ = writeln!(
         o,
         "busbarCommLost NOTIFICATION-TYPE
@@ -188,7 +208,6 @@ busbarCompliance MODULE-COMPLIANCE
 END",
         objects.join(",\n        ")
     );
-    o
 }
 
 type ColumnText = (u32, String, Syntax, String, bool);
