@@ -201,19 +201,41 @@ pub fn parse_action(value: &serde_json::Value) -> Result<(Action, Option<String>
 pub fn parse_scenario(file: &str, text: &str, profiles: &ProfileSet) -> Result<Scenario, Diagnostics> {
     let doc: ScenarioDoc = serde_saphyr::from_str(text).map_err(|e| Diagnostics::from_yaml_error(file, &e))?;
     let mut d = Diagnostics::default();
+    let (start_hour, step_ms, opening_hours) = clock_settings(file, &doc.clock, &mut d);
+    let (listeners, listener_index) = listeners(file, &doc.listeners, &mut d);
+    let (mut devices, lines) = devices(file, &doc.devices, &listener_index, profiles, &mut d);
+    let index: HashMap<String, usize> = devices.iter().enumerate().map(|(i, dv)| (dv.name.clone(), i)).collect();
+    link_devices(file, &doc.devices, &mut devices, &lines, &index, profiles, &mut d);
+    let timeline = timeline(file, &doc.timeline, &devices, &index, &mut d);
+    let scenario = Scenario {
+        name: doc.site.name,
+        id: doc.site.id,
+        description: doc.site.description,
+        seed: doc.seed.unwrap_or(1),
+        start_hour,
+        step: Duration::from_millis(step_ms),
+        opening_hours,
+        listeners,
+        devices,
+        timeline,
+    };
+    d.into_result(scenario)
+}
 
-    let start_hour = match doc.clock.start.as_deref() {
+/// `clock`: the start time of day, the simulation step and the opening hours.
+fn clock_settings(file: &str, clock: &ClockDoc, d: &mut Diagnostics) -> (f64, u64, (f64, f64)) {
+    let start_hour = match clock.start.as_deref() {
         None => 8.0,
         Some(s) => parse_hhmm(s).unwrap_or_else(|| {
             d.push(file, 0, "clock.start", format!("`{s}` is not a time of day HH:MM"));
             8.0
         }),
     };
-    let step_ms = doc.clock.step_ms.unwrap_or(100);
+    let step_ms = clock.step_ms.unwrap_or(100);
     if !(10..=10_000).contains(&step_ms) {
         d.push(file, 0, "clock.step_ms", "must be within 10..=10000");
     }
-    let opening_hours = match &doc.clock.opening_hours {
+    let opening_hours = match &clock.opening_hours {
         None => (6.0, 22.0),
         Some([a, b]) => match (parse_hhmm(a), parse_hhmm(b)) {
             (Some(a), Some(b)) => (a, b),
@@ -224,10 +246,19 @@ pub fn parse_scenario(file: &str, text: &str, profiles: &ProfileSet) -> Result<S
         },
     };
 
+    (start_hour, step_ms, opening_hours)
+}
+
+/// `listeners`: Modbus-TCP addresses (each once) or serial lines.
+fn listeners(
+    file: &str,
+    docs: &[Spanned<ListenerDoc>],
+    d: &mut Diagnostics,
+) -> (Vec<ListenerSpec>, HashMap<String, usize>) {
     let mut listeners = Vec::new();
     let mut listener_index = HashMap::new();
     let mut addrs = HashSet::new();
-    for (i, l) in doc.listeners.iter().enumerate() {
+    for (i, l) in docs.iter().enumerate() {
         let line = l.referenced.line();
         let path = format!("listeners[{i}] ({})", l.value.name);
         if listener_index.insert(l.value.name.clone(), i).is_some() {
@@ -290,16 +321,26 @@ pub fn parse_scenario(file: &str, text: &str, profiles: &ProfileSet) -> Result<S
         d.push(file, 0, "listeners", "a scenario needs at least one listener");
     }
 
-    // Devices, first pass: names, profiles, listeners, unit ids.
+    (listeners, listener_index)
+}
+
+/// `devices`, first pass: names, profiles, listeners, unit ids; the line and path of each.
+fn devices(
+    file: &str,
+    docs: &[Spanned<DeviceDoc>],
+    listener_index: &HashMap<String, usize>,
+    profiles: &ProfileSet,
+    d: &mut Diagnostics,
+) -> (Vec<DeviceSpec>, Vec<(u64, String)>) {
     let mut devices: Vec<DeviceSpec> = Vec::new();
     let mut check = busbar_core::profile::DeviceListCheck::new(profiles);
     let mut units = HashMap::new();
     let mut lines = Vec::new();
-    for (i, sd) in doc.devices.iter().enumerate() {
+    for (i, sd) in docs.iter().enumerate() {
         let dv = &sd.value;
         let line = sd.referenced.line();
         let path = format!("devices[{i}] ({})", dv.name);
-        let Some(profile) = check.check(&mut d, file, line, &path, i, &dv.name, &dv.profile) else {
+        let Some(profile) = check.check(d, file, line, &path, i, &dv.name, &dv.profile) else {
             continue;
         };
         let listener = match &dv.listener {
@@ -342,8 +383,21 @@ pub fn parse_scenario(file: &str, text: &str, profiles: &ProfileSet) -> Result<S
         });
     }
 
-    // Second pass: parameters and links between devices.
-    let index: HashMap<String, usize> = devices.iter().enumerate().map(|(i, dv)| (dv.name.clone(), i)).collect();
+    (devices, lines)
+}
+
+/// `devices`, second pass: each model's parameters, and the links between devices (supply,
+/// meter, insulation monitor) checked against the families they must be.
+#[allow(clippy::too_many_arguments)]
+fn link_devices(
+    file: &str,
+    docs: &[Spanned<DeviceDoc>],
+    devices: &mut [DeviceSpec],
+    lines: &[(u64, String)],
+    index: &HashMap<String, usize>,
+    profiles: &ProfileSet,
+    d: &mut Diagnostics,
+) {
     for (i, dv) in devices.iter_mut().enumerate() {
         let (line, path) = &lines[i];
         let family = dv.profile.family;
@@ -367,7 +421,7 @@ pub fn parse_scenario(file: &str, text: &str, profiles: &ProfileSet) -> Result<S
                     );
                     None
                 }
-                Some(&j) if !allowed.contains(&doc_family(profiles, &doc.devices[j].value.profile)) => {
+                Some(&j) if !allowed.contains(&doc_family(profiles, &docs[j].value.profile)) => {
                     let allowed: Vec<_> = allowed.iter().map(|f| f.as_str()).collect();
                     d.push(
                         file,
@@ -384,10 +438,18 @@ pub fn parse_scenario(file: &str, text: &str, profiles: &ProfileSet) -> Result<S
         dv.links.meter = resolve("meter", &names.meter, &[Family::Meter]);
         dv.links.imd = resolve("imd", &names.imd, &[Family::InsulationMonitor]);
     }
+}
 
-    // Timeline.
+/// `timeline`: each entry at a duration since the start, on a known device, in time order.
+fn timeline(
+    file: &str,
+    docs: &[Spanned<serde_json::Value>],
+    devices: &[DeviceSpec],
+    index: &HashMap<String, usize>,
+    d: &mut Diagnostics,
+) -> Vec<TimelineEntry> {
     let mut timeline = Vec::new();
-    for (i, se) in doc.timeline.iter().enumerate() {
+    for (i, se) in docs.iter().enumerate() {
         let line = se.referenced.line();
         let path = format!("timeline[{i}]");
         let at = match se.value.get("at") {
@@ -437,19 +499,7 @@ pub fn parse_scenario(file: &str, text: &str, profiles: &ProfileSet) -> Result<S
     }
     timeline.sort_by_key(|e| e.at);
 
-    let scenario = Scenario {
-        name: doc.site.name,
-        id: doc.site.id,
-        description: doc.site.description,
-        seed: doc.seed.unwrap_or(1),
-        start_hour,
-        step: Duration::from_millis(step_ms),
-        opening_hours,
-        listeners,
-        devices,
-        timeline,
-    };
-    d.into_result(scenario)
+    timeline
 }
 
 fn doc_family(profiles: &ProfileSet, name: &str) -> Family {
