@@ -307,6 +307,44 @@ fn resolve_point(
             data_type.name()
         ));
     }
+    check_kind(kind, data_type, p, &mut err);
+    let (range, constant) = range_and_constant(kind, data_type, access, p, &mut err);
+    if access == Access::ReadWrite && matches!(table, Table::Input | Table::Discrete) {
+        err(format!(
+            "the {} table is read-only: a writable point must be holding or coil",
+            table.as_str()
+        ));
+    }
+    // A point with errors is still returned (with fallbacks) so that overlaps involving it
+    // are reported in the same pass; the profile as a whole is rejected anyway.
+    let id = match &block {
+        Some(b) => format!("{}{}.{}", b.name, b.index, p.name),
+        None => p.name.clone(),
+    };
+    Some(Point {
+        id,
+        name: p.name.clone(),
+        block,
+        description: p.description.clone(),
+        unit,
+        kind,
+        access,
+        labels: p.labels.clone(),
+        range,
+        constant,
+        register: Register {
+            table,
+            address,
+            data_type,
+            order,
+            scale,
+            offset,
+        },
+    })
+}
+
+/// The kind and the register type agree, and labels go with the kinds that have them.
+fn check_kind(kind: Kind, data_type: DataType, p: &PointDoc, err: &mut dyn FnMut(String)) {
     match kind {
         Kind::Enum | Kind::Bitmask if p.labels.is_empty() => {
             err(format!("{} points need `labels`", kind.as_str()));
@@ -334,6 +372,17 @@ fn resolve_point(
     if !p.labels.is_empty() && !matches!(kind, Kind::Enum | Kind::Bitmask | Kind::Binary) {
         err("`labels` only apply to enum, bitmask and binary points".into());
     }
+}
+
+/// The plausible range (required of an analog point that is not a constant) and the constant
+/// (text for ASCII registers, a number otherwise; never writable).
+fn range_and_constant(
+    kind: Kind,
+    data_type: DataType,
+    access: Access,
+    p: &PointDoc,
+    err: &mut dyn FnMut(String),
+) -> (Option<(f64, f64)>, Option<Constant>) {
     let range = match p.range {
         Some([lo, hi]) if lo.is_finite() && hi.is_finite() && lo <= hi => Some((lo, hi)),
         Some([lo, hi]) => {
@@ -368,38 +417,7 @@ fn resolve_point(
     if constant.is_some() && access == Access::ReadWrite {
         err("a constant cannot be writable".into());
     }
-    if access == Access::ReadWrite && matches!(table, Table::Input | Table::Discrete) {
-        err(format!(
-            "the {} table is read-only: a writable point must be holding or coil",
-            table.as_str()
-        ));
-    }
-    // A point with errors is still returned (with fallbacks) so that overlaps involving it
-    // are reported in the same pass; the profile as a whole is rejected anyway.
-    let id = match &block {
-        Some(b) => format!("{}{}.{}", b.name, b.index, p.name),
-        None => p.name.clone(),
-    };
-    Some(Point {
-        id,
-        name: p.name.clone(),
-        block,
-        description: p.description.clone(),
-        unit,
-        kind,
-        access,
-        labels: p.labels.clone(),
-        range,
-        constant,
-        register: Register {
-            table,
-            address,
-            data_type,
-            order,
-            scale,
-            offset,
-        },
-    })
+    (range, constant)
 }
 
 fn parse_type(t: &str, bit: Option<u8>, length: Option<u16>) -> Result<DataType, String> {
