@@ -138,6 +138,14 @@ impl DiskBuffer {
         self.sealed.front()
     }
 
+    /// The oldest sealed segment newer than segment `id` (the oldest of all when `None`).
+    pub fn next_after(&self, id: Option<u64>) -> Option<&Segment> {
+        match id {
+            None => self.sealed.front(),
+            Some(id) => self.sealed.iter().find(|s| s.id > id),
+        }
+    }
+
     /// Forget a segment InfluxDB has answered for.
     pub fn remove(&mut self, id: u64) -> std::io::Result<()> {
         if let Some(pos) = self.sealed.iter().position(|s| s.id == id) {

@@ -11,7 +11,8 @@ pub mod writer;
 pub use section::{InfluxApi, InfluxDb, InfluxDoc, InfluxSettings};
 
 use crate::store::{Notice, Store};
-use buffer::DiskBuffer;
+use buffer::{DiskBuffer, Segment};
+use std::collections::VecDeque;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
@@ -188,40 +189,87 @@ async fn feed(
     }
 }
 
-async fn send(
-    writer: Writer,
-    buffer: Arc<Mutex<DiskBuffer>>,
-    stats: Arc<HistoryStats>,
-    mut shutdown: watch::Receiver<bool>,
-) {
+/// Batches posted at once. While InfluxDB parses one, the next is read, compressed and on its
+/// way; segments still leave the buffer oldest first, each once InfluxDB has answered for it and
+/// for every older one.
+const IN_FLIGHT: usize = 2;
+
+/// A segment being posted.
+struct Flight {
+    segment: Segment,
+    started: Instant,
+    post: JoinHandle<Outcome>,
+}
+
+/// The segment's complete lines (a line cut short by a crash has no newline: that fragment is
+/// dropped), or `None` when the file cannot be read.
+fn complete_lines(seg: &Segment) -> Option<Vec<u8>> {
+    let mut data = match std::fs::read(&seg.path) {
+        Ok(d) => d,
+        Err(e) => {
+            tracing::error!("history: cannot read {}: {e}", seg.path.display());
+            return None;
+        }
+    };
+    match data.iter().rposition(|b| *b == b'\n') {
+        Some(last) => data.truncate(last + 1),
+        None => data.clear(),
+    }
+    Some(data)
+}
+
+/// Start posting the oldest segments that are not in flight yet, up to [`IN_FLIGHT`].
+fn take_off(writer: &Arc<Writer>, buffer: &SharedBuffer, flights: &mut VecDeque<Flight>) {
+    while flights.len() < IN_FLIGHT {
+        let after = flights.back().map(|f| f.segment.id);
+        let Some(segment) = lock(buffer).next_after(after).cloned() else {
+            return;
+        };
+        let Some(data) = complete_lines(&segment) else {
+            let _ = lock(buffer).remove(segment.id);
+            continue;
+        };
+        let writer = writer.clone();
+        let post = tokio::spawn(async move {
+            if data.is_empty() {
+                Outcome::Written
+            } else {
+                writer.post(&data).await
+            }
+        });
+        flights.push_back(Flight {
+            segment,
+            started: Instant::now(),
+            post,
+        });
+    }
+}
+
+async fn send(writer: Writer, buffer: SharedBuffer, stats: Arc<HistoryStats>, mut shutdown: watch::Receiver<bool>) {
+    let writer = Arc::new(writer);
+    let mut flights: VecDeque<Flight> = VecDeque::with_capacity(IN_FLIGHT);
     let mut backoff = Duration::from_secs(1);
     loop {
-        let next = lock(&buffer).oldest().cloned();
-        let Some(seg) = next else {
+        take_off(&writer, &buffer, &mut flights);
+        let Some(Flight {
+            segment: seg,
+            started,
+            post,
+        }) = flights.pop_front()
+        else {
             tokio::select! {
                 _ = tokio::time::sleep(Duration::from_millis(100)) => continue,
                 _ = shutdown.changed() => return,
             }
         };
-        let mut data = match std::fs::read(&seg.path) {
-            Ok(d) => d,
-            Err(e) => {
-                tracing::error!("history: cannot read {}: {e}", seg.path.display());
-                let _ = lock(&buffer).remove(seg.id);
-                continue;
+        // The oldest answer first: a segment leaves the buffer only after every older one.
+        let outcome = tokio::select! {
+            o = post => o.unwrap_or_else(|e| Outcome::Retry { reason: format!("the post failed: {e}") }),
+            _ = shutdown.changed() => {
+                // Unanswered segments stay in the buffer for the next run.
+                flights.iter().for_each(|f| f.post.abort());
+                return;
             }
-        };
-        // A line cut short by a crash has no newline: drop that fragment.
-        if let Some(last) = data.iter().rposition(|b| *b == b'\n') {
-            data.truncate(last + 1);
-        } else {
-            data.clear();
-        }
-        let started = Instant::now();
-        let outcome = if data.is_empty() {
-            Outcome::Written
-        } else {
-            writer.post(&data).await
         };
         match outcome {
             Outcome::Written => {
@@ -249,6 +297,12 @@ async fn send(
                 publish(&b, &stats);
             }
             Outcome::Retry { reason } => {
+                // Newer batches in flight are abandoned and stay in the buffer: they are posted
+                // again after this one (InfluxDB keeps one value per series and time, so a batch
+                // written twice holds nothing twice).
+                for f in flights.drain(..) {
+                    f.post.abort();
+                }
                 stats.retries.fetch_add(1, Ordering::Relaxed);
                 tracing::warn!(
                     "history: InfluxDB unavailable ({reason}); {} lines kept, retrying in {backoff:?}",
@@ -319,6 +373,82 @@ mod tests {
         assert!(
             again >= once * 4,
             "snapshots rewrote the point: {once} lines at start, {again} in 300 ms"
+        );
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    /// A minimal InfluxDB stand-in for the sender's logic: answers 503 to the first write and
+    /// 204 to the others, and keeps every line it was sent (bodies gunzipped).
+    async fn flaky_influx() -> (String, Arc<Mutex<(u32, Vec<String>)>>) {
+        use axum::routing::post;
+        let seen = Arc::new(Mutex::new((0u32, Vec::new())));
+        let state = seen.clone();
+        let app = axum::Router::new().route(
+            "/write",
+            post(move |body: axum::body::Bytes| {
+                let state = state.clone();
+                async move {
+                    let mut text = String::new();
+                    let _ = std::io::Read::read_to_string(&mut flate2::read::GzDecoder::new(&body[..]), &mut text);
+                    let mut s = state.lock().unwrap_or_else(|p| p.into_inner());
+                    s.0 += 1;
+                    if s.0 == 1 {
+                        return axum::http::StatusCode::SERVICE_UNAVAILABLE;
+                    }
+                    s.1.extend(text.lines().map(str::to_string));
+                    axum::http::StatusCode::NO_CONTENT
+                }
+            }),
+        );
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        let url = format!("http://{}", listener.local_addr().unwrap_or_else(|e| panic!("{e}")));
+        tokio::spawn(async move {
+            let _ = axum::serve(listener, app).await;
+        });
+        (url, seen)
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_failed_batch_keeps_every_newer_one_and_nothing_is_lost() {
+        let (url, seen) = flaky_influx().await;
+        let dir = std::env::temp_dir().join(format!("busbar-sender-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let mut settings = crate::demo::influx_from_url(&format!("{url}?db=t"), None, None, None, dir.clone(), 1.0)
+            .unwrap_or_else(|e| panic!("{e}"));
+        settings.segment_bytes = 1;
+        {
+            // Five sealed one-line segments, as an outage leaves them.
+            let mut b = DiskBuffer::open(&dir, 1 << 20, 1).unwrap_or_else(|e| panic!("{e}"));
+            for i in 0..5 {
+                b.append(format!("m f={i} {i}\n").as_bytes(), 1)
+                    .unwrap_or_else(|e| panic!("{e}"));
+            }
+        }
+        let (_stop, shutdown) = watch::channel(false);
+        let (buffer, stats, _sender) = start_sender(&settings, shutdown).unwrap_or_else(|e| panic!("{e}"));
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while stats.retries.load(Ordering::Relaxed) == 0 && Instant::now() < deadline {
+            tokio::task::yield_now().await;
+        }
+        assert_eq!(stats.retries.load(Ordering::Relaxed), 1, "the first write failed");
+        assert_eq!(
+            lock(&buffer).lines(),
+            5,
+            "no segment left the buffer before the oldest was written"
+        );
+        while stats.queued.load(Ordering::Relaxed) > 0 && Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        assert_eq!(lock(&buffer).lines(), 0, "every segment written and removed");
+        let mut lines = seen.lock().unwrap_or_else(|p| p.into_inner()).1.clone();
+        lines.sort();
+        lines.dedup();
+        assert_eq!(
+            lines,
+            (0..5).map(|i| format!("m f={i} {i}")).collect::<Vec<_>>(),
+            "nothing lost"
         );
         let _ = std::fs::remove_dir_all(&dir);
     }
