@@ -88,7 +88,7 @@ pub enum Serve {
 fn main() -> anyhow::Result<()> {
     let args = Args::parse();
     if let Some(port) = args.echo_server {
-        return echo::serve(port);
+        return echo::serve_forever(port);
     }
     if let Some(serve) = args.serve {
         let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
