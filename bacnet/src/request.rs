@@ -125,7 +125,7 @@ mod tests {
                 let i = (rng.next() as usize) % d.len();
                 d[i] = rng.next() as u8;
             }
-            if rng.next() % 3 == 0 && d.len() > 4 {
+            if rng.next().is_multiple_of(3) && d.len() > 4 {
                 let cut = 4 + (rng.next() as usize) % (d.len() - 4);
                 d.truncate(cut);
                 let l = d.len() as u16;

@@ -4,6 +4,7 @@
 //! docs/ARCHITECTURE.md draws the whole.
 
 pub mod acquisition;
+pub mod alarms;
 pub mod app;
 pub mod clock;
 pub mod component;

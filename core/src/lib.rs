@@ -5,6 +5,7 @@
 //! - [`profile`]: device profiles (YAML): parse, validate with file/line/path, expand blocks.
 //! - [`encoding`]: engineering value <-> Modbus registers, per the profile's type/order/scale.
 //! - [`image`]: a device's register image laid out from its profile.
+//! - [`severity`]: alarm severity classes (profiles declare their devices' alarms with them).
 //! - [`duration`]: human durations in config files (`2h30m`, `500ms`).
 //! - [`diag`]: located diagnostics (`file:line: path: message`).
 //!
@@ -18,5 +19,6 @@ pub mod image;
 pub mod point;
 pub mod profile;
 pub mod quality;
+pub mod severity;
 pub mod time;
 pub mod units;

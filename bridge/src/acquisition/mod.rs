@@ -278,7 +278,7 @@ impl ConnectionTask {
         let mut rtt_sum = Duration::ZERO;
         let mut result = Ok(());
         for b in &run.blocks {
-            if b.identity && run.polls % 100 != 0 {
+            if b.identity && !run.polls.is_multiple_of(100) {
                 continue;
             }
             let req = b.request();

@@ -5,8 +5,9 @@ use super::{
     Access, BlockRef, Constant, DataType, Family, Kind, Point, Profile, ProfileSet, Register, Table, WordOrder,
 };
 use crate::diag::Diagnostics;
+use crate::severity::Severity;
 use crate::units::Unit;
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
 use std::sync::Arc;
 
@@ -309,6 +310,7 @@ fn resolve_point(
     }
     check_kind(kind, data_type, p, &mut err);
     let (range, constant) = range_and_constant(kind, data_type, access, p, &mut err);
+    let alarm = device_alarms(kind, p, &mut err);
     if access == Access::ReadWrite && matches!(table, Table::Input | Table::Discrete) {
         err(format!(
             "the {} table is read-only: a writable point must be holding or coil",
@@ -330,6 +332,7 @@ fn resolve_point(
         kind,
         access,
         labels: p.labels.clone(),
+        alarm,
         range,
         constant,
         register: Register {
@@ -372,6 +375,33 @@ fn check_kind(kind: Kind, data_type: DataType, p: &PointDoc, err: &mut dyn FnMut
     if !p.labels.is_empty() && !matches!(kind, Kind::Enum | Kind::Bitmask | Kind::Binary) {
         err("`labels` only apply to enum, bitmask and binary points".into());
     }
+}
+
+/// The states of an enum or binary point that are alarms in the device, with their severity;
+/// each must be a state the point's labels name.
+fn device_alarms(kind: Kind, p: &PointDoc, err: &mut dyn FnMut(String)) -> BTreeMap<i64, Severity> {
+    let mut out = BTreeMap::new();
+    if p.alarm.is_empty() {
+        return out;
+    }
+    if !matches!(kind, Kind::Enum | Kind::Binary) {
+        err("`alarm` applies to enum and binary points".into());
+        return out;
+    }
+    for (state, severity) in &p.alarm {
+        if !p.labels.is_empty() && !p.labels.contains_key(state) {
+            err(format!("alarm state {state} is not one of the point's labels"));
+        }
+        match Severity::parse(severity) {
+            Some(s) => {
+                out.insert(*state, s);
+            }
+            None => err(format!(
+                "alarm severity `{severity}` is not one of info, warning, minor, major, critical"
+            )),
+        }
+    }
+    out
 }
 
 /// The plausible range (required of an analog point that is not a constant) and the constant
@@ -589,5 +619,31 @@ points:
         let bad = "profile: x\nmanufacturer: a\nmodel: b\nfamily: tank_gauge\nblocks:\n  - name: tank\n    count: 2\n    stride: 1\n    points:\n      - { name: volume, unit: L, kind: analog, address: 10, type: f32, range: [0, 1] }\n";
         let err = parse_profile("s.yaml", bad, None).err().unwrap_or_default();
         assert!(err.to_string().contains("overlaps `tank1.volume`"), "{err}");
+    }
+
+    #[test]
+    fn device_alarms_name_labelled_states_and_known_severities() {
+        let head = "profile: x\nmanufacturer: a\nmodel: b\nfamily: breaker\npoints:\n";
+        let good = format!(
+            "{head}  - {{ name: state, kind: enum, address: 1, labels: {{ 0: open, 1: closed, 2: tripped }}, alarm: {{ 2: major }} }}\n"
+        );
+        let p = parse_profile("a.yaml", &good, None).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(
+            p.point("state").map(|x| x.alarm.clone()),
+            Some([(2, Severity::Major)].into_iter().collect())
+        );
+        let bad = format!(
+            "{head}  - {{ name: state, kind: enum, address: 1, labels: {{ 0: open, 2: tripped }}, alarm: {{ 3: major, 2: dire }} }}\n  - {{ name: v, unit: V, kind: analog, address: 2, range: [0, 1], alarm: {{ 1: minor }} }}\n"
+        );
+        let text = parse_profile("a.yaml", &bad, None)
+            .err()
+            .unwrap_or_default()
+            .to_string();
+        assert!(
+            text.contains("alarm state 3 is not one of the point's labels"),
+            "{text}"
+        );
+        assert!(text.contains("alarm severity `dire`"), "{text}");
+        assert!(text.contains("`alarm` applies to enum and binary points"), "{text}");
     }
 }

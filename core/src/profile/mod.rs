@@ -293,6 +293,8 @@ pub struct Point {
     pub access: Access,
     /// Enum: raw value -> label. Bitmask: bit -> label.
     pub labels: BTreeMap<i64, String>,
+    /// States the device reports as abnormal: raw value -> severity (enum and binary points).
+    pub alarm: BTreeMap<i64, crate::severity::Severity>,
     /// Plausible range in engineering units.
     pub range: Option<(f64, f64)>,
     pub constant: Option<Constant>,

@@ -110,6 +110,10 @@ pub struct PointDoc {
     /// factors).
     #[serde(default)]
     pub value: Option<ConstDoc>,
+    /// States the device itself reports as abnormal (enum and binary points): raw value ->
+    /// severity (`{ 1: minor, 2: critical }`). Each becomes an alarm with no configuration.
+    #[serde(default)]
+    pub alarm: BTreeMap<i64, String>,
 }
 
 /// An address written as a number or as hex text (`0x5000`).

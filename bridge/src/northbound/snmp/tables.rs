@@ -653,4 +653,16 @@ mod tests {
             }
         }
     }
+
+    #[test]
+    fn the_snmp_guide_lists_every_family_table() {
+        let guide = include_str!("../../../../docs/snmp.md");
+        for t in FAMILY_TABLES.iter() {
+            assert!(
+                guide.contains(&format!("{}Table", t.prefix)),
+                "docs/snmp.md does not describe {}Table",
+                t.prefix
+            );
+        }
+    }
 }
