@@ -1,7 +1,9 @@
-//! Starting and stopping the bridge: the store, acquisition, then every configured server and
-//! sink through their seam ([`crate::component`]). Nothing here names a protocol.
+//! Starting and stopping the bridge: the store, acquisition, the alarm service, then every
+//! configured server and sink through their seam ([`crate::component`]). Nothing here names a
+//! protocol.
 
 use crate::acquisition::{self, metrics::DeviceMetrics, Acquisition};
+use crate::alarms::Alarms;
 use crate::clock::{self, Clock};
 use crate::component::{Context, Endpoint};
 use crate::config::Config;
@@ -17,6 +19,8 @@ pub struct Bridge {
     pub store: Arc<Store>,
     pub acquisition: Acquisition,
     pub metrics: Arc<Metrics>,
+    /// The alarm service, when alarms are configured.
+    pub alarms: Option<Arc<Alarms>>,
     /// Where each started server and sink can be reached, in start order.
     pub endpoints: Vec<Endpoint>,
     shutdown: watch::Sender<bool>,
@@ -57,12 +61,22 @@ pub async fn start_with_clock(config: Config, clock: Arc<dyn Clock>) -> anyhow::
     let metrics = Metrics::new();
     metrics.register(Arc::new(DeviceMetrics { store: store.clone() }));
     let (acq, mut tasks) = acquisition::start(&config, store.clone(), shutdown.subscribe());
+    let alarms = match &config.alarms {
+        Some(s) => {
+            let alarms = Alarms::open(&config, store.clone(), s)?;
+            metrics.register(alarms.clone());
+            tasks.push(alarms.start(shutdown.subscribe()));
+            Some(alarms)
+        }
+        None => None,
+    };
     let cx = Context {
         config: config.clone(),
         store: store.clone(),
         acq: acq.clone(),
         metrics: metrics.clone(),
         clock,
+        alarms: alarms.clone(),
         shutdown: shutdown.subscribe(),
     };
     let mut endpoints = Vec::new();
@@ -80,6 +94,7 @@ pub async fn start_with_clock(config: Config, clock: Arc<dyn Clock>) -> anyhow::
         store,
         acquisition: acq,
         metrics,
+        alarms,
         endpoints,
         shutdown,
         tasks,

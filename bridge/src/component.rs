@@ -138,6 +138,9 @@ pub struct Context {
     pub acq: Acquisition,
     pub metrics: Arc<Metrics>,
     pub clock: Arc<dyn Clock>,
+    /// The alarm service, when alarms are configured: read its alarms, act on them, subscribe
+    /// to its transitions.
+    pub alarms: Option<Arc<crate::alarms::Alarms>>,
     /// Changes (to true) when the bridge stops; give each task its own clone.
     pub shutdown: watch::Receiver<bool>,
 }

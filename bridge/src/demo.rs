@@ -27,6 +27,8 @@ pub struct DemoPorts {
     pub snmp_informs: Vec<String>,
     /// History to InfluxDB, if given.
     pub influxdb: Option<InfluxSettings>,
+    /// The alarm journal (SQLite).
+    pub alarm_journal: std::path::PathBuf,
 }
 
 impl Default for DemoPorts {
@@ -43,6 +45,7 @@ impl Default for DemoPorts {
             snmp_traps: Vec::new(),
             snmp_informs: Vec::new(),
             influxdb: None,
+            alarm_journal: std::env::temp_dir().join("busbar-demo").join("alarms.db"),
         }
     }
 }
@@ -84,6 +87,9 @@ pub fn demo_config(sim_gateway: SocketAddr, ports: &DemoPorts) -> anyhow::Result
         }
     }
     config.sinks.influxdb = ports.influxdb.clone();
+    if let Some(a) = &mut config.alarms {
+        a.journal = ports.alarm_journal.clone();
+    }
     if let Some(o) = &mut config.servers.opcua {
         o.listen = ports.opcua;
         o.pki_dir = std::env::temp_dir().join("busbar-demo-pki");

@@ -267,6 +267,17 @@ fn print_endpoints(bridge: &busbar_bridge::app::Bridge, sim: Option<&busbar_sim:
     for e in &bridge.endpoints {
         o.push_str(&format!("  {:<16} : {}\n", e.what, e.detail));
     }
+    if let Some(a) = &bridge.alarms {
+        let at = bridge.local_addr("http").map_or(String::new(), |h| {
+            format!("  http://{h}/api/alarms  history: http://{h}/api/alarms/history")
+        });
+        o.push_str(&format!(
+            "  {:<16} : {} defined, journal {}{at}\n",
+            "alarms",
+            a.defined,
+            a.journal_path.display()
+        ));
+    }
     if let Some(s) = sim {
         o.push_str(&format!("  simulator gateway: {}\n", s.gateway()));
         if let Some(c) = s.control {
@@ -406,6 +417,7 @@ fn demo(args: DemoArgs) -> anyhow::Result<ExitCode> {
         snmp_traps: snmp_trap,
         snmp_informs: snmp_inform,
         influxdb,
+        alarm_journal: DemoPorts::default().alarm_journal,
     };
     runtime()?.block_on(async move {
         let (sim, bridge) = demo::start(&ports, speed).await?;

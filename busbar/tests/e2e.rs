@@ -43,6 +43,7 @@ async fn start() -> (Running, Bridge) {
         snmp_traps: Vec::new(),
         snmp_informs: Vec::new(),
         influxdb: None,
+        alarm_journal: fresh_journal(),
     };
     let mut config = demo_config(sim.gateway(), &ports).unwrap_or_else(|e| panic!("{e}"));
     // OPC UA has its own tests; these are about acquisition and Modbus.
@@ -388,4 +389,13 @@ async fn malformed_frames_and_connection_floods_never_stop_the_northbound_server
     assert_eq!(status, Some(Ok(vec![1])), "still serving after the abuse");
     bridge.stop().await;
     sim.stop().await;
+}
+
+/// A journal of its own for each bridge a test starts (tests run side by side).
+fn fresh_journal() -> std::path::PathBuf {
+    static N: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    let n = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let dir = std::env::temp_dir().join(format!("busbar-e2e-{}-{n}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    dir.join("alarms.db")
 }

@@ -44,6 +44,9 @@ async fn api_reads_writes_with_a_token_and_exports_metrics() {
         &DemoPorts {
             modbus: any,
             http: any,
+            alarm_journal: std::env::temp_dir()
+                .join(format!("busbar-http-test-{}", std::process::id()))
+                .join("alarms.db"),
             ..DemoPorts::default()
         },
     )

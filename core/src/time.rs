@@ -59,6 +59,53 @@ pub fn rfc3339(t: SystemTime) -> String {
     )
 }
 
+/// Days since 1970-01-01 of a proleptic Gregorian date (Howard Hinnant's algorithm).
+fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = y.div_euclid(400);
+    let yoe = y.rem_euclid(400);
+    let mp = (m + 9) % 12;
+    let doy = (153 * mp + 2) / 5 + d - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    era * 146_097 + doe - 719_468
+}
+
+/// Unix milliseconds of `2026-11-22T02:28:15Z` (fractions of a second allowed, UTC only) or of
+/// a date `2026-11-22` (its midnight, UTC); `None` for anything else.
+pub fn parse_rfc3339(text: &str) -> Option<i64> {
+    let num = |s: &str| -> Option<i64> {
+        (!s.is_empty() && s.bytes().all(|b| b.is_ascii_digit()))
+            .then(|| s.parse().ok())
+            .flatten()
+    };
+    let (date, time) = match text.split_once(['T', 't', ' ']) {
+        Some((d, t)) => (d, Some(t)),
+        None => (text, None),
+    };
+    let mut ymd = date.splitn(3, '-');
+    let (y, m, d) = (num(ymd.next()?)?, num(ymd.next()?)?, num(ymd.next()?)?);
+    if !(1..=12).contains(&m) || !(1..=31).contains(&d) {
+        return None;
+    }
+    let mut ms = days_from_civil(y, m, d) * 86_400_000;
+    if let Some(t) = time {
+        let t = t.strip_suffix(['Z', 'z'])?;
+        let (hms, frac) = t.split_once('.').unwrap_or((t, ""));
+        let mut it = hms.splitn(3, ':');
+        let (h, mi, s) = (num(it.next()?)?, num(it.next()?)?, num(it.next()?)?);
+        if h > 23 || mi > 59 || s > 60 {
+            return None;
+        }
+        let millis = if frac.is_empty() {
+            0
+        } else {
+            num(&format!("{frac:0<3}")[..3])?
+        };
+        ms += ((h * 60 + mi) * 60 + s) * 1000 + millis;
+    }
+    Some(ms)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -81,5 +128,25 @@ mod tests {
             "a Sunday"
         );
         assert_eq!(civil(UNIX_EPOCH).weekday, 4, "a Thursday");
+    }
+
+    #[test]
+    fn rfc3339_reads_back_what_it_writes() {
+        for ms in [0u64, 951_782_400_123, 1_795_314_495_000, 4_102_444_800_999] {
+            let t = UNIX_EPOCH + Duration::from_millis(ms);
+            assert_eq!(parse_rfc3339(&rfc3339(t)), Some(ms as i64), "{}", rfc3339(t));
+        }
+        assert_eq!(parse_rfc3339("2026-11-22"), Some(1_795_305_600_000));
+        assert_eq!(parse_rfc3339("2026-11-22T02:28:15.5Z"), Some(1_795_314_495_500));
+        for bad in [
+            "",
+            "2026-13-01",
+            "2026-11-22T02:28:15",
+            "2026-11-22T25:00:00Z",
+            "yesterday",
+            "2026-1x-01",
+        ] {
+            assert_eq!(parse_rfc3339(bad), None, "{bad}");
+        }
     }
 }

@@ -100,6 +100,8 @@ impl Journal {
     }
 
     fn init(conn: Connection) -> Result<Journal, JournalError> {
+        // Another process on the same file (a second demo) waits its turn instead of failing.
+        conn.busy_timeout(Duration::from_secs(5))?;
         conn.pragma_update(None, "journal_mode", "WAL")?;
         conn.pragma_update(None, "synchronous", "FULL")?;
         conn.pragma_update(None, "foreign_keys", "ON")?;

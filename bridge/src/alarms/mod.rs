@@ -53,6 +53,9 @@ pub struct Alarms {
     announce: broadcast::Sender<Transition>,
     retention: Duration,
     stats: Stats,
+    /// Alarms defined, and where the journal is (for the start-up summary).
+    pub defined: usize,
+    pub journal_path: std::path::PathBuf,
 }
 
 #[derive(Default)]
@@ -82,6 +85,7 @@ impl Alarms {
         journal: Journal,
     ) -> anyhow::Result<Arc<Alarms>> {
         let mut engine = Engine::new(config, &store, s);
+        let defined = engine.len();
         let latest = journal.latest()?;
         engine.restore(&latest);
         let restored = latest.iter().filter(|t| t.state.active).count();
@@ -100,6 +104,8 @@ impl Alarms {
             announce,
             retention: s.retention,
             stats: Stats::default(),
+            defined,
+            journal_path: s.journal.clone(),
         });
         Ok(alarms)
     }

@@ -40,6 +40,8 @@ struct ConfigDoc {
     servers: ServersDoc,
     #[serde(default)]
     history: SinksDoc,
+    #[serde(default)]
+    alarms: Option<Spanned<crate::alarms::AlarmsDoc>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -68,6 +70,8 @@ pub struct Config {
     pub servers: Servers,
     /// The sinks configured and enabled.
     pub sinks: Sinks,
+    /// The alarm engine, when `alarms:` is configured and enabled.
+    pub alarms: Option<crate::alarms::AlarmSettings>,
     /// Where the profiles came from.
     pub profiles_from: String,
 }
@@ -113,6 +117,15 @@ pub fn parse_config(file: &str, text: &str, profiles: &ProfileSet, profiles_from
     };
     let servers = doc.servers.resolve(&mut sections);
     let sinks = doc.history.resolve(&mut sections);
+    let alarms = doc.alarms.as_ref().filter(|a| a.value.enabled()).and_then(|a| {
+        let at = crate::alarms::section::SectionAt {
+            file,
+            line: a.referenced.line(),
+            base_dir,
+            devices: &devices,
+        };
+        a.value.resolve(&at, &mut d)
+    });
     let config = Config {
         site_name: doc.site.name,
         site_id: doc.site.id,
@@ -121,6 +134,7 @@ pub fn parse_config(file: &str, text: &str, profiles: &ProfileSet, profiles_from
         devices,
         servers,
         sinks,
+        alarms,
         profiles_from: profiles_from.to_string(),
     };
     d.into_result(config)

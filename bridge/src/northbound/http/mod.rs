@@ -1,6 +1,7 @@
 //! The HTTP API (axum) and `/metrics` (the registry's rendering). JSON field names are stable
 //! and documented in docs/http-api.md.
 
+mod alarms;
 pub mod section;
 
 pub use section::{Http, HttpSettings};
@@ -26,6 +27,8 @@ pub struct ApiState {
     pub config: Arc<Config>,
     /// What `/metrics` renders: every component's registered counters.
     pub metrics: Arc<Metrics>,
+    /// The alarm service, when configured.
+    pub alarms: Option<Arc<crate::alarms::Alarms>>,
 }
 
 pub fn router(state: ApiState) -> Router {
@@ -37,7 +40,26 @@ pub fn router(state: ApiState) -> Router {
         .route("/api/devices/{name}", get(device))
         .route("/api/points", get(points))
         .route("/api/points/{*id}", get(point).post(write_point))
+        .route("/api/alarms", get(alarms::listed))
+        .route("/api/alarms/all", get(alarms::all))
+        .route("/api/alarms/history", get(alarms::history))
+        .route("/api/alarms/{action}", axum::routing::post(alarms::act))
         .with_state(state)
+}
+
+/// An error answer (status, message), made into `{"error": ...}` when returned.
+pub(crate) struct ApiError(StatusCode, String);
+
+impl ApiError {
+    pub(crate) fn new(status: StatusCode, message: impl Into<String>) -> ApiError {
+        ApiError(status, message.into())
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        error(self.0, self.1)
+    }
 }
 
 fn error(status: StatusCode, message: impl Into<String>) -> Response {
@@ -175,24 +197,32 @@ struct WriteBody {
     value: f64,
 }
 
-async fn write_point(
-    State(s): State<ApiState>,
-    Path(id): Path<String>,
-    headers: HeaderMap,
-    body: Option<Json<WriteBody>>,
-) -> Response {
+/// The bearer token check of every request that changes something: `Err` is the answer.
+fn authorized(s: &ApiState, headers: &HeaderMap) -> Result<(), ApiError> {
     let Some(token) = s.config.servers.http.as_ref().and_then(|h| h.token.clone()) else {
-        return error(
+        return Err(ApiError::new(
             StatusCode::FORBIDDEN,
             "HTTP writes need servers.http.token in the config",
-        );
+        ));
     };
     let given = headers
         .get("authorization")
         .and_then(|h| h.to_str().ok())
         .and_then(|h| h.strip_prefix("Bearer "));
     if !given.is_some_and(|g| constant_time_eq(g.as_bytes(), token.as_bytes())) {
-        return error(StatusCode::UNAUTHORIZED, "missing or wrong bearer token");
+        return Err(ApiError::new(StatusCode::UNAUTHORIZED, "missing or wrong bearer token"));
+    }
+    Ok(())
+}
+
+async fn write_point(
+    State(s): State<ApiState>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    body: Option<Json<WriteBody>>,
+) -> Response {
+    if let Err(answer) = authorized(&s, &headers) {
+        return answer.into_response();
     }
     let Some(Json(body)) = body else {
         return error(StatusCode::BAD_REQUEST, "expected {\"value\": number}");

@@ -62,6 +62,7 @@ impl Component for Http {
             acq: cx.acq.clone(),
             config: cx.config.clone(),
             metrics: cx.metrics.clone(),
+            alarms: cx.alarms.clone(),
         });
         let mut stop = cx.shutdown.clone();
         let task = tokio::spawn(async move {

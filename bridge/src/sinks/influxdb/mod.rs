@@ -377,8 +377,9 @@ mod tests {
         let _ = std::fs::remove_dir_all(&dir);
     }
 
-    /// A minimal InfluxDB stand-in for the sender's logic: answers 503 to the first write and
-    /// 204 to the others, and keeps every line it was sent (bodies gunzipped).
+    /// A minimal InfluxDB stand-in for the sender's logic: answers 503 to the first write of the
+    /// oldest segment (line `m f=0 0`), whenever it arrives, and 204 to everything else, and
+    /// keeps every line it accepted (bodies gunzipped).
     async fn flaky_influx() -> (String, Arc<Mutex<(u32, Vec<String>)>>) {
         use axum::routing::post;
         let seen = Arc::new(Mutex::new((0u32, Vec::new())));
@@ -391,8 +392,8 @@ mod tests {
                     let mut text = String::new();
                     let _ = std::io::Read::read_to_string(&mut flate2::read::GzDecoder::new(&body[..]), &mut text);
                     let mut s = state.lock().unwrap_or_else(|p| p.into_inner());
-                    s.0 += 1;
-                    if s.0 == 1 {
+                    if text.contains("m f=0 0") && s.0 == 0 {
+                        s.0 += 1;
                         return axum::http::StatusCode::SERVICE_UNAVAILABLE;
                     }
                     s.1.extend(text.lines().map(str::to_string));

@@ -1,0 +1,196 @@
+//! Alarms end to end: a breaker of the simulated site trips, the bridge raises the alarm its
+//! profile declares, an operator acknowledges it over HTTP (named in the journal), the bridge
+//! restarts on the same journal and finds it as it was (nothing raised twice), and the alarm
+//! clears when the breaker is reset and closed.
+
+use busbar_bridge::app::{self, Bridge};
+use busbar_bridge::demo::{demo_config, DemoPorts};
+use busbar_sim::runner::{self, RunOptions, Running};
+use std::net::SocketAddr;
+use std::path::Path;
+use std::time::{Duration, Instant};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+const ALARM: &str = "device/shop_breaker/state";
+const AUTH: &str = "Authorization: Bearer demo-token-change-me-0001\r\n";
+
+async fn http(addr: SocketAddr, method: &str, path: &str, headers: &str, body: &str) -> (u16, String) {
+    let Ok(mut s) = TcpStream::connect(addr).await else {
+        return (0, String::new());
+    };
+    let req = format!("{method} {path} HTTP/1.1\r\nHost: x\r\n{headers}Content-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}", body.len());
+    let _ = s.write_all(req.as_bytes()).await;
+    let mut buf = Vec::new();
+    let _ = s.read_to_end(&mut buf).await;
+    let text = String::from_utf8_lossy(&buf).to_string();
+    let status = text.split_whitespace().nth(1).and_then(|c| c.parse().ok()).unwrap_or(0);
+    (
+        status,
+        text.split_once("\r\n\r\n")
+            .map(|(_, b)| b.to_string())
+            .unwrap_or_default(),
+    )
+}
+
+async fn bridge(sim: &Running, journal: &Path) -> Bridge {
+    let any = SocketAddr::from(([127, 0, 0, 1], 0));
+    let mut config = demo_config(
+        sim.gateway(),
+        &DemoPorts {
+            modbus: any,
+            http: any,
+            alarm_journal: journal.to_path_buf(),
+            ..DemoPorts::default()
+        },
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    config.servers.opcua = None;
+    config.servers.bacnet = None;
+    config.servers.snmp = None;
+    for d in &mut config.devices {
+        d.poll_interval = Duration::from_millis(200);
+    }
+    app::start(config).await.unwrap_or_else(|e| panic!("{e}"))
+}
+
+/// The alarm as `/api/alarms` lists it, once it satisfies `cond`.
+async fn wait_alarm(a: SocketAddr, what: &str, cond: impl Fn(&serde_json::Value) -> bool) -> serde_json::Value {
+    let t0 = Instant::now();
+    loop {
+        let (_, body) = http(a, "GET", "/api/alarms", "", "").await;
+        let list: Vec<serde_json::Value> = serde_json::from_str(&body).unwrap_or_default();
+        if let Some(x) = list.into_iter().find(|x| x["id"] == ALARM && cond(x)) {
+            return x;
+        }
+        assert!(
+            t0.elapsed() < Duration::from_secs(20),
+            "timed out waiting for {what}: {body}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+async fn history(a: SocketAddr) -> Vec<serde_json::Value> {
+    let (st, body) = http(a, "GET", &format!("/api/alarms/history?alarm={ALARM}&limit=50"), "", "").await;
+    assert_eq!(st, 200, "{body}");
+    serde_json::from_str(&body).unwrap_or_default()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_tripped_breaker_is_raised_acknowledged_restored_and_cleared() {
+    let dir = std::env::temp_dir().join(format!("busbar-alarms-e2e-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let journal = dir.join("alarms.db");
+    let scenario = busbar_sim::load::demo_scenario().unwrap_or_else(|e| panic!("{e}"));
+    let sim = runner::start(
+        &scenario,
+        RunOptions {
+            listen: Some(SocketAddr::from(([127, 0, 0, 1], 0))),
+            ..RunOptions::default()
+        },
+    )
+    .await
+    .unwrap_or_else(|e| panic!("{e}"));
+    let first = bridge(&sim, &journal).await;
+    let a = first.local_addr("http").unwrap_or_else(|| panic!("http"));
+    let (st, body) = http(a, "GET", "/api/alarms/all", "", "").await;
+    assert_eq!(st, 200);
+    assert!(
+        body.contains(ALARM) && body.contains("threshold/mains_voltage/main_meter/v1"),
+        "{body}"
+    );
+
+    {
+        let mut site = sim.site.lock().unwrap_or_else(|p| p.into_inner());
+        let trip = serde_json::json!({ "event": "breaker_trip", "cause": "overload" });
+        let action = busbar_sim::scenario::parse_action(&trip)
+            .map(|(a, _)| a)
+            .unwrap_or_else(|e| panic!("{e}"));
+        site.apply(Some("shop_breaker"), action)
+            .unwrap_or_else(|e| panic!("{e}"));
+    }
+    let raised = wait_alarm(a, "the trip", |x| x["state"]["active"] == true).await;
+    assert_eq!(raised["severity"], "major");
+    assert_eq!(raised["message"], "shop_breaker Breaker state: tripped");
+    assert_eq!(raised["state"]["acknowledged"], false);
+
+    // Acknowledge: the token is required, the user is journaled, twice is a conflict.
+    let ack = format!(r#"{{"id": "{ALARM}", "user": "ann", "comment": "electrician called"}}"#);
+    let (st, _) = http(a, "POST", "/api/alarms/acknowledge", "", &ack).await;
+    assert_eq!(st, 401);
+    let (st, body) = http(a, "POST", "/api/alarms/acknowledge", AUTH, &ack).await;
+    assert_eq!(st, 200, "{body}");
+    let (st, _) = http(a, "POST", "/api/alarms/acknowledge", AUTH, &ack).await;
+    assert_eq!(st, 409);
+    let (st, _) = http(
+        a,
+        "POST",
+        "/api/alarms/acknowledge",
+        AUTH,
+        r#"{"id": "nope", "user": "ann"}"#,
+    )
+    .await;
+    assert_eq!(st, 404);
+    let h = history(a).await;
+    assert_eq!(h.len(), 2, "{h:?}");
+    assert_eq!(
+        (h[0]["kind"].as_str(), h[1]["kind"].as_str()),
+        (Some("acknowledged"), Some("raised"))
+    );
+    assert_eq!(h[0]["actor"]["user"], "ann");
+    assert_eq!(h[0]["actor"]["via"], "http");
+    assert_eq!(h[0]["actor"]["comment"], "electrician called");
+    let (st, csv) = http(
+        a,
+        "GET",
+        &format!("/api/alarms/history?alarm={ALARM}&format=csv"),
+        "",
+        "",
+    )
+    .await;
+    assert_eq!(st, 200);
+    assert!(
+        csv.starts_with("seq,time,alarm,kind") && csv.contains(",acknowledged,") && csv.contains("electrician called"),
+        "{csv}"
+    );
+    let (_, metrics) = http(a, "GET", "/metrics", "", "").await;
+    assert!(
+        metrics.contains("busbar_alarm_transitions_total{kind=\"raised\"}"),
+        "{metrics}"
+    );
+    assert!(
+        !metrics.contains("busbar_alarms_active{severity=\"major\"} 0"),
+        "{metrics}"
+    );
+
+    // A restart on the same journal: still active and acknowledged, raised once.
+    first.stop().await;
+    let second = bridge(&sim, &journal).await;
+    let a = second.local_addr("http").unwrap_or_else(|| panic!("http"));
+    let restored = wait_alarm(a, "the restored alarm", |x| x["state"]["active"] == true).await;
+    assert_eq!(restored["state"]["acknowledged"], true, "{restored}");
+    tokio::time::sleep(Duration::from_millis(1000)).await;
+    let raises = history(a).await.iter().filter(|t| t["kind"] == "raised").count();
+    assert_eq!(raises, 1, "re-evaluation after the restart raised nothing twice");
+
+    // Reset and close the breaker: the alarm clears.
+    for command in [3.0, 2.0] {
+        let p = second.store.find("shop_breaker/command").unwrap_or(u32::MAX);
+        let outcome = second.acquisition.write(p, command).await;
+        assert!(format!("{outcome:?}").contains("Done"), "{outcome:?}");
+    }
+    let t0 = Instant::now();
+    loop {
+        let h = history(a).await;
+        if h.first().is_some_and(|t| t["kind"] == "cleared") {
+            assert_eq!(h[0]["state"]["active"], false);
+            break;
+        }
+        assert!(t0.elapsed() < Duration::from_secs(20), "not cleared: {h:?}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    second.stop().await;
+    sim.stop().await;
+    let _ = std::fs::remove_dir_all(&dir);
+}
