@@ -194,6 +194,63 @@ fn matches(pattern: &str, id: &str) -> bool {
     }
 }
 
+/// A severity class by name, or an error at `alarms<key>`.
+fn severity_named(d: &mut Diagnostics, file: &str, line: u64, key: &str, text: &str) -> Option<Severity> {
+    Severity::parse(text).or_else(|| {
+        d.push(
+            file,
+            line,
+            format!("alarms{key}"),
+            format!("severity `{text}` is not one of info, warning, minor, major, critical"),
+        );
+        None
+    })
+}
+
+/// A rule's severity per level: one name for all, or one per level (defaults for the others).
+fn rule_severities(
+    d: &mut Diagnostics,
+    file: &str,
+    line: u64,
+    key: &str,
+    severity: Option<&SeverityDoc>,
+) -> LevelSeverities {
+    let mut severities = LevelSeverities::default();
+    match severity {
+        None => {}
+        Some(SeverityDoc::One(s)) => {
+            if let Some(s) = severity_named(d, file, line, &format!("{key}.severity"), s) {
+                severities = LevelSeverities {
+                    high_high: s,
+                    high: s,
+                    low: s,
+                    low_low: s,
+                };
+            }
+        }
+        Some(SeverityDoc::PerLevel(map)) => {
+            for (level, s) in map {
+                let Some(s) = severity_named(d, file, line, &format!("{key}.severity.{level}"), s) else {
+                    continue;
+                };
+                match level.as_str() {
+                    "high_high" => severities.high_high = s,
+                    "high" => severities.high = s,
+                    "low" => severities.low = s,
+                    "low_low" => severities.low_low = s,
+                    other => d.push(
+                        file,
+                        line,
+                        format!("alarms{key}.severity"),
+                        format!("severity for `{other}`: levels are high_high, high, low, low_low"),
+                    ),
+                }
+            }
+        }
+    }
+    severities
+}
+
 impl AlarmsDoc {
     pub fn enabled(&self) -> bool {
         self.enabled
@@ -203,17 +260,8 @@ impl AlarmsDoc {
         let err = |d: &mut Diagnostics, line: u64, key: String, msg: String| {
             d.push(at.file, line, format!("alarms{key}"), msg)
         };
-        let severity = |d: &mut Diagnostics, line: u64, key: &str, text: &str| {
-            Severity::parse(text).or_else(|| {
-                d.push(
-                    at.file,
-                    line,
-                    format!("alarms{key}"),
-                    format!("severity `{text}` is not one of info, warning, minor, major, critical"),
-                );
-                None
-            })
-        };
+        let severity =
+            |d: &mut Diagnostics, line: u64, key: &str, text: &str| severity_named(d, at.file, line, key, text);
         let communication = if self.communication.enabled {
             let s = severity(d, at.line, ".communication.severity", &self.communication.severity);
             let delay = seconds(self.communication.delay_s);
@@ -261,37 +309,7 @@ impl AlarmsDoc {
                 e(d, "on_delay_s and off_delay_s must be numbers of seconds >= 0".into());
                 continue;
             };
-            let mut severities = LevelSeverities::default();
-            match &r.severity {
-                None => {}
-                Some(SeverityDoc::One(s)) => {
-                    if let Some(s) = severity(d, line, &format!("{key}.severity"), s) {
-                        severities = LevelSeverities {
-                            high_high: s,
-                            high: s,
-                            low: s,
-                            low_low: s,
-                        };
-                    }
-                }
-                Some(SeverityDoc::PerLevel(map)) => {
-                    for (level, s) in map {
-                        let Some(s) = severity(d, line, &format!("{key}.severity.{level}"), s) else {
-                            continue;
-                        };
-                        match level.as_str() {
-                            "high_high" => severities.high_high = s,
-                            "high" => severities.high = s,
-                            "low" => severities.low = s,
-                            "low_low" => severities.low_low = s,
-                            other => e(
-                                d,
-                                format!("severity for `{other}`: levels are high_high, high, low, low_low"),
-                            ),
-                        }
-                    }
-                }
-            }
+            let severities = rule_severities(d, at.file, line, &key, r.severity.as_ref());
             let family = match &r.family {
                 None => None,
                 Some(f) => match Family::parse(f) {
