@@ -3,35 +3,18 @@
 //! restarts on the same journal and finds it as it was (nothing raised twice), and the alarm
 //! clears when the breaker is reset and closed.
 
+mod common;
+
 use busbar_bridge::app::{self, Bridge};
 use busbar_bridge::demo::{demo_config, DemoPorts};
 use busbar_sim::runner::{self, RunOptions, Running};
+use common::http;
 use std::net::SocketAddr;
 use std::path::Path;
 use std::time::{Duration, Instant};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
 
 const ALARM: &str = "device/shop_breaker/state";
 const AUTH: &str = "Authorization: Bearer demo-token-change-me-0001\r\n";
-
-async fn http(addr: SocketAddr, method: &str, path: &str, headers: &str, body: &str) -> (u16, String) {
-    let Ok(mut s) = TcpStream::connect(addr).await else {
-        return (0, String::new());
-    };
-    let req = format!("{method} {path} HTTP/1.1\r\nHost: x\r\n{headers}Content-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}", body.len());
-    let _ = s.write_all(req.as_bytes()).await;
-    let mut buf = Vec::new();
-    let _ = s.read_to_end(&mut buf).await;
-    let text = String::from_utf8_lossy(&buf).to_string();
-    let status = text.split_whitespace().nth(1).and_then(|c| c.parse().ok()).unwrap_or(0);
-    (
-        status,
-        text.split_once("\r\n\r\n")
-            .map(|(_, b)| b.to_string())
-            .unwrap_or_default(),
-    )
-}
 
 async fn bridge(sim: &Running, journal: &Path) -> Bridge {
     let any = SocketAddr::from(([127, 0, 0, 1], 0));

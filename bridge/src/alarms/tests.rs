@@ -24,7 +24,8 @@ struct Rig {
     engine: Engine,
 }
 
-fn settings(config: &Config, alarms_yaml: &str) -> AlarmSettings {
+/// `alarms:` of `alarms_yaml` resolved against the config's devices, and what it reported.
+fn resolve(config: &Config, alarms_yaml: &str) -> (Option<AlarmSettings>, busbar_core::diag::Diagnostics) {
     let doc: AlarmsDoc = serde_saphyr::from_str(alarms_yaml).unwrap_or_else(|e| panic!("{e}"));
     let mut d = busbar_core::diag::Diagnostics::default();
     let s = doc.resolve(
@@ -36,6 +37,11 @@ fn settings(config: &Config, alarms_yaml: &str) -> AlarmSettings {
         },
         &mut d,
     );
+    (s, d)
+}
+
+fn settings(config: &Config, alarms_yaml: &str) -> AlarmSettings {
+    let (s, d) = resolve(config, alarms_yaml);
     assert!(d.is_empty(), "{d}");
     s.unwrap_or_else(|| panic!("settings"))
 }
@@ -266,19 +272,9 @@ fn a_restart_restores_the_journaled_state_and_re_evaluates() {
 fn bad_rules_are_located_errors() {
     let profiles = busbar_core::profile::embedded::profiles().unwrap_or_else(|e| panic!("{e}"));
     let config = parse_config("t.yaml", SITE, &profiles, "x").unwrap_or_else(|e| panic!("{e}"));
-    let doc: AlarmsDoc = serde_saphyr::from_str(
+    let (_, d) = resolve(
+        &config,
         "rules:\n  - { name: a, points: [nope], high: 1 }\n  - { name: b, points: [v1], low: 300, high: 200 }\n  - { name: c, points: [ident], high: 1 }\n  - { name: d, points: [v1], devices: [ghost], high: 1, severity: dire }\n",
-    )
-    .unwrap_or_else(|e| panic!("{e}"));
-    let mut d = busbar_core::diag::Diagnostics::default();
-    let _ = doc.resolve(
-        &SectionAt {
-            file: "t.yaml",
-            line: 1,
-            base_dir: std::path::Path::new(""),
-            devices: &config.devices,
-        },
-        &mut d,
     );
     let text = d.to_string();
     for expected in [
