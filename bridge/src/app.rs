@@ -65,7 +65,6 @@ pub async fn start_with_clock(config: Config, clock: Arc<dyn Clock>) -> anyhow::
         Some(s) => {
             let alarms = Alarms::open(&config, store.clone(), s)?;
             metrics.register(alarms.clone());
-            tasks.push(alarms.start(shutdown.subscribe()));
             Some(alarms)
         }
         None => None,
@@ -89,6 +88,10 @@ pub async fn start_with_clock(config: Config, clock: Arc<dyn Clock>) -> anyhow::
     {
         endpoints.push(started.endpoint);
         tasks.extend(started.tasks);
+    }
+    // Evaluation starts once every subscriber of the transitions is listening.
+    if let Some(a) = &alarms {
+        tasks.push(a.start(shutdown.subscribe()));
     }
     Ok(Bridge {
         store,

@@ -92,6 +92,10 @@ struct DemoArgs {
     /// The buffer's quota in MB; when it is full the oldest lines are dropped (logged, counted).
     #[arg(long, default_value_t = 512.0)]
     history_quota_mb: f64,
+    /// The alarm journal (SQLite); default: busbar-demo/alarms.db in the temporary directory,
+    /// kept from one demo to the next.
+    #[arg(long)]
+    alarm_journal: Option<PathBuf>,
     /// The simulator's Modbus-TCP gateway.
     #[arg(long, default_value = "127.0.0.1:15020")]
     sim_gateway: SocketAddr,
@@ -387,6 +391,7 @@ fn demo(args: DemoArgs) -> anyhow::Result<ExitCode> {
         influx_token,
         history_buffer,
         history_quota_mb,
+        alarm_journal,
         sim_gateway,
         sim_control,
         speed,
@@ -417,7 +422,7 @@ fn demo(args: DemoArgs) -> anyhow::Result<ExitCode> {
         snmp_traps: snmp_trap,
         snmp_informs: snmp_inform,
         influxdb,
-        alarm_journal: DemoPorts::default().alarm_journal,
+        alarm_journal: alarm_journal.unwrap_or_else(|| DemoPorts::default().alarm_journal),
     };
     runtime()?.block_on(async move {
         let (sim, bridge) = demo::start(&ports, speed).await?;

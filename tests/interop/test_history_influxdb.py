@@ -146,3 +146,38 @@ def test_a_full_buffer_drops_the_oldest_counts_and_logs_it(influxd, tmp_path):
         proc.kill()
         proc.wait()
         log.close()
+
+
+def test_alarm_transitions_arrive_as_events(influxd, tmp_path):
+    """A breaker trip raised, acknowledged over HTTP: both transitions are lines of the `alarm`
+    measurement with their tags and the operator's name."""
+    control = free_port()
+    proc, base = start_demo(influxd, tmp_path / "buf", sim_control=f"127.0.0.1:{control}",
+                            extra=("--alarm-journal", str(tmp_path / "alarms.db")))
+    alarm = "device/shop_breaker/state"
+
+    def post(url, body, headers=()):
+        req = urllib.request.Request(url, data=json.dumps(body).encode(), method="POST",
+                                     headers={"Content-Type": "application/json", **dict(headers)})
+        with urllib.request.urlopen(req, timeout=5) as r:
+            return json.loads(r.read())
+
+    def events():
+        return influxd.values(f"SELECT kind, severity, message, acknowledged, \"user\" FROM alarm WHERE alarm = '{alarm}'")
+
+    try:
+        assert wait_until(lambda: len(v1_times(influxd)) >= 1, 20)
+        post(f"http://127.0.0.1:{control}/api/devices/shop_breaker/events", {"event": "breaker_trip", "cause": "overload"})
+        assert wait_until(lambda: len(events()) >= 1, 20), events()
+        post(base + "/api/alarms/acknowledge", {"id": alarm, "user": "carol", "comment": "on site"},
+             headers=[("Authorization", "Bearer demo-token-change-me-0001")])
+        assert wait_until(lambda: len(events()) >= 2, 20), events()
+        rows = events()
+        assert [r[1] for r in rows] == ["raised", "acknowledged"], rows
+        assert rows[0][2] == "major" and rows[0][3] == "shop_breaker Breaker state: tripped", rows
+        assert rows[1][4] is True and rows[1][5] == "carol", rows
+        tags = {r[0] for r in influxd.values("SHOW TAG KEYS FROM alarm")}
+        assert {"site", "device", "alarm", "source", "severity", "kind"} <= tags, tags
+    finally:
+        proc.kill()
+        proc.wait()

@@ -10,13 +10,14 @@ pub mod writer;
 
 pub use section::{InfluxApi, InfluxDb, InfluxDoc, InfluxSettings};
 
+use crate::alarms::Transition;
 use crate::store::{Notice, Store};
 use buffer::{DiskBuffer, Segment};
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
-use tokio::sync::watch;
+use tokio::sync::{broadcast, watch};
 use tokio::task::JoinHandle;
 use writer::{Outcome, Writer};
 
@@ -44,6 +45,7 @@ fn lock(b: &Mutex<DiskBuffer>) -> std::sync::MutexGuard<'_, DiskBuffer> {
 pub fn start(
     s: &InfluxSettings,
     store: Arc<Store>,
+    alarms: Option<broadcast::Receiver<Transition>>,
     shutdown: watch::Receiver<bool>,
 ) -> anyhow::Result<(Arc<HistoryStats>, Vec<JoinHandle<()>>)> {
     let (buffer, stats, sender) = start_sender(s, shutdown.clone())?;
@@ -56,9 +58,20 @@ pub fn start(
             batch_lines: s.batch_lines,
             snapshot: s.snapshot_interval,
         },
+        alarms,
         shutdown,
     ));
     Ok((stats, vec![feeder, sender]))
+}
+
+/// The next alarm transition, or never when there is no alarm service.
+async fn next_alarm(
+    rx: &mut Option<broadcast::Receiver<Transition>>,
+) -> Result<Transition, broadcast::error::RecvError> {
+    match rx {
+        Some(r) => r.recv().await,
+        None => std::future::pending().await,
+    }
 }
 
 /// The disk buffer, shared by the feeder and the sender.
@@ -103,6 +116,7 @@ async fn feed(
     buffer: Arc<Mutex<DiskBuffer>>,
     stats: Arc<HistoryStats>,
     pace: Pace,
+    mut alarms: Option<broadcast::Receiver<Transition>>,
     mut shutdown: watch::Receiver<bool>,
 ) {
     let Pace {
@@ -111,6 +125,7 @@ async fn feed(
         snapshot,
     } = pace;
     let mut changes = store.subscribe();
+    let mut events: Vec<Transition> = Vec::new();
     let mut pending = vec![false; store.len()];
     let mut changed: Vec<u32> = Vec::new();
     let mut online: Vec<Option<bool>> = vec![None; store.device_count()];
@@ -143,6 +158,16 @@ async fn feed(
                 }
                 false
             }
+            t = next_alarm(&mut alarms) => {
+                match t {
+                    Ok(t) => events.push(t),
+                    Err(broadcast::error::RecvError::Lagged(n)) => {
+                        tracing::warn!("history: {n} alarm transitions came too fast to be written (they are in the alarm journal)");
+                    }
+                    Err(broadcast::error::RecvError::Closed) => alarms = None,
+                }
+                continue;
+            }
             _ = tick.tick() => false,
             _ = snapshot_tick.tick(), if snapshot.is_some() => {
                 // Everything again, so a dashboard's time range starts with values.
@@ -158,6 +183,9 @@ async fn feed(
             if let Some(f) = pending.get_mut(p as usize) {
                 *f = false;
             }
+        }
+        for t in events.drain(..) {
+            lines += schema::alarm_line(&store.site_id, &t, &mut out);
         }
         let now = SystemTime::now();
         for (d, last) in online.iter_mut().enumerate() {
@@ -351,7 +379,14 @@ mod tests {
         };
         // Without snapshots: the one line of the start, nothing after (nothing changes).
         let (stop, shutdown) = watch::channel(false);
-        let task = tokio::spawn(feed(store.clone(), buffer.clone(), stats.clone(), pace(None), shutdown));
+        let task = tokio::spawn(feed(
+            store.clone(),
+            buffer.clone(),
+            stats.clone(),
+            pace(None),
+            None,
+            shutdown,
+        ));
         tokio::time::sleep(Duration::from_millis(300)).await;
         let _ = stop.send(true);
         let _ = task.await;
@@ -364,6 +399,7 @@ mod tests {
             buffer.clone(),
             stats,
             pace(Some(Duration::from_millis(50))),
+            None,
             shutdown,
         ));
         tokio::time::sleep(Duration::from_millis(300)).await;

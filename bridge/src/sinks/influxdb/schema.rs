@@ -4,6 +4,7 @@
 //! written as a value: a string field `<point>_quality` says why. Device communication goes to
 //! the `device_status` measurement. This module is the one place for that layout.
 
+use crate::alarms::Transition;
 use crate::store::{PointIdx, PointValue, Sample, Store};
 use busbar_core::quality::Quality;
 use busbar_core::units::Unit;
@@ -13,6 +14,9 @@ use std::time::SystemTime;
 
 /// Measurement of device communication status.
 pub const DEVICE_STATUS: &str = "device_status";
+
+/// Measurement of alarm transitions (one line per transition, as journaled).
+pub const ALARM: &str = "alarm";
 
 /// One field of a line.
 #[derive(Debug, Clone, PartialEq)]
@@ -177,6 +181,42 @@ pub fn status_line(store: &Store, d: usize, time: SystemTime, out: &mut Vec<u8>)
     u64::from(write_line(out, DEVICE_STATUS, &tags, &fields, ms(time)))
 }
 
+/// The line of an alarm transition: tags `site`, `device`, `alarm` (its id), `source`,
+/// `severity`, `kind`; fields `message`, `active`, `acknowledged`, `seq`, and `level`, `value`,
+/// `user`, `via`, `comment` when they have one; the transition's time.
+pub fn alarm_line(site: &str, t: &Transition, out: &mut Vec<u8>) -> u64 {
+    let tags = [
+        ("site", site),
+        ("device", t.device.as_str()),
+        ("alarm", t.alarm.as_str()),
+        ("source", t.source.as_str()),
+        ("severity", t.severity.as_str()),
+        ("kind", t.kind.as_str()),
+    ];
+    let mut fields = vec![
+        ("message".to_string(), Field::Text(t.message.clone())),
+        ("active".to_string(), Field::Bool(t.state.active)),
+        ("acknowledged".to_string(), Field::Bool(t.state.acknowledged)),
+        ("seq".to_string(), Field::Int(t.seq)),
+    ];
+    if let Some(l) = t.level {
+        fields.push(("level".into(), Field::Text(l.as_str().into())));
+    }
+    if let Some(v) = t.value.filter(|v| v.is_finite()) {
+        fields.push(("value".into(), Field::Float(v)));
+    }
+    for (k, v) in [
+        ("user", &t.actor.user),
+        ("via", &t.actor.via),
+        ("comment", &t.actor.comment),
+    ] {
+        if !v.is_empty() {
+            fields.push((k.into(), Field::Text(v.clone())));
+        }
+    }
+    u64::from(write_line(out, ALARM, &tags, &fields, ms(t.time)))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -233,6 +273,44 @@ mod tests {
         assert_eq!(
             field_of("ea_import", Unit::WattHour, &s),
             ("ea_import".to_string(), Field::Float(1.5))
+        );
+    }
+
+    #[test]
+    fn an_alarm_transition_is_one_line_with_its_tags() {
+        use crate::alarms::{Actor, AlarmState, Kind, Level, Severity, Source, Transition};
+        let t = Transition {
+            seq: 7,
+            alarm: "threshold/water/tanks/tank3.water_level".into(),
+            kind: Kind::Acknowledged,
+            time: std::time::UNIX_EPOCH + std::time::Duration::from_millis(1_795_000_000_123),
+            source: Source::Threshold,
+            severity: Severity::Major,
+            level: Some(Level::High),
+            device: "tanks".into(),
+            point: "tank3.water_level".into(),
+            value: Some(62.0),
+            message: "tanks tank3.water_level: water 62 mm above 60 mm".into(),
+            actor: Actor {
+                user: "ann".into(),
+                via: "http".into(),
+                comment: String::new(),
+            },
+            state: AlarmState {
+                active: true,
+                acknowledged: true,
+                shelved_until_ms: None,
+                disabled: false,
+            },
+        };
+        let mut out = Vec::new();
+        assert_eq!(alarm_line("station-nord", &t, &mut out), 1);
+        let line = String::from_utf8(out).unwrap_or_default();
+        assert_eq!(
+            line,
+            "alarm,site=station-nord,device=tanks,alarm=threshold/water/tanks/tank3.water_level,source=threshold,\
+             severity=major,kind=acknowledged message=\"tanks tank3.water_level: water 62 mm above 60 mm\",\
+             active=true,acknowledged=true,seq=7i,level=\"high\",value=62,user=\"ann\",via=\"http\" 1795000000123\n"
         );
     }
 }

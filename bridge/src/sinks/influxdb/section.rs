@@ -207,7 +207,8 @@ impl Component for InfluxDb {
     }
 
     async fn start(s: &InfluxSettings, cx: &Context) -> anyhow::Result<Started> {
-        let (stats, tasks) = super::start(s, cx.store.clone(), cx.shutdown.clone())?;
+        let alarms = cx.alarms.as_ref().map(|a| a.subscribe());
+        let (stats, tasks) = super::start(s, cx.store.clone(), alarms, cx.shutdown.clone())?;
         cx.metrics.register(stats);
         Ok(Started {
             endpoint: Endpoint {
