@@ -9,7 +9,8 @@ use std::path::Path;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 /// The schema, one step per version.
-const MIGRATIONS: &[&str] = &["
+const MIGRATIONS: &[&str] = &[
+    "
     CREATE TABLE transitions (
         seq INTEGER PRIMARY KEY,
         alarm TEXT NOT NULL,
@@ -38,7 +39,21 @@ const MIGRATIONS: &[&str] = &["
         id TEXT PRIMARY KEY,
         last_seq INTEGER NOT NULL REFERENCES transitions (seq)
     );
-"];
+",
+    "
+    CREATE TABLE notifications (
+        id INTEGER PRIMARY KEY,
+        time_ms INTEGER NOT NULL,
+        channel TEXT NOT NULL,
+        recipient TEXT NOT NULL,
+        subject TEXT NOT NULL,
+        transitions TEXT NOT NULL,
+        outcome TEXT NOT NULL,
+        attempts INTEGER NOT NULL
+    );
+    CREATE INDEX notifications_time ON notifications (time_ms);
+",
+];
 
 /// A transition before the journal numbers it.
 pub type NewTransition = Transition;
@@ -220,6 +235,27 @@ impl Journal {
             "DELETE FROM transitions WHERE time_ms < ?1 AND seq NOT IN (SELECT last_seq FROM alarms)",
             params![before_ms],
         )?)
+    }
+
+    /// A notification sent (or given up): when, over what, to whom, which transitions (their
+    /// sequence numbers, comma-separated), the outcome and the attempts it took.
+    #[allow(clippy::too_many_arguments)]
+    pub fn record_notification(
+        &mut self,
+        time_ms: i64,
+        channel: &str,
+        recipient: &str,
+        subject: &str,
+        transitions: &str,
+        outcome: &str,
+        attempts: u32,
+    ) -> Result<(), JournalError> {
+        self.conn.execute(
+            "INSERT INTO notifications (time_ms, channel, recipient, subject, transitions, outcome, attempts)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+            params![time_ms, channel, recipient, subject, transitions, outcome, attempts],
+        )?;
+        Ok(())
     }
 
     /// The number of transitions kept.

@@ -5,6 +5,7 @@
 //! transitions ([`Alarms::subscribe`]). docs/alarms.md.
 
 pub mod condition;
+pub mod email;
 pub mod engine;
 pub mod journal;
 pub mod model;
@@ -237,6 +238,35 @@ impl Alarms {
                 }
             }
         })
+    }
+
+    /// Record a notification in the journal (logged when that fails: the notification itself
+    /// happened).
+    pub async fn record_notification(
+        &self,
+        channel: &str,
+        recipient: &str,
+        subject: &str,
+        transitions: &str,
+        outcome: &str,
+        attempts: u32,
+    ) {
+        let time = journal::unix_ms(self.clock.wall());
+        let journal = self.journal.clone();
+        let (channel, recipient, subject, transitions, outcome) = (
+            channel.to_string(),
+            recipient.to_string(),
+            subject.to_string(),
+            transitions.to_string(),
+            outcome.to_string(),
+        );
+        let done = tokio::task::spawn_blocking(move || {
+            lock(&journal).record_notification(time, &channel, &recipient, &subject, &transitions, &outcome, attempts)
+        })
+        .await;
+        if !matches!(done, Ok(Ok(()))) {
+            tracing::warn!("alarms: a notification could not be recorded in the journal: {done:?}");
+        }
     }
 
     async fn prune(&self) {

@@ -34,6 +34,9 @@ pub struct AlarmsDoc {
     flapping: FlappingDoc,
     #[serde(default)]
     rules: Vec<Spanned<RuleDoc>>,
+    /// E-mail to recipients filtered by severity, device and kind (docs/alarms.md).
+    #[serde(default)]
+    email: Option<super::email::EmailDoc>,
 }
 
 fn d_journal() -> String {
@@ -169,6 +172,7 @@ pub struct AlarmSettings {
     pub flap_max: usize,
     pub flap_window: Duration,
     pub thresholds: Vec<ThresholdRule>,
+    pub email: Option<super::email::EmailSettings>,
 }
 
 /// Where the section is, and what it is checked against.
@@ -365,7 +369,19 @@ impl AlarmsDoc {
                 }
             }
         }
+        let names: Vec<String> = at.devices.iter().map(|dv| dv.name.clone()).collect();
+        let email = match self.email.as_ref().map(|e| e.resolve(&names)) {
+            None => None,
+            Some(Ok(e)) => Some(e),
+            Some(Err(wrong)) => {
+                for (key, message) in wrong {
+                    err(d, at.line, format!(".email.{key}"), message);
+                }
+                None
+            }
+        };
         Some(AlarmSettings {
+            email,
             journal: at.base_dir.join(&self.journal),
             retention: Duration::from_secs(u64::from(self.retention_days.max(1)) * 86_400),
             device_alarms: self.device_alarms,

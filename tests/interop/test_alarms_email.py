@@ -1,0 +1,113 @@
+"""Alarm e-mail against a real SMTP server (aiosmtpd, in this process): the server is down when
+the first alarms rise and comes up later (the bridge retries); transitions within the hold-off
+go out in one mail; each recipient gets what its filters let through; the mails parse with
+Python's email package; the journal records each mail sent."""
+
+import email
+import email.policy
+import sqlite3
+import time
+
+import pytest
+from aiosmtpd.controller import Controller
+
+from conftest import Simulator
+from test_alarms_journal import TOKEN, Bridge, free_port
+
+
+class Keep:
+    """An SMTP handler that keeps every message."""
+
+    def __init__(self):
+        self.messages = []
+
+    async def handle_DATA(self, server, session, envelope):
+        self.messages.append((envelope.rcpt_tos, email.message_from_bytes(envelope.content, policy=email.policy.default)))
+        return "250 OK"
+
+
+@pytest.fixture
+def sim():
+    s = Simulator()
+    yield s
+    s.stop()
+
+
+def mails_to(keep, address):
+    return [m for rcpt, m in keep.messages if address in rcpt]
+
+
+def wait_for(pred, timeout=30):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        if pred():
+            return True
+        time.sleep(0.2)
+    return False
+
+
+def test_alarm_mail_retries_gathers_filters_and_is_recorded(sim, tmp_path):
+    smtp_port = free_port()
+    journal = tmp_path / "alarms.db"
+    config = tmp_path / "bridge.yaml"
+    config.write_text(f"""site: {{ name: Mail Site, id: mail }}
+writes: {{ enabled: true }}
+connections: [{{ name: gw, tcp: {{ host: 127.0.0.1, port: {sim.port} }} }}]
+devices:
+  - {{ name: ats, profile: socomec-atys-pm, connection: gw, unit_id: 1, poll_interval_ms: 200 }}
+  - {{ name: shop_breaker, profile: legrand-dpx3, connection: gw, unit_id: 14, poll_interval_ms: 200 }}
+servers:
+  http: {{ listen: "127.0.0.1:{free_port()}", token: {TOKEN} }}
+alarms:
+  journal: {journal}
+  email:
+    server: 127.0.0.1
+    port: {smtp_port}
+    security: none
+    from: "Busbar <busbar@mail.example>"
+    hold_off_s: 2
+    recipients:
+      - {{ to: ops@mail.example, min_severity: major }}
+      - {{ to: shop@mail.example, devices: [shop_breaker], kinds: [raised, cleared, acknowledged] }}
+      - {{ to: nobody@mail.example, min_severity: critical }}
+""")
+    keep = Keep()
+    controller = Controller(keep, hostname="127.0.0.1", port=smtp_port)
+    bridge = Bridge(config)
+    try:
+        # Two alarms within the hold-off, while the SMTP server is still down.
+        sim.api("POST", "/api/devices/ats/events", {"event": "mains_lost"})
+        sim.api("POST", "/api/devices/shop_breaker/events", {"event": "breaker_trip", "cause": "overload"})
+        bridge.wait_alarm("device/shop_breaker/state", lambda a: a["state"]["active"])
+        time.sleep(3.5)  # the hold-off ends and the first attempts find no server
+        controller.start()
+        assert wait_for(lambda: mails_to(keep, "ops@mail.example") and mails_to(keep, "shop@mail.example")), keep.messages
+
+        ops = mails_to(keep, "ops@mail.example")
+        assert len(ops) == 1, [m["Subject"] for m in ops]
+        body = ops[0].get_content()
+        assert "device/ats/source1_state" in body and "device/shop_breaker/state" in body, body
+        assert ops[0]["Subject"].startswith("[Mail Site] 2 alarm transitions, the worst MAJOR raised"), ops[0]["Subject"]
+        assert ops[0]["From"] == "Busbar <busbar@mail.example>"
+        shop = mails_to(keep, "shop@mail.example")
+        assert len(shop) == 1 and "source1_state" not in shop[0].get_content(), shop[0].get_content()
+        assert shop[0]["Subject"] == "[Mail Site] MAJOR raised: shop_breaker Breaker state: tripped"
+
+        # An acknowledgement reaches the recipient that asked for them, with who did it.
+        bridge.post("/api/alarms/acknowledge", {"id": "device/shop_breaker/state", "user": "dan", "comment": "going"})
+        assert wait_for(lambda: len(mails_to(keep, "shop@mail.example")) == 2), [m["Subject"] for _, m in keep.messages]
+        ack = mails_to(keep, "shop@mail.example")[1].get_content()
+        assert "acknowledged" in ack and "by dan via http: going" in ack, ack
+        assert mails_to(keep, "nobody@mail.example") == [], "nothing critical happened"
+
+        db = sqlite3.connect(journal)
+        rows = db.execute("SELECT recipient, outcome, attempts FROM notifications ORDER BY id").fetchall()
+        db.close()
+        assert [r[1] for r in rows] == ["sent"] * 3, rows
+        assert max(r[2] for r in rows) >= 2, f"the first mails were retried: {rows}"
+    finally:
+        bridge.stop()
+        try:
+            controller.stop()
+        except Exception:
+            pass
