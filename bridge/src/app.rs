@@ -89,13 +89,16 @@ pub async fn start_with_clock(config: Config, clock: Arc<dyn Clock>) -> anyhow::
         endpoints.push(started.endpoint);
         tasks.extend(started.tasks);
     }
-    if let (Some(a), Some(email)) = (&alarms, config.alarms.as_ref().and_then(|s| s.email.clone())) {
-        tasks.push(crate::alarms::email::start(
-            email,
-            a.clone(),
-            config.site_name.clone(),
-            shutdown.subscribe(),
-        ));
+    if let (Some(a), Some(s)) = (&alarms, &config.alarms) {
+        let targets = s.notification_targets();
+        if !targets.is_empty() {
+            tasks.push(crate::alarms::notify::start(
+                targets,
+                a.clone(),
+                config.site_name.clone(),
+                shutdown.subscribe(),
+            ));
+        }
     }
     // Evaluation starts once every subscriber of the transitions is listening.
     if let Some(a) = &alarms {

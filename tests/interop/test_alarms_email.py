@@ -1,11 +1,15 @@
 """Alarm e-mail against a real SMTP server (aiosmtpd, in this process): the server is down when
 the first alarms rise and comes up later (the bridge retries); transitions within the hold-off
 go out in one mail; each recipient gets what its filters let through; the mails parse with
-Python's email package; the journal records each mail sent."""
+Python's email package; the journal records each mail sent. A JSON webhook to Python's own
+HTTP server gets the same transitions with its header."""
 
 import email
 import email.policy
+import http.server
+import json
 import sqlite3
+import threading
 import time
 
 import pytest
@@ -46,8 +50,25 @@ def wait_for(pred, timeout=30):
     return False
 
 
+class Hooks(http.server.BaseHTTPRequestHandler):
+    received = []
+
+    def do_POST(self):
+        body = self.rfile.read(int(self.headers["Content-Length"]))
+        Hooks.received.append((self.path, self.headers.get("Authorization"), self.headers.get("Content-Type"),
+                               json.loads(body)))
+        self.send_response(204)
+        self.end_headers()
+
+    def log_message(self, *args):
+        pass
+
+
 def test_alarm_mail_retries_gathers_filters_and_is_recorded(sim, tmp_path):
     smtp_port = free_port()
+    hooks = http.server.HTTPServer(("127.0.0.1", 0), Hooks)
+    threading.Thread(target=hooks.serve_forever, daemon=True).start()
+    hook_port = hooks.server_address[1]
     journal = tmp_path / "alarms.db"
     config = tmp_path / "bridge.yaml"
     config.write_text(f"""site: {{ name: Mail Site, id: mail }}
@@ -70,6 +91,8 @@ alarms:
       - {{ to: ops@mail.example, min_severity: major }}
       - {{ to: shop@mail.example, devices: [shop_breaker], kinds: [raised, cleared, acknowledged] }}
       - {{ to: nobody@mail.example, min_severity: critical }}
+  webhooks:
+    - {{ url: "http://127.0.0.1:{hook_port}/hook", min_severity: major, hold_off_s: 1, headers: {{ Authorization: "Bearer hook-secret" }} }}
 """)
     keep = Keep()
     controller = Controller(keep, hostname="127.0.0.1", port=smtp_port)
@@ -100,13 +123,24 @@ alarms:
         assert "acknowledged" in ack and "by dan via http: going" in ack, ack
         assert mails_to(keep, "nobody@mail.example") == [], "nothing critical happened"
 
+        # The webhook got the raises as JSON, with its header.
+        assert Hooks.received, "no webhook call"
+        path, auth, ctype, doc = Hooks.received[0]
+        assert (path, auth, ctype) == ("/hook", "Bearer hook-secret", "application/json")
+        assert doc["site"] == "Mail Site"
+        kinds = {(t["alarm"], t["kind"]) for _, _, _, d in Hooks.received for t in d["transitions"]}
+        assert {("device/ats/source1_state", "raised"), ("device/shop_breaker/state", "raised")} <= kinds, kinds
+
         db = sqlite3.connect(journal)
-        rows = db.execute("SELECT recipient, outcome, attempts FROM notifications ORDER BY id").fetchall()
+        rows = db.execute("SELECT channel, recipient, outcome, attempts FROM notifications ORDER BY id").fetchall()
         db.close()
-        assert [r[1] for r in rows] == ["sent"] * 3, rows
-        assert max(r[2] for r in rows) >= 2, f"the first mails were retried: {rows}"
+        mails = [r for r in rows if r[0] == "email"]
+        assert [r[2] for r in mails] == ["sent"] * 3, rows
+        assert max(r[3] for r in mails) >= 2, f"the first mails were retried: {rows}"
+        assert any(r[0] == "webhook" and r[2] == "sent" for r in rows), rows
     finally:
         bridge.stop()
+        hooks.shutdown()
         try:
             controller.stop()
         except Exception:

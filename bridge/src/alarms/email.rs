@@ -1,19 +1,15 @@
-//! Alarm e-mail: a subscriber of the alarm service that gathers the transitions each recipient
-//! wants (severity, devices, kinds) for a hold-off time into one mail, and sends it over SMTP
-//! (STARTTLS, implicit TLS or plain, with a login when given) with retries that back off and
-//! never hold the engine up. Every mail is recorded in the journal's `notifications` table.
+//! Alarm e-mail: a notification [`Channel`] per recipient that sends a batch of transitions as
+//! one mail over SMTP (STARTTLS, implicit TLS or plain, with a login when given). Gathering,
+//! retries and the journal's record are [`super::notify`]'s.
 
-use super::model::{Kind, Severity, Transition};
-use super::Alarms;
+use super::model::{Kind, Transition};
+use super::notify::{Attempt, Audience, Channel, Target};
 use lettre::message::Mailbox;
 use lettre::transport::smtp::authentication::Credentials;
 use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
 use serde::Deserialize;
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::sync::{broadcast, watch};
-use tokio::task::JoinHandle;
-use tokio::time::Instant;
 
 /// `alarms.email`.
 #[derive(Debug, Deserialize)]
@@ -69,17 +65,7 @@ pub enum Security {
 #[derive(Debug, Clone)]
 pub struct Recipient {
     pub to: Mailbox,
-    pub min_severity: Severity,
-    pub devices: Vec<String>,
-    pub kinds: Vec<Kind>,
-}
-
-impl Recipient {
-    fn wants(&self, t: &Transition) -> bool {
-        t.severity >= self.min_severity
-            && (self.devices.is_empty() || self.devices.contains(&t.device))
-            && self.kinds.contains(&t.kind)
-    }
+    pub audience: Audience,
 }
 
 #[derive(Debug, Clone)]
@@ -149,38 +135,16 @@ impl EmailDoc {
                     None
                 }
             };
-            let min_severity = match &r.min_severity {
-                None => Severity::Info,
-                Some(s) => Severity::parse(s).unwrap_or_else(|| {
-                    wrong.push((
-                        key.clone(),
-                        format!("severity `{s}` is not one of info, warning, minor, major, critical"),
-                    ));
-                    Severity::Info
-                }),
-            };
-            for d in &r.devices {
-                if !devices.contains(d) {
-                    wrong.push((key.clone(), format!("unknown device `{d}`")));
-                }
-            }
-            let mut kinds = Vec::new();
-            for k in &r.kinds {
-                match Kind::parse(k) {
-                    Some(k) => kinds.push(k),
-                    None => wrong.push((key.clone(), format!("`{k}` is not a transition kind"))),
-                }
-            }
-            if kinds.is_empty() {
-                kinds = vec![Kind::Raised, Kind::Cleared];
-            }
+            let audience = Audience::parse(
+                &key,
+                r.min_severity.as_deref(),
+                &r.devices,
+                &r.kinds,
+                devices,
+                &mut wrong,
+            );
             if let Some(to) = to {
-                recipients.push(Recipient {
-                    to,
-                    min_severity,
-                    devices: r.devices.clone(),
-                    kinds,
-                });
+                recipients.push(Recipient { to, audience });
             }
         }
         match (from, wrong.is_empty()) {
@@ -254,113 +218,61 @@ fn transport(s: &EmailSettings) -> Result<AsyncSmtpTransport<Tokio1Executor>, le
     })
 }
 
-/// Send one mail, retrying with backoff (1 s doubling to 5 min, 8 attempts), then record it.
-async fn deliver(s: Arc<EmailSettings>, alarms: Arc<Alarms>, to: Mailbox, site: String, batch: Vec<Transition>) {
-    let (subject, body) = compose(&site, &batch);
-    let seqs: Vec<String> = batch.iter().map(|t| t.seq.to_string()).collect();
-    let message = Message::builder()
-        .from(s.from.clone())
-        .to(to.clone())
-        .subject(subject.clone())
-        .body(body);
-    let message = match message {
-        Ok(m) => m,
-        Err(e) => {
-            tracing::error!("alarms: cannot build the mail to {to}: {e}");
-            alarms
-                .record_notification(
-                    "email",
-                    &to.to_string(),
-                    &subject,
-                    &seqs.join(","),
-                    &format!("not built: {e}"),
-                    0,
-                )
-                .await;
-            return;
-        }
-    };
-    let mut wait = Duration::from_secs(1);
-    let mut attempts = 0u32;
-    let outcome = loop {
-        attempts += 1;
-        let sent = match transport(&s) {
-            Ok(t) => t.send(message.clone()).await.map(|_| ()).map_err(|e| e.to_string()),
-            Err(e) => Err(e.to_string()),
-        };
-        match sent {
-            Ok(()) => break "sent".to_string(),
-            Err(e) if attempts < 8 => {
-                tracing::warn!("alarms: mail to {to} not sent ({e}); retrying in {wait:?}");
-                tokio::time::sleep(wait).await;
-                wait = (wait * 2).min(Duration::from_secs(300));
-            }
-            Err(e) => {
-                tracing::error!("alarms: mail to {to} given up after {attempts} attempts: {e}");
-                break format!("failed: {e}");
-            }
-        }
-    };
-    alarms
-        .record_notification("email", &to.to_string(), &subject, &seqs.join(","), &outcome, attempts)
-        .await;
+/// One recipient's mails.
+struct Mail {
+    settings: Arc<EmailSettings>,
+    to: Mailbox,
 }
 
-/// The e-mail task: gathers each recipient's transitions for the hold-off, then hands the mail
-/// to a delivery task of its own.
-pub fn start(
-    s: EmailSettings,
-    alarms: Arc<Alarms>,
-    site: String,
-    mut shutdown: watch::Receiver<bool>,
-) -> JoinHandle<()> {
-    let s = Arc::new(s);
-    let mut rx = alarms.subscribe();
-    tokio::spawn(async move {
-        let mut pending: Vec<(Vec<Transition>, Option<Instant>)> = vec![(Vec::new(), None); s.recipients.len()];
-        loop {
-            let due = pending.iter().filter_map(|p| p.1).min();
-            let sleep = async {
-                match due {
-                    Some(d) => tokio::time::sleep_until(d).await,
-                    None => std::future::pending().await,
-                }
-            };
-            tokio::select! {
-                t = rx.recv() => match t {
-                    Ok(t) => {
-                        for (r, p) in s.recipients.iter().zip(pending.iter_mut()) {
-                            if r.wants(&t) {
-                                p.0.push(t.clone());
-                                p.1.get_or_insert_with(|| Instant::now() + s.hold_off);
-                            }
-                        }
-                    }
-                    Err(broadcast::error::RecvError::Lagged(n)) => {
-                        tracing::warn!("alarms: {n} transitions came too fast for e-mail (they are in the journal)");
-                    }
-                    Err(broadcast::error::RecvError::Closed) => return,
-                },
-                _ = sleep => {
-                    let now = Instant::now();
-                    for (r, p) in s.recipients.iter().zip(pending.iter_mut()) {
-                        if p.1.is_some_and(|d| d <= now) {
-                            p.1 = None;
-                            let batch = std::mem::take(&mut p.0);
-                            tokio::spawn(deliver(s.clone(), alarms.clone(), r.to.clone(), site.clone(), batch));
-                        }
-                    }
-                }
-                _ = shutdown.changed() => return,
-            }
-        }
-    })
+impl Channel for Mail {
+    fn kind(&self) -> &'static str {
+        "email"
+    }
+
+    fn recipient(&self) -> String {
+        self.to.to_string()
+    }
+
+    fn attempt<'a>(&'a self, site: &'a str, batch: &'a [Transition]) -> Attempt<'a> {
+        Box::pin(async move {
+            let (subject, body) = compose(site, batch);
+            let message = Message::builder()
+                .from(self.settings.from.clone())
+                .to(self.to.clone())
+                .subject(subject.clone())
+                .body(body)
+                .map_err(|e| format!("the mail cannot be built: {e}"))?;
+            let transport = transport(&self.settings).map_err(|e| e.to_string())?;
+            transport.send(message).await.map_err(|e| e.to_string())?;
+            Ok(subject)
+        })
+    }
+}
+
+impl EmailSettings {
+    /// One notification target per recipient.
+    pub fn targets(self) -> Vec<Target> {
+        let hold_off = self.hold_off;
+        let settings = Arc::new(self);
+        settings
+            .recipients
+            .iter()
+            .map(|r| Target {
+                audience: r.audience.clone(),
+                hold_off,
+                channel: Arc::new(Mail {
+                    settings: settings.clone(),
+                    to: r.to.clone(),
+                }),
+            })
+            .collect()
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::alarms::model::{Actor, AlarmState, Source};
+    use crate::alarms::model::{Actor, AlarmState, Severity, Source};
 
     fn t(kind: Kind, severity: Severity, device: &str, message: &str) -> Transition {
         Transition {
@@ -388,7 +300,7 @@ mod tests {
         .unwrap_or_else(|e| panic!("{e}"));
         let s = doc.resolve(&["b".into()]).unwrap_or_else(|e| panic!("{e:?}"));
         assert_eq!((s.port, s.security), (587, Security::StartTls));
-        let r = &s.recipients[0];
+        let r = &s.recipients[0].audience;
         assert!(r.wants(&t(Kind::Raised, Severity::Major, "b", "x")));
         assert!(
             !r.wants(&t(Kind::Raised, Severity::Minor, "b", "x")),

@@ -9,9 +9,11 @@ pub mod email;
 pub mod engine;
 pub mod journal;
 pub mod model;
+pub mod notify;
 pub mod section;
 #[cfg(test)]
 mod tests;
+pub mod webhook;
 
 pub use engine::{Action, ActionError, AlarmView};
 pub use model::{Actor, AlarmState, Kind, Level, Severity, Source, Transition};

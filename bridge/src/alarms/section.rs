@@ -37,6 +37,9 @@ pub struct AlarmsDoc {
     /// E-mail to recipients filtered by severity, device and kind (docs/alarms.md).
     #[serde(default)]
     email: Option<super::email::EmailDoc>,
+    /// JSON, text or Telegram POSTs (docs/alarms.md).
+    #[serde(default)]
+    webhooks: Vec<super::webhook::WebhookDoc>,
 }
 
 fn d_journal() -> String {
@@ -173,6 +176,7 @@ pub struct AlarmSettings {
     pub flap_window: Duration,
     pub thresholds: Vec<ThresholdRule>,
     pub email: Option<super::email::EmailSettings>,
+    pub webhooks: Vec<super::webhook::WebhookSettings>,
 }
 
 /// Where the section is, and what it is checked against.
@@ -253,6 +257,18 @@ fn rule_severities(
         }
     }
     severities
+}
+
+impl AlarmSettings {
+    /// Every notification target: e-mail recipients and webhooks.
+    pub fn notification_targets(&self) -> Vec<super::notify::Target> {
+        let mut out = Vec::new();
+        if let Some(e) = &self.email {
+            out.extend(e.clone().targets());
+        }
+        out.extend(self.webhooks.iter().map(|w| w.target()));
+        out
+    }
 }
 
 impl AlarmsDoc {
@@ -380,8 +396,21 @@ impl AlarmsDoc {
                 None
             }
         };
+        let mut webhooks = Vec::new();
+        for (i, w) in self.webhooks.iter().enumerate() {
+            let mut wrong = Vec::new();
+            match w.resolve(&format!("webhooks[{i}]"), &names, &mut wrong) {
+                Some(w) => webhooks.push(w),
+                None => {
+                    for (key, message) in wrong {
+                        err(d, at.line, format!(".{key}"), message);
+                    }
+                }
+            }
+        }
         Some(AlarmSettings {
             email,
+            webhooks,
             journal: at.base_dir.join(&self.journal),
             retention: Duration::from_secs(u64::from(self.retention_days.max(1)) * 86_400),
             device_alarms: self.device_alarms,
