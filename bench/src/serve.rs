@@ -208,6 +208,7 @@ pub async fn snmp_load(devices: usize, listen: SocketAddr) -> anyhow::Result<()>
         &settings,
         store.clone(),
         Acquisition::detached(store.clone()),
+        None,
         shutdown,
     )
     .await?;

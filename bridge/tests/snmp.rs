@@ -33,9 +33,16 @@ async fn engine_id_survives_restarts_and_boots_count_up() {
     for _ in 0..3 {
         let store = Store::new(&config, 16);
         let (stop, rx) = watch::channel(false);
-        let (h, tasks) = snmp::start(&config, &settings, store.clone(), Acquisition::detached(store), rx)
-            .await
-            .unwrap_or_else(|e| panic!("{e}"));
+        let (h, tasks) = snmp::start(
+            &config,
+            &settings,
+            store.clone(),
+            Acquisition::detached(store),
+            None,
+            rx,
+        )
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
         seen.push((h.engine_id.clone(), h.engine_boots));
         let _ = stop.send(true);
         for t in tasks {

@@ -80,9 +80,10 @@ class Simulator:
 class Demo:
     """A running `busbar demo` (simulator + bridge in one process) on free ports."""
 
-    def __init__(self, bacnet: str = "127.0.0.1:0", snmp_traps=(), snmp_informs=()):
+    def __init__(self, bacnet: str = "127.0.0.1:0", snmp_traps=(), snmp_informs=(), extra=()):
         traps = [a for t in snmp_traps for a in ("--snmp-trap", t)]
         traps += [a for t in snmp_informs for a in ("--snmp-inform", t)]
+        traps += list(extra)
         self.proc = subprocess.Popen(
             [find_binary("busbar"), "demo", "--modbus", "127.0.0.1:0", "--http", "127.0.0.1:0",
              "--opcua", "127.0.0.1:0", "--bacnet", bacnet, "--snmp", "127.0.0.1:0", *traps,

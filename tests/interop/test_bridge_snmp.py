@@ -1,7 +1,7 @@
 """The bridge's SNMP agent against net-snmp's tools (snmpbulkwalk, snmpget, snmpset, snmptrapd,
 snmptranslate) and smilint: the MIB matches the agent OID for OID, v3 authPriv works and wrong
 keys are refused, SETs reach the simulated device or fail with the right status, and traps
-arrive when a device goes silent and comes back."""
+arrive when a device goes silent and comes back, and when an alarm is raised and acknowledged."""
 
 import os
 import re
@@ -212,3 +212,49 @@ def test_v3_informs_are_retried_until_snmptrapd_acknowledges(tmp_path):
         if trapd:
             trapd.terminate()
             trapd.wait()
+
+
+def test_alarm_transitions_are_traps_snmptrapd_decodes_with_the_mib(tmp_path):
+    """A breaker trips: busbarAlarmRaised with its objects; acknowledged over HTTP:
+    busbarAlarmAcknowledged naming the user; snmptrapd translates both with BUSBAR-MIB."""
+    import json
+
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    (tmp_path / "trapd.conf").write_text("authCommunity log public\n")
+    log = tmp_path / "traps.log"
+    env = dict(os.environ, MIBDIRS=MIBDIRS, SNMP_PERSISTENT_DIR=str(tmp_path / "persist"))
+    trapd = subprocess.Popen(["snmptrapd", "-f", "-C", "-c", str(tmp_path / "trapd.conf"), "-m",
+                              "SNMPv2-MIB:BUSBAR-MIB", "-Lf", str(log), f"udp:127.0.0.1:{port}"], env=env,
+                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        time.sleep(1.0)
+        demo = Demo(snmp_traps=[f"127.0.0.1:{port}"], extra=("--alarm-journal", str(tmp_path / "alarms.db")))
+        try:
+            def wait_for(pattern, timeout):
+                deadline = time.time() + timeout
+                while time.time() < deadline:
+                    if log.exists() and re.search(pattern, log.read_text()):
+                        return True
+                    time.sleep(0.2)
+                return False
+
+            demo.wait_good("shop_breaker/state")
+            demo.post(demo.control, "/api/devices/shop_breaker/events", {"event": "breaker_trip", "cause": "overload"})
+            assert wait_for(r"busbarAlarmRaised.*busbarAlarmEventId\.0 = STRING: device/shop_breaker/state"
+                            r".*busbarAlarmEventSeverity\.0 = INTEGER: 700"
+                            r".*busbarAlarmEventMessage\.0 = STRING: shop_breaker Breaker state: tripped", 15), \
+                log.read_text()
+            req = urllib.request.Request(demo.http + "/api/alarms/acknowledge", method="POST",
+                                         data=json.dumps({"id": "device/shop_breaker/state", "user": "erin"}).encode(),
+                                         headers={"Content-Type": "application/json",
+                                                  "Authorization": "Bearer demo-token-change-me-0001"})
+            urllib.request.urlopen(req, timeout=5)
+            assert wait_for(r"busbarAlarmAcknowledged.*STRING: device/shop_breaker/state.*busbarAlarmEventUser\.0 = STRING: erin",
+                            15), log.read_text()
+        finally:
+            demo.stop()
+    finally:
+        trapd.terminate()
+        trapd.wait()

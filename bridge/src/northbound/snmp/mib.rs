@@ -34,6 +34,45 @@ pub const POINT_TABLE: u32 = 3;
 /// Notifications under root.0.
 pub const TRAP_COMM_LOST: u32 = 1;
 pub const TRAP_COMM_RESTORED: u32 = 2;
+pub const TRAP_ALARM_RAISED: u32 = 3;
+pub const TRAP_ALARM_CLEARED: u32 = 4;
+pub const TRAP_ALARM_ACKNOWLEDGED: u32 = 5;
+/// busbarAlarmEvent: the objects alarm notifications carry (accessible-for-notify).
+pub const ALARM_EVENT: u32 = 4;
+/// (arc, descriptor, syntax, description) of busbarAlarmEvent's objects.
+pub const ALARM_EVENT_OBJECTS: &[(u32, &str, &str, &str)] = &[
+    (
+        1,
+        "busbarAlarmEventId",
+        "DisplayString",
+        "The alarm's id (`device/ats/source1_state`, `threshold/<rule>/<device>/<point>`).",
+    ),
+    (
+        2,
+        "busbarAlarmEventDevice",
+        "DisplayString",
+        "The device the alarm is about.",
+    ),
+    (
+        3,
+        "busbarAlarmEventSeverity",
+        "Integer32 (1..1000)",
+        "Severity on the 1..1000 scale (info 100, warning 300, minor 500, major 700, critical 900).",
+    ),
+    (4, "busbarAlarmEventMessage", "DisplayString", "The alarm's message."),
+    (
+        5,
+        "busbarAlarmEventUser",
+        "DisplayString",
+        "Who acknowledged it (empty for what the engine does).",
+    ),
+    (
+        6,
+        "busbarAlarmEventTime",
+        "DisplayString",
+        "When the transition happened (RFC 3339, UTC).",
+    ),
+];
 
 /// Quality -> busbarPointQuality, the one mapping for SNMP.
 pub fn quality_code(q: Quality) -> i32 {

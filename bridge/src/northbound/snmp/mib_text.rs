@@ -2,8 +2,8 @@
 //! same tables the agent serves ([`super::tables`]).
 
 use super::mib::{
-    CONFORMANCE, DEVICE_TABLE, NOTIFICATIONS, OBJECTS, POINT_TABLE, QUALITY_ENUM, SITE, TRAP_COMM_LOST,
-    TRAP_COMM_RESTORED,
+    ALARM_EVENT, ALARM_EVENT_OBJECTS, CONFORMANCE, DEVICE_TABLE, NOTIFICATIONS, OBJECTS, POINT_TABLE, QUALITY_ENUM,
+    SITE, TRAP_ALARM_ACKNOWLEDGED, TRAP_ALARM_CLEARED, TRAP_ALARM_RAISED, TRAP_COMM_LOST, TRAP_COMM_RESTORED,
 };
 use super::tables::*;
 use std::fmt::Write as _;
@@ -25,6 +25,7 @@ pub fn mib_text(root: &[u32]) -> String {
     module_header(&mut o, root);
     let mut objects: Vec<String> = SITE_SCALARS.iter().map(|s| s.1.to_string()).collect();
     tables(&mut o, &mut objects);
+    alarm_event(&mut o, &mut objects);
     module_trailer(&mut o, &objects);
     o
 }
@@ -59,7 +60,8 @@ busbarMIB MODULE-IDENTITY
         regenerate this file.\"
     REVISION \"202611290000Z\"
     DESCRIPTION \"Family tables for every device family: oil separators,
-        fuelling points (vapour recovery), breakers and pulse inputs.\"
+        fuelling points (vapour recovery), breakers and pulse inputs; alarm
+        notifications (raised, cleared, acknowledged) and their objects.\"
     REVISION \"202611220000Z\"
     DESCRIPTION \"First version.\"
     ::= {{ enterprises {arcs} }}
@@ -167,6 +169,28 @@ fn tables(o: &mut String, objects: &mut Vec<String>) {
     }
 }
 
+/// busbarAlarmEvent: what an alarm notification carries.
+fn alarm_event(o: &mut String, objects: &mut Vec<String>) {
+    let _ = writeln!(
+        o,
+        "busbarAlarmEvent OBJECT IDENTIFIER ::= {{ busbarObjects {ALARM_EVENT} }}
+"
+    );
+    for (arc, name, syntax, desc) in ALARM_EVENT_OBJECTS {
+        let _ = writeln!(
+            o,
+            "{name} OBJECT-TYPE
+    SYNTAX {syntax}
+    MAX-ACCESS accessible-for-notify
+    STATUS current
+    DESCRIPTION \"{desc}\"
+    ::= {{ busbarAlarmEvent {arc} }}
+"
+        );
+        objects.push(name.to_string());
+    }
+}
+
 /// The notifications, groups and compliance.
 fn module_trailer(o: &mut String, objects: &[String]) {
     let _ = writeln!(
@@ -183,6 +207,24 @@ busbarCommRestored NOTIFICATION-TYPE
     DESCRIPTION \"A device answers its polls again.\"
     ::= {{ busbarNotifications {TRAP_COMM_RESTORED} }}
 
+busbarAlarmRaised NOTIFICATION-TYPE
+    OBJECTS {{ busbarAlarmEventId, busbarAlarmEventDevice, busbarAlarmEventSeverity, busbarAlarmEventMessage, busbarAlarmEventUser, busbarAlarmEventTime }}
+    STATUS current
+    DESCRIPTION \"An alarm became active, or changed level while active.\"
+    ::= {{ busbarNotifications {TRAP_ALARM_RAISED} }}
+
+busbarAlarmCleared NOTIFICATION-TYPE
+    OBJECTS {{ busbarAlarmEventId, busbarAlarmEventDevice, busbarAlarmEventSeverity, busbarAlarmEventMessage, busbarAlarmEventUser, busbarAlarmEventTime }}
+    STATUS current
+    DESCRIPTION \"An alarm's condition is normal again.\"
+    ::= {{ busbarNotifications {TRAP_ALARM_CLEARED} }}
+
+busbarAlarmAcknowledged NOTIFICATION-TYPE
+    OBJECTS {{ busbarAlarmEventId, busbarAlarmEventDevice, busbarAlarmEventSeverity, busbarAlarmEventMessage, busbarAlarmEventUser, busbarAlarmEventTime }}
+    STATUS current
+    DESCRIPTION \"An operator acknowledged an alarm.\"
+    ::= {{ busbarNotifications {TRAP_ALARM_ACKNOWLEDGED} }}
+
 busbarGroups OBJECT IDENTIFIER ::= {{ busbarConformance 1 }}
 busbarCompliances OBJECT IDENTIFIER ::= {{ busbarConformance 2 }}
 
@@ -193,9 +235,10 @@ busbarObjectGroup OBJECT-GROUP
     ::= {{ busbarGroups 1 }}
 
 busbarNotificationGroup NOTIFICATION-GROUP
-    NOTIFICATIONS {{ busbarCommLost, busbarCommRestored }}
+    NOTIFICATIONS {{ busbarCommLost, busbarCommRestored, busbarAlarmRaised, busbarAlarmCleared,
+        busbarAlarmAcknowledged }}
     STATUS current
-    DESCRIPTION \"Communication notifications.\"
+    DESCRIPTION \"Communication and alarm notifications.\"
     ::= {{ busbarGroups 2 }}
 
 busbarCompliance MODULE-COMPLIANCE

@@ -12,6 +12,7 @@ pub mod tables;
 pub use section::{Cidr, Snmp, SnmpAccess, SnmpCommunity, SnmpSettings, SnmpUser};
 
 use crate::acquisition::{Acquisition, WriteOutcome};
+use crate::alarms::{Kind, Transition};
 use crate::config::Config;
 use crate::store::Store;
 use anyhow::Context;
@@ -28,7 +29,7 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use tokio::sync::watch;
+use tokio::sync::{broadcast, watch};
 use tokio::task::JoinHandle;
 
 const SYSTEM: [u32; 7] = [1, 3, 6, 1, 2, 1, 1];
@@ -375,6 +376,7 @@ pub async fn start(
     s: &SnmpSettings,
     store: Arc<Store>,
     acq: Acquisition,
+    alarms: Option<broadcast::Receiver<Transition>>,
     mut shutdown: watch::Receiver<bool>,
 ) -> anyhow::Result<(SnmpHandle, Vec<JoinHandle<()>>)> {
     let engine = engine(&s.state_dir)?;
@@ -461,6 +463,10 @@ pub async fn start(
         started: Instant::now(),
         root: s.root.clone(),
     };
+    let notifier = Arc::new(notifier);
+    if let Some(rx) = alarms {
+        tasks.push(tokio::spawn(notify_alarms(notifier.clone(), rx, shutdown.clone())));
+    }
     tasks.push(tokio::spawn(async move {
         notifier.send(&COLD_START, Vec::new()).await;
         let mut online: Vec<Option<bool>> = vec![None; store.device_count()];
@@ -508,6 +514,53 @@ pub async fn start(
         },
         tasks,
     ))
+}
+
+/// Alarm transitions as busbarAlarmRaised / Cleared / Acknowledged (v2c traps and v3 informs,
+/// like every notification of the agent).
+async fn notify_alarms(
+    notifier: Arc<Notifier>,
+    mut rx: broadcast::Receiver<Transition>,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    loop {
+        let t = tokio::select! {
+            t = rx.recv() => t,
+            _ = shutdown.changed() => return,
+        };
+        let t = match t {
+            Ok(t) => t,
+            Err(broadcast::error::RecvError::Lagged(n)) => {
+                tracing::warn!("snmp: {n} alarm transitions came too fast to be notified (they are in the journal)");
+                continue;
+            }
+            Err(broadcast::error::RecvError::Closed) => return,
+        };
+        let trap = match t.kind {
+            Kind::Raised => mib::TRAP_ALARM_RAISED,
+            Kind::Cleared => mib::TRAP_ALARM_CLEARED,
+            Kind::Acknowledged => mib::TRAP_ALARM_ACKNOWLEDGED,
+            _ => continue,
+        };
+        let mut trap_oid = notifier.root.clone();
+        trap_oid.extend_from_slice(&[mib::NOTIFICATIONS, trap]);
+        let object = |arc: u32| {
+            let mut o = notifier.root.clone();
+            o.extend_from_slice(&[mib::OBJECTS, mib::ALARM_EVENT, arc, 0]);
+            oid(&o)
+        };
+        let text = |s: &str| Value::OctetString(Bytes::from(s.as_bytes().to_vec()));
+        let varbinds = vec![
+            VarBind::new(object(1), text(&t.alarm)),
+            VarBind::new(object(2), text(&t.device)),
+            VarBind::new(object(3), Value::Integer(i32::from(t.severity.number()))),
+            VarBind::new(object(4), text(&t.message)),
+            VarBind::new(object(5), text(&t.actor.user)),
+            VarBind::new(object(6), text(&busbar_core::time::rfc3339(t.time))),
+        ];
+        tracing::info!(alarm = %t.alarm, kind = t.kind.as_str(), "snmp: notifying an alarm transition");
+        notifier.send(&trap_oid, varbinds).await;
+    }
 }
 
 struct Notifier {

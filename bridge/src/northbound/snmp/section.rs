@@ -292,8 +292,15 @@ impl Component for Snmp {
     }
 
     async fn start(s: &SnmpSettings, cx: &Context) -> anyhow::Result<Started> {
-        let (handle, tasks) =
-            super::start(&cx.config, s, cx.store.clone(), cx.acq.clone(), cx.shutdown.clone()).await?;
+        let (handle, tasks) = super::start(
+            &cx.config,
+            s,
+            cx.store.clone(),
+            cx.acq.clone(),
+            cx.alarms.as_ref().map(|a| a.subscribe()),
+            cx.shutdown.clone(),
+        )
+        .await?;
         Ok(Started {
             endpoint: Endpoint {
                 name: "snmp",
