@@ -61,7 +61,8 @@ def played_hour(tmp_path_factory):
     from influx import Influxd
     db = Influxd(tmp)
     control = free_port()
-    proc, _ = start_demo(db, tmp / "buf", extra=["--speed", str(SPEED)], sim_control=f"127.0.0.1:{control}")
+    proc, _ = start_demo(db, tmp / "buf", extra=["--speed", str(SPEED), "--alarm-journal", str(tmp / "alarms.db")],
+                         sim_control=f"127.0.0.1:{control}")
 
     def sim_time():
         with urllib.request.urlopen(f"http://127.0.0.1:{control}/api/clock", timeout=2) as r:
@@ -78,7 +79,7 @@ def played_hour(tmp_path_factory):
 
 
 def test_the_dashboards_are_there():
-    assert [d.stem for d in DASHBOARDS] == ["ats", "energy", "ev", "insulation", "site", "tanks"]
+    assert [d.stem for d in DASHBOARDS] == ["alarms", "ats", "energy", "ev", "insulation", "site", "tanks"]
 
 
 @pytest.mark.parametrize("path", DASHBOARDS, ids=lambda p: p.stem)

@@ -1,22 +1,114 @@
 //! The dashboards: site overview, energy (meters, breakers, pulse counters), transfer switch,
-//! insulation, tanks (with separators and vapour recovery), EV charging.
+//! insulation, tanks (with separators and vapour recovery), EV charging, and alarms; every one
+//! shows the alarms raised as annotations.
 
 use super::model::{
-    online_mappings, stat, state_timeline, table, thresholds, timeseries, Dashboard, Draw, Schema, Series,
+    online_mappings, stat, state_timeline, table, thresholds, timeseries, Dashboard, Draw, Query, Schema, Series,
 };
+use crate::sinks::influxdb::schema::ALARM;
 use busbar_core::profile::Family;
+use busbar_core::units::Unit;
 use serde_json::Value;
 
 /// Every dashboard, built against `schema`; check `schema.errors()` afterwards.
 pub fn all(schema: &Schema) -> Vec<Dashboard> {
-    vec![
+    let mut all = vec![
         site(schema),
         energy(schema),
         transfer_switch(schema),
         insulation(schema),
         tanks(schema),
         ev_charging(schema),
-    ]
+        alarms(),
+    ];
+    for d in &mut all {
+        d.annotation(
+            "Alarms raised",
+            "red",
+            &alarm_query("\"message\"", "AND \"kind\" = 'raised'", "", false),
+        );
+    }
+    all
+}
+
+/// A query of the alarm events (the history's `alarm` measurement) of the chosen site.
+fn alarm_query(select: &str, filter: &str, group_by: &str, table: bool) -> Query {
+    let group = if group_by.is_empty() {
+        String::new()
+    } else {
+        format!(" GROUP BY {group_by}")
+    };
+    Query {
+        text: format!("SELECT {select} FROM \"{ALARM}\" WHERE \"site\" =~ /^$site$/ {filter} AND $timeFilter{group}"),
+        alias: if table { String::new() } else { "$tag_severity".into() },
+        table,
+    }
+}
+
+/// The alarms dashboard: every transition in the range, raises per hour by severity, counts.
+fn alarms() -> Dashboard {
+    let mut d = Dashboard::new(
+        "busbar-alarms",
+        "Busbar / Alarms",
+        "Every alarm transition of the site in the time range (raised, cleared, acknowledged, shelved...), as the bridge journaled them.",
+    );
+    d.row("Alarms");
+    d.add(
+        8,
+        6,
+        stat(
+            "Alarms raised in the range",
+            "Raise transitions, every severity.",
+            Unit::Count,
+            serde_json::json!([]),
+            None,
+            &[alarm_query("count(\"message\")", "AND \"kind\" = 'raised'", "", false)],
+        ),
+    );
+    d.add(
+        8,
+        6,
+        stat(
+            "Alarms cleared in the range",
+            "Transitions back to normal.",
+            Unit::Count,
+            serde_json::json!([]),
+            None,
+            &[alarm_query("count(\"message\")", "AND \"kind\" = 'cleared'", "", false)],
+        ),
+    );
+    d.add(
+        8,
+        6,
+        timeseries(
+            "Alarms raised per hour, by severity",
+            "",
+            Unit::Count,
+            &[alarm_query(
+                "count(\"message\")",
+                "AND \"kind\" = 'raised'",
+                "time(1h), \"severity\" fill(0)",
+                false,
+            )],
+            Draw::Bars,
+            None,
+        ),
+    );
+    d.add(
+        24,
+        12,
+        table(
+            "Alarm transitions",
+            "Newest last; `user` is who acknowledged, shelved or disabled it.",
+            &[alarm_query(
+                "\"message\", \"active\", \"acknowledged\", \"user\"",
+                "",
+                "\"device\", \"alarm\", \"kind\", \"severity\"",
+                true,
+            )],
+        ),
+    );
+    d
 }
 
 /// The dashboard (uid) that shows each family in depth: one per family, and the compiler refuses a
