@@ -84,6 +84,17 @@ pub enum Event {
     },
     /// The vehicle at a charger leaves.
     VehicleDeparts,
+    /// A charger faults: a station error (1 overtemperature, 2 rcd_tripped, 3 contactor_fault,
+    /// 4 communication) and/or a charge error (1 pilot_fault, 2 ventilation_required,
+    /// 3 diode_fault, 4 overcurrent). It stops charging until `charger_reset`.
+    ChargerFault {
+        #[serde(default)]
+        station_error: u8,
+        #[serde(default)]
+        charge_error: u8,
+    },
+    /// The charger's errors are cleared (a technician's reset).
+    ChargerReset,
     /// The breaker trips.
     BreakerTrip {
         #[serde(default)]
@@ -130,6 +141,8 @@ impl Event {
             Event::InsulationClear { .. } => "insulation_clear",
             Event::VehicleArrives { .. } => "vehicle_arrives",
             Event::VehicleDeparts => "vehicle_departs",
+            Event::ChargerFault { .. } => "charger_fault",
+            Event::ChargerReset => "charger_reset",
             Event::BreakerTrip { .. } => "breaker_trip",
             Event::Overload { .. } => "overload",
             Event::OilInflow { .. } => "oil_inflow",

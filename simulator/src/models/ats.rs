@@ -532,7 +532,12 @@ impl DeviceModel for Ats {
         out("outputs", outputs, Unit::None);
         out("fail_start", f64::from(u8::from(self.fail_start)), Unit::None);
         out("fault_active", f64::from(u8::from(self.fail_start)), Unit::None);
-        out("load_shedding", 0.0, Unit::None);
+        // Non-essential loads are shed while the genset (source II) supplies the site.
+        out(
+            "load_shedding",
+            f64::from(u8::from(self.position == Position::Two)),
+            Unit::None,
+        );
         out("command", self.last_command, Unit::None);
     }
 

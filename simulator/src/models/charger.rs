@@ -77,6 +77,8 @@ pub struct Charger {
     session_ah: f64,
     total_kwh: f64,
     last_command: f64,
+    /// (station error, charge error) while faulted.
+    fault: Option<(u8, u8)>,
 }
 
 impl Charger {
@@ -93,6 +95,7 @@ impl Charger {
             session_kwh: 0.0,
             session_ah: 0.0,
             last_command: 0.0,
+            fault: None,
             supply,
             meter,
             p,
@@ -108,7 +111,9 @@ impl Charger {
     }
 
     fn state(&self) -> f64 {
-        if !self.ev_plug {
+        if self.fault.is_some() {
+            4.0
+        } else if !self.ev_plug {
             5.0
         } else if self.vehicle.is_none() {
             0.0
@@ -145,6 +150,7 @@ impl DeviceModel for Charger {
         let target = match &self.vehicle {
             Some(v)
                 if self.ev_plug
+                    && self.fault.is_none()
                     && !self.paused
                     && supply.is_live()
                     && !self.full()
@@ -205,8 +211,9 @@ impl DeviceModel for Charger {
         out("session_energy", self.session_kwh, Unit::KilowattHour);
         out("session_charge", self.session_ah, Unit::AmpereHour);
         out("total_energy", self.total_kwh, Unit::KilowattHour);
-        out("station_error", 0.0, Unit::None);
-        out("charge_error", 0.0, Unit::None);
+        let (station_error, charge_error) = self.fault.unwrap_or((0, 0));
+        out("station_error", f64::from(station_error), Unit::None);
+        out("charge_error", f64::from(charge_error), Unit::None);
         out("command", self.last_command, Unit::None);
     }
 
@@ -262,6 +269,17 @@ impl DeviceModel for Charger {
                 }
                 self.current = 0.0;
             }
+            &Event::ChargerFault {
+                station_error,
+                charge_error,
+            } => {
+                if station_error > 4 || charge_error > 4 || (station_error, charge_error) == (0, 0) {
+                    return Err("give a station_error or a charge_error within 1..=4".into());
+                }
+                self.fault = Some((station_error, charge_error));
+                self.current = 0.0;
+            }
+            Event::ChargerReset => self.fault = None,
             _ => return Err(not_for_this_device(event)),
         }
         Ok(())
@@ -282,6 +300,32 @@ mod tests {
             None,
             Some(1),
         )
+    }
+
+    #[test]
+    fn a_fault_stops_charging_and_shows_until_reset() {
+        let mut c = charger();
+        let mut rng = SimRng::for_device(1, 0);
+        c.plug_in(20.0, 32.0);
+        let fault = Event::ChargerFault {
+            station_error: 2,
+            charge_error: 0,
+        };
+        assert_eq!(c.event(&fault, &mut rng), Ok(()));
+        assert_eq!(c.state(), 4.0, "fault");
+        let env = Env::with_devices(2);
+        c.step(1.0, &env, &mut rng);
+        assert_eq!(c.current, 0.0);
+        let mut seen = Vec::new();
+        c.emit(&mut |n: &str, v: f64, _u: Unit| seen.push((n.to_string(), v)));
+        assert!(seen.contains(&("station_error".to_string(), 2.0)));
+        let bad = Event::ChargerFault {
+            station_error: 0,
+            charge_error: 0,
+        };
+        assert!(c.event(&bad, &mut rng).is_err());
+        assert_eq!(c.event(&Event::ChargerReset, &mut rng), Ok(()));
+        assert_ne!(c.state(), 4.0);
     }
 
     #[test]

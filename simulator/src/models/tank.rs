@@ -334,7 +334,11 @@ impl DeviceModel for TankGauge {
             let n = i + 1;
             let mut prefixed = |name: &str, v: f64, u: Unit| out(&format!("tank{n}.{name}"), v, u);
             match &t.frozen {
-                Some(values) => values.iter().for_each(|(name, v, u)| prefixed(name, *v, *u)),
+                // The gauge holds the probe's last values and says the probe is not responding.
+                Some(values) => values.iter().for_each(|(name, v, u)| {
+                    let v = if name == "status" { 1.0 } else { *v };
+                    prefixed(name, v, *u)
+                }),
                 None => self.emit_tank(t, &mut prefixed),
             }
             if let Some(s) = sums.get_mut(usize::from(t.product).wrapping_sub(1)) {
