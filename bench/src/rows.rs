@@ -730,5 +730,8 @@ pub async fn run_all(args: &Args) -> anyhow::Result<String> {
             out.push(acquisition_row(n, window).await?);
         }
     }
+    if want("alarms") {
+        out.extend(crate::alarms::journal_rows(args.quick)?);
+    }
     Ok(out.join("\n"))
 }
