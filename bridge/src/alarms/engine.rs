@@ -248,7 +248,7 @@ impl Engine {
 
     /// The raw condition of an instance from the store, `None` when unknown (no value, bad
     /// quality): an unknown condition leaves the alarm as it is.
-    fn raw(&self, i: &Instance, store: &Store) -> Option<(Option<Cond>, Option<f64>)> {
+    fn raw(i: &Instance, store: &Store) -> Option<(Option<Cond>, Option<f64>)> {
         match &i.watch {
             Watch::Communication(_) => {
                 let st = store.status(i.device)?;
@@ -366,10 +366,9 @@ impl Engine {
         }
     }
 
-    /// Apply a reported condition change to instance `n`: the transitions it makes.
+    /// Apply a reported condition change to an instance: the transitions it makes.
     fn change(
-        &mut self,
-        n: usize,
+        i: &mut Instance,
         cond: Option<Cond>,
         value: Option<f64>,
         store: &Store,
@@ -377,7 +376,6 @@ impl Engine {
         wall: SystemTime,
     ) -> Vec<Transition> {
         let mut out = Vec::new();
-        let i = &mut self.instances[n];
         if i.state.disabled {
             return out;
         }
@@ -418,17 +416,16 @@ impl Engine {
         out
     }
 
-    fn step(&mut self, n: usize, store: &Store, now: Instant, wall: SystemTime) -> Vec<Transition> {
-        let i = &self.instances[n];
+    /// Evaluate one instance against the store at `now`.
+    fn step(i: &mut Instance, store: &Store, now: Instant, wall: SystemTime) -> Vec<Transition> {
         if i.state.disabled {
             return Vec::new();
         }
-        let Some((raw, value)) = self.raw(i, store) else {
+        let Some((raw, value)) = Engine::raw(i, store) else {
             return Vec::new();
         };
-        let i = &mut self.instances[n];
         match i.debounce.step(raw, now) {
-            Some(cond) => self.change(n, cond, value, store, now, wall),
+            Some(cond) => Engine::change(i, cond, value, store, now, wall),
             None => {
                 i.value = value.or(i.value);
                 Vec::new()
@@ -445,12 +442,12 @@ impl Engine {
         wall: SystemTime,
     ) -> Vec<Transition> {
         let mut out = Vec::new();
+        let Engine {
+            instances, by_point, ..
+        } = self;
         for p in changed {
-            let Some(list) = self.by_point.get(p).cloned() else {
-                continue;
-            };
-            for n in list {
-                out.extend(self.step(n, store, now, wall));
+            for &n in by_point.get(p).map_or(&[][..], Vec::as_slice) {
+                out.extend(Engine::step(&mut instances[n], store, now, wall));
             }
         }
         out
@@ -458,8 +455,9 @@ impl Engine {
 
     /// Evaluate everything (after a restart, or when notices were lost).
     pub fn on_all(&mut self, store: &Store, now: Instant, wall: SystemTime) -> Vec<Transition> {
-        (0..self.instances.len())
-            .flat_map(|n| self.step(n, store, now, wall))
+        self.instances
+            .iter_mut()
+            .flat_map(|i| Engine::step(i, store, now, wall))
             .collect()
     }
 
@@ -468,8 +466,7 @@ impl Engine {
     pub fn on_tick(&mut self, store: &Store, now: Instant, wall: SystemTime) -> Vec<Transition> {
         let mut out = Vec::new();
         let now_ms = unix_ms(wall);
-        for n in 0..self.instances.len() {
-            let i = &mut self.instances[n];
+        for i in &mut self.instances {
             if i.state.shelved_until_ms.is_some_and(|u| u <= now_ms) {
                 i.state.shelved_until_ms = None;
                 let mut t = Engine::transition(i, Kind::Unshelved, wall, Actor::engine());
@@ -478,7 +475,7 @@ impl Engine {
             }
             let due = i.debounce.due().is_some_and(|d| d <= now);
             if due || i.source == Source::Communication {
-                out.extend(self.step(n, store, now, wall));
+                out.extend(Engine::step(i, store, now, wall));
             }
         }
         out
