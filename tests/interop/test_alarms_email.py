@@ -16,7 +16,7 @@ import pytest
 from aiosmtpd.controller import Controller
 
 from conftest import Simulator
-from test_alarms_journal import TOKEN, Bridge, free_port
+from test_alarms_journal import Bridge, free_port, write_config
 
 
 class Keep:
@@ -69,19 +69,7 @@ def test_alarm_mail_retries_gathers_filters_and_is_recorded(sim, tmp_path):
     hooks = http.server.HTTPServer(("127.0.0.1", 0), Hooks)
     threading.Thread(target=hooks.serve_forever, daemon=True).start()
     hook_port = hooks.server_address[1]
-    journal = tmp_path / "alarms.db"
-    config = tmp_path / "bridge.yaml"
-    config.write_text(f"""site: {{ name: Mail Site, id: mail }}
-writes: {{ enabled: true }}
-connections: [{{ name: gw, tcp: {{ host: 127.0.0.1, port: {sim.port} }} }}]
-devices:
-  - {{ name: ats, profile: socomec-atys-pm, connection: gw, unit_id: 1, poll_interval_ms: 200 }}
-  - {{ name: shop_breaker, profile: legrand-dpx3, connection: gw, unit_id: 14, poll_interval_ms: 200 }}
-servers:
-  http: {{ listen: "127.0.0.1:{free_port()}", token: {TOKEN} }}
-alarms:
-  journal: {journal}
-  email:
+    config, journal = write_config(tmp_path, sim, "Mail Site", f"""  email:
     server: 127.0.0.1
     port: {smtp_port}
     security: none

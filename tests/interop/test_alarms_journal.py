@@ -84,6 +84,24 @@ def sim():
     s.stop()
 
 
+def write_config(tmp_path, sim, name, alarms_extra=""):
+    """`busbar run`'s config: the simulated ATS and shop breaker, HTTP with the token, alarms
+    journaled in tmp_path (plus `alarms_extra`, indented YAML under `alarms:`)."""
+    config = tmp_path / "bridge.yaml"
+    config.write_text(f"""site: {{ name: {name}, id: {name.lower().replace(' ', '-')} }}
+writes: {{ enabled: true }}
+connections: [{{ name: gw, tcp: {{ host: 127.0.0.1, port: {sim.port} }} }}]
+devices:
+  - {{ name: ats, profile: socomec-atys-pm, connection: gw, unit_id: 1, poll_interval_ms: 200 }}
+  - {{ name: shop_breaker, profile: legrand-dpx3, connection: gw, unit_id: 14, poll_interval_ms: 200 }}
+servers:
+  http: {{ listen: "127.0.0.1:{free_port()}", token: {TOKEN} }}
+alarms:
+  journal: {tmp_path / "alarms.db"}
+{alarms_extra}""")
+    return config, tmp_path / "alarms.db"
+
+
 def kinds(journal, alarm):
     """The journal's transitions of one alarm, oldest first, read by Python's sqlite3."""
     db = sqlite3.connect(journal)
@@ -95,19 +113,7 @@ def kinds(journal, alarm):
 
 
 def test_the_journal_survives_kill_9_with_nothing_lost_or_doubled(sim, tmp_path):
-    journal = tmp_path / "alarms.db"
-    config = tmp_path / "bridge.yaml"
-    config.write_text(f"""site: {{ name: Kill, id: kill }}
-writes: {{ enabled: true }}
-connections: [{{ name: gw, tcp: {{ host: 127.0.0.1, port: {sim.port} }} }}]
-devices:
-  - {{ name: ats, profile: socomec-atys-pm, connection: gw, unit_id: 1, poll_interval_ms: 200 }}
-  - {{ name: shop_breaker, profile: legrand-dpx3, connection: gw, unit_id: 14, poll_interval_ms: 200 }}
-servers:
-  http: {{ listen: "127.0.0.1:{free_port()}", token: {TOKEN} }}
-alarms:
-  journal: {journal}
-""")
+    config, journal = write_config(tmp_path, sim, "Kill")
     trip = "device/shop_breaker/state"
     mains = "device/ats/source1_state"
     bridge = Bridge(config)

@@ -134,16 +134,23 @@ def test_set_reaches_the_simulated_device_or_fails_with_the_right_status(demo):
                                timeout=5)
 
 
-def test_traps_when_a_device_goes_silent_and_comes_back(tmp_path):
+def start_trapd(tmp_path, conf, log_name):
+    """snmptrapd on a free UDP port of 127.0.0.1 with `conf`, logging decoded with BUSBAR-MIB;
+    returns the process, its port and its log file."""
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    (tmp_path / "trapd.conf").write_text("authCommunity log public\n")
-    log = tmp_path / "traps.log"
+    (tmp_path / "trapd.conf").write_text(conf)
+    log = tmp_path / log_name
     env = dict(os.environ, MIBDIRS=MIBDIRS, SNMP_PERSISTENT_DIR=str(tmp_path / "persist"))
     trapd = subprocess.Popen(["snmptrapd", "-f", "-C", "-c", str(tmp_path / "trapd.conf"), "-m",
                               "SNMPv2-MIB:BUSBAR-MIB", "-Lf", str(log), f"udp:127.0.0.1:{port}"], env=env,
                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    return trapd, port, log
+
+
+def test_traps_when_a_device_goes_silent_and_comes_back(tmp_path):
+    trapd, port, log = start_trapd(tmp_path, "authCommunity log public\n", "traps.log")
     try:
         time.sleep(1.0)
         demo = Demo(snmp_traps=[f"127.0.0.1:{port}"])
@@ -219,15 +226,7 @@ def test_alarm_transitions_are_traps_snmptrapd_decodes_with_the_mib(tmp_path):
     busbarAlarmAcknowledged naming the user; snmptrapd translates both with BUSBAR-MIB."""
     import json
 
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    (tmp_path / "trapd.conf").write_text("authCommunity log public\n")
-    log = tmp_path / "traps.log"
-    env = dict(os.environ, MIBDIRS=MIBDIRS, SNMP_PERSISTENT_DIR=str(tmp_path / "persist"))
-    trapd = subprocess.Popen(["snmptrapd", "-f", "-C", "-c", str(tmp_path / "trapd.conf"), "-m",
-                              "SNMPv2-MIB:BUSBAR-MIB", "-Lf", str(log), f"udp:127.0.0.1:{port}"], env=env,
-                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    trapd, port, log = start_trapd(tmp_path, "authCommunity log public\n", "traps.log")
     try:
         time.sleep(1.0)
         demo = Demo(snmp_traps=[f"127.0.0.1:{port}"], extra=("--alarm-journal", str(tmp_path / "alarms.db")))
