@@ -15,7 +15,7 @@ fn mib() -> &'static Mib {
         let ports = busbar_bridge::demo::DemoPorts::default();
         let config = busbar_bridge::demo::demo_config(ports.sim_gateway, &ports).unwrap_or_else(|e| panic!("{e}"));
         let store = Store::new(&config, 16);
-        Mib::build(&config, &default_root(), store)
+        Mib::build(&config, &default_root(), store, None)
     })
 }
 

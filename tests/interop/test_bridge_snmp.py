@@ -3,6 +3,7 @@ snmptranslate) and smilint: the MIB matches the agent OID for OID, v3 authPriv w
 keys are refused, SETs reach the simulated device or fail with the right status, and traps
 arrive when a device goes silent and comes back, and when an alarm is raised and acknowledged."""
 
+import json
 import os
 import re
 import socket
@@ -61,8 +62,19 @@ def test_bulkwalk_with_the_mib_gives_names_and_types(demo):
     assert "STRING: Station Nord" in sysname
 
 
+def alarm_action(demo, action, alarm, user="qa"):
+    req = urllib.request.Request(demo.http + f"/api/alarms/{action}", method="POST",
+                                 data=json.dumps({"id": alarm, "user": user}).encode(),
+                                 headers={"Content-Type": "application/json",
+                                          "Authorization": "Bearer demo-token-change-me-0001"})
+    with urllib.request.urlopen(req, timeout=5) as r:
+        return json.loads(r.read())
+
+
 def test_every_served_oid_is_declared_with_its_type_and_every_object_is_served(demo):
     demo.wait_good("main_meter/v1")
+    # One alarm out of service, so that busbarAlarmTable has a row to serve.
+    alarm_action(demo, "disable", "communication/ev4")
     served = {}  # object name -> served type
     for line in walk(demo):
         if "No more variables left" in line:
@@ -224,8 +236,6 @@ def test_v3_informs_are_retried_until_snmptrapd_acknowledges(tmp_path):
 def test_alarm_transitions_are_traps_snmptrapd_decodes_with_the_mib(tmp_path):
     """A breaker trips: busbarAlarmRaised with its objects; acknowledged over HTTP:
     busbarAlarmAcknowledged naming the user; snmptrapd translates both with BUSBAR-MIB."""
-    import json
-
     trapd, port, log = start_trapd(tmp_path, "authCommunity log public\n", "traps.log")
     try:
         time.sleep(1.0)
@@ -257,3 +267,51 @@ def test_alarm_transitions_are_traps_snmptrapd_decodes_with_the_mib(tmp_path):
     finally:
         trapd.terminate()
         trapd.wait()
+
+
+def alarm_rows(demo):
+    """busbarAlarmTable as {alarm id: {column: value}}, walked with the MIB."""
+    out = snmp("snmpbulkwalk", "-v2c", "-c", "public", "-Cr50", demo.snmp, "busbarAlarmTable").stdout
+    cells = {}
+    for m in re.finditer(r"BUSBAR-MIB::busbarAlarm(\w+)\.(\d+) = \w+: (.*)", out):
+        cells.setdefault(m.group(2), {})[m.group(1)] = m.group(3)
+    return {row["Id"]: dict(row, index=n) for n, row in cells.items() if "Id" in row}
+
+
+def test_mains_lost_is_a_row_of_the_alarm_table_a_manager_acknowledges_by_set(tmp_path):
+    """mains_lost: the transfer switch's alarm is a row of busbarAlarmTable; the read-only
+    community cannot acknowledge it and false(2) is refused; the v3 user acknowledges it with
+    busbarAlarmAckState = true(1), and the journal names that user and SNMP; after
+    mains_restored the alarm is quiet and leaves the table."""
+    alarm = "device/ats/source1_state"
+    demo = Demo(extra=("--alarm-journal", str(tmp_path / "alarms.db")))
+    try:
+        demo.wait_good("ats/source1_state")
+        demo.post(demo.control, "/api/devices/ats/events", {"event": "mains_lost"})
+        deadline = time.time() + 15
+        while alarm not in (rows := alarm_rows(demo)) and time.time() < deadline:
+            time.sleep(0.3)
+        row = rows.get(alarm)
+        assert row, rows
+        assert row["Active"] == "true(1)" and row["AckState"] == "false(2)", row
+        assert row["Source"] == "device(2)" and row["Level"] == "abnormal(7)", row
+        assert row["Device"] == "ats" and int(row["Severity"]) >= 700, row
+        n = row["index"]
+        out = snmp("snmpset", "-v2c", "-c", "public", demo.snmp, f"busbarAlarmAckState.{n}", "i", "1", check=False)
+        assert "noAccess" in out.stderr or "authorizationError" in out.stderr, "public is read-only"
+        out = snmp("snmpset", *V3, demo.snmp, f"busbarAlarmAckState.{n}", "i", "2", check=False)
+        assert "wrongValue" in out.stderr, "an acknowledgement is not taken back"
+        snmp("snmpset", *V3, demo.snmp, f"busbarAlarmAckState.{n}", "i", "1")
+        history = demo.get(demo.http, f"/api/alarms/history?alarm={alarm}")
+        assert history[0]["kind"] == "acknowledged", history
+        assert history[0]["actor"]["user"] == "busbar" and history[0]["actor"]["via"] == "snmp", history[0]
+        assert alarm_rows(demo)[alarm]["AckState"] == "true(1)"
+        demo.post(demo.control, "/api/devices/ats/events", {"event": "mains_restored"})
+        deadline = time.time() + 20
+        while alarm in alarm_rows(demo) and time.time() < deadline:
+            time.sleep(0.3)
+        assert alarm not in alarm_rows(demo), "cleared and acknowledged: no longer listed"
+        kinds = [t["kind"] for t in demo.get(demo.http, f"/api/alarms/history?alarm={alarm}")]
+        assert kinds == ["cleared", "acknowledged", "raised"], kinds
+    finally:
+        demo.stop()

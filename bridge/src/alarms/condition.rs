@@ -43,6 +43,13 @@ impl Limits {
         }
     }
 
+    /// Whether any limit is set.
+    pub fn any(&self) -> bool {
+        [self.low_low, self.low, self.high, self.high_high]
+            .iter()
+            .any(Option::is_some)
+    }
+
     /// Limits in order (low_low <= low < high <= high_high), each finite; the deadband >= 0.
     pub fn problems(&self) -> Vec<String> {
         let mut out = Vec::new();
@@ -53,9 +60,6 @@ impl Limits {
             ("high_high", self.high_high),
         ];
         let given: Vec<(&str, f64)> = named.iter().filter_map(|(n, v)| v.map(|v| (*n, v))).collect();
-        if given.is_empty() {
-            out.push("a threshold rule needs at least one of low_low, low, high, high_high".into());
-        }
         for (n, v) in &given {
             if !v.is_finite() {
                 out.push(format!("{n} must be a finite number"));
@@ -83,6 +87,7 @@ pub struct LevelSeverities {
     pub high: Severity,
     pub low: Severity,
     pub low_low: Severity,
+    pub rate_of_change: Severity,
 }
 
 impl LevelSeverities {
@@ -92,6 +97,7 @@ impl LevelSeverities {
             Level::High => self.high,
             Level::Low => self.low,
             Level::LowLow => self.low_low,
+            Level::RateOfChange => self.rate_of_change,
             Level::Abnormal => self.high,
         }
     }
@@ -104,7 +110,61 @@ impl Default for LevelSeverities {
             high: Severity::Minor,
             low: Severity::Minor,
             low_low: Severity::Major,
+            rate_of_change: Severity::Minor,
         }
+    }
+}
+
+/// How fast a value moves, measured across a window: the change from the value at the
+/// window's start to the first value at or after its end, per second. A value that stops
+/// changing is measured again when its window ends ([`RateOfChange::due`]), so a rate falls
+/// back to zero without new values.
+#[derive(Debug, Clone)]
+pub struct RateOfChange {
+    /// Units per second (either direction).
+    pub limit: f64,
+    pub window: Duration,
+    reference: Option<(f64, Instant)>,
+    rate: f64,
+}
+
+impl RateOfChange {
+    pub fn new(limit: f64, window: Duration) -> RateOfChange {
+        RateOfChange {
+            limit,
+            window,
+            reference: None,
+            rate: 0.0,
+        }
+    }
+
+    /// Feed the value at `now`: whether the rate measured last is at or above the limit.
+    pub fn step(&mut self, v: f64, now: Instant) -> bool {
+        match self.reference {
+            None => self.reference = Some((v, now)),
+            Some((v0, t0)) => {
+                let dt = now.saturating_duration_since(t0);
+                if dt >= self.window && !dt.is_zero() {
+                    self.rate = (v - v0) / dt.as_secs_f64();
+                    self.reference = Some((v, now));
+                }
+            }
+        }
+        self.exceeded()
+    }
+
+    pub fn exceeded(&self) -> bool {
+        self.rate.abs() >= self.limit
+    }
+
+    /// The last rate measured (units per second).
+    pub fn rate(&self) -> f64 {
+        self.rate
+    }
+
+    /// When the current window ends.
+    pub fn due(&self) -> Option<Instant> {
+        self.reference.map(|(_, t)| t + self.window)
     }
 }
 
@@ -284,7 +344,26 @@ mod tests {
             low_low: None,
             deadband: -1.0,
         };
-        assert_eq!(none.problems().len(), 2);
+        assert!(!none.any());
+        assert_eq!(none.problems().len(), 1, "the deadband");
+    }
+
+    #[test]
+    fn a_rate_is_measured_across_its_window_and_falls_back_when_the_value_stops() {
+        let t0 = Instant::now();
+        let s = Duration::from_secs;
+        let mut r = RateOfChange::new(0.5, s(10));
+        assert!(!r.step(100.0, t0), "no rate before a window has passed");
+        assert!(!r.step(104.0, t0 + s(5)), "inside the window: not measured yet");
+        assert_eq!(r.due(), Some(t0 + s(10)));
+        // 106 - 100 over 10 s = 0.6/s.
+        assert!(r.step(106.0, t0 + s(10)));
+        assert!((r.rate() - 0.6).abs() < 1e-9);
+        // Falling as fast counts too.
+        assert!(r.step(99.0, t0 + s(20)), "-0.7/s");
+        // The value stops: measured at the window's end, the rate is zero.
+        assert!(!r.step(99.0, t0 + s(30)));
+        assert_eq!(r.rate(), 0.0);
     }
 
     #[test]

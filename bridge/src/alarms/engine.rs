@@ -1,11 +1,12 @@
 //! The alarm engine: one instance per alarm (a threshold rule on a point, a device state its
-//! profile declares abnormal, a device's communication), evaluated when its point changes and
-//! on a timer for delays, shelving and communication; operator actions (acknowledge, shelve,
+//! profile declares abnormal, a device's communication, the quality of a device's points),
+//! evaluated when its point changes and on a timer for delays, rates, shelving, communication
+//! and quality; operator actions (acknowledge, shelve,
 //! disable). It returns the transitions to journal and applies them to its own state at once;
 //! the service ([`super::Alarms`]) commits them before anyone hears of them. Time comes from
 //! the caller, so tests move it.
 
-use super::condition::{Debounce, FlapLimit, LevelSeverities, Limits};
+use super::condition::{Debounce, FlapLimit, LevelSeverities, Limits, RateOfChange};
 use super::model::{Actor, AlarmState, Kind, Level, Severity, Source, Transition};
 use super::section::AlarmSettings;
 use crate::config::Config;
@@ -21,11 +22,17 @@ enum Watch {
     Threshold {
         limits: Limits,
         severities: LevelSeverities,
+        rate: Option<RateOfChange>,
     },
     /// Raw state -> severity, from the profile.
     DeviceState(BTreeMap<i64, Severity>),
     Communication(Severity),
+    /// Points of an answering device that are stale or out of their range.
+    Quality(Severity),
 }
+
+/// How many point names a quality alarm's message lists.
+const QUALITY_NAMES: usize = 3;
 
 /// A condition: the level, and for device states the raw state that is abnormal.
 type Cond = (Level, i64);
@@ -51,11 +58,16 @@ struct Instance {
     level: Option<Level>,
     value: Option<f64>,
     text: String,
+    /// When its last transition happened.
+    changed: Option<SystemTime>,
 }
 
 /// An alarm as the protocols show it.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct AlarmView {
+    /// Its number, from 1, in the order alarms are defined (stable for a configuration): the
+    /// index protocols give it (SNMP busbarAlarmIndex).
+    pub number: u32,
     pub id: String,
     pub source: Source,
     pub device: String,
@@ -65,6 +77,16 @@ pub struct AlarmView {
     pub value: Option<f64>,
     pub message: String,
     pub state: AlarmState,
+    /// When its last transition happened (`None`: never, since the journal began).
+    #[serde(serialize_with = "rfc3339_opt")]
+    pub changed: Option<SystemTime>,
+}
+
+fn rfc3339_opt<S: serde::Serializer>(t: &Option<SystemTime>, s: S) -> Result<S::Ok, S::Error> {
+    match t {
+        Some(t) => s.serialize_str(&busbar_core::time::rfc3339(*t)),
+        None => s.serialize_none(),
+    }
 }
 
 /// What an operator asks.
@@ -93,8 +115,9 @@ pub struct Engine {
     instances: Vec<Instance>,
     by_id: HashMap<String, usize>,
     by_point: HashMap<PointIdx, Vec<usize>>,
-    /// Communication instances, with their device.
-    comm: Vec<usize>,
+    /// Instances that time alone can change: communication and quality alarms, rules with
+    /// a rate of change.
+    timed: Vec<usize>,
 }
 
 fn unix_ms(t: SystemTime) -> i64 {
@@ -117,7 +140,7 @@ impl Engine {
             instances: Vec::new(),
             by_id: HashMap::new(),
             by_point: HashMap::new(),
-            comm: Vec::new(),
+            timed: Vec::new(),
         };
         let flap = FlapLimit::new(s.flap_max, s.flap_window);
         let add = |e: &mut Engine, mut i: Instance| {
@@ -130,8 +153,10 @@ impl Engine {
             if let Some(p) = i.point {
                 e.by_point.entry(p).or_default().push(n);
             }
-            if i.source == Source::Communication {
-                e.comm.push(n);
+            let timed = matches!(i.source, Source::Communication | Source::Quality)
+                || matches!(i.watch, Watch::Threshold { rate: Some(_), .. });
+            if timed {
+                e.timed.push(n);
             }
             e.instances.push(i);
         };
@@ -156,6 +181,7 @@ impl Engine {
             level: None,
             value: None,
             text: String::new(),
+            changed: None,
         };
         for r in &s.thresholds {
             let dev = &config.devices[r.device];
@@ -169,6 +195,7 @@ impl Engine {
                 Watch::Threshold {
                     limits: r.limits.clone(),
                     severities: r.severities,
+                    rate: r.rate.map(|(limit, window)| RateOfChange::new(limit, window)),
                 },
                 r.severities.high,
             );
@@ -212,6 +239,21 @@ impl Engine {
                 add(&mut e, i);
             }
         }
+        if let Some((severity, delay)) = s.quality {
+            for (d, dev) in config.devices.iter().enumerate() {
+                let mut i = blank(
+                    format!("quality/{}", dev.name),
+                    Source::Quality,
+                    d,
+                    None,
+                    String::new(),
+                    Watch::Quality(severity),
+                    severity,
+                );
+                i.debounce = Debounce::new(delay, Duration::ZERO);
+                add(&mut e, i);
+            }
+        }
         e
     }
 
@@ -236,6 +278,7 @@ impl Engine {
             i.level = t.level;
             i.value = t.value;
             i.text = t.message.clone();
+            i.changed = Some(t.time);
             // Every transition carries the condition's level (none when normal).
             let cond = t.level.map(|l| match i.watch {
                 Watch::DeviceState(_) => (l, t.value.map_or(0, |v| v.round() as i64)),
@@ -248,8 +291,9 @@ impl Engine {
 
     /// The raw condition of an instance from the store, `None` when unknown (no value, bad
     /// quality): an unknown condition leaves the alarm as it is.
-    fn raw(i: &Instance, store: &Store) -> Option<(Option<Cond>, Option<f64>)> {
-        match &i.watch {
+    fn raw(i: &mut Instance, store: &Store, at: Instant) -> Option<(Option<Cond>, Option<f64>)> {
+        let reported = i.debounce.reported().map(|c| c.0);
+        match &mut i.watch {
             Watch::Communication(_) => {
                 let st = store.status(i.device)?;
                 // Never polled yet: unknown, not failed.
@@ -258,14 +302,26 @@ impl Engine {
                 }
                 Some(((!st.online).then_some((Level::Abnormal, 0)), None))
             }
-            Watch::Threshold { limits, .. } => {
+            Watch::Quality(_) => {
+                {
+                    let st = store.status(i.device)?;
+                    // Unknown while the device is silent: its communication alarm tells.
+                    if st.polls == 0 || !st.online {
+                        return None;
+                    }
+                }
+                let bad = Engine::bad_points(store, i.device).len();
+                Some(((bad > 0).then_some((Level::Abnormal, 0)), Some(bad as f64)))
+            }
+            Watch::Threshold { limits, rate, .. } => {
                 let s = store.sample(i.point?)?;
                 if !matches!(s.quality, Quality::Good | Quality::Stale) {
                     return None;
                 }
                 let v = s.value?.as_f64()?;
-                let now = i.debounce.reported().map(|c| c.0);
-                Some((limits.level(v, now).map(|l| (l, 0)), Some(v)))
+                let too_fast = rate.as_mut().is_some_and(|r| r.step(v, at));
+                let level = limits.level(v, reported).or(too_fast.then_some(Level::RateOfChange));
+                Some((level.map(|l| (l, 0)), Some(v)))
             }
             Watch::DeviceState(states) => {
                 let s = store.sample(i.point?)?;
@@ -279,11 +335,25 @@ impl Engine {
         }
     }
 
+    /// The acquired points of device `d` that are stale or out of their range, with that
+    /// quality (constants are never stale).
+    fn bad_points(store: &Store, d: usize) -> Vec<(PointIdx, Quality)> {
+        let samples = store.samples();
+        store
+            .device_points(d)
+            .filter(|&p| store.meta(p).is_some_and(|m| m.acquired && !m.constant))
+            .filter_map(|p| {
+                let q = samples.get(p as usize)?.quality;
+                matches!(q, Quality::Stale | Quality::OutOfRange).then_some((p, q))
+            })
+            .collect()
+    }
+
     fn severity_of(i: &Instance, cond: Cond) -> Severity {
         match &i.watch {
             Watch::Threshold { severities, .. } => severities.of(cond.0),
             Watch::DeviceState(states) => states.get(&cond.1).copied().unwrap_or(i.severity),
-            Watch::Communication(s) => *s,
+            Watch::Communication(s) | Watch::Quality(s) => *s,
         }
     }
 
@@ -310,11 +380,12 @@ impl Engine {
             _ => String::new(),
         };
         let (limit, word) = match (&i.watch, cond) {
-            (Watch::Threshold { limits, .. }, Some((l, _))) => match l {
+            (Watch::Threshold { limits, rate, .. }, Some((l, _))) => match l {
                 Level::HighHigh => (limits.high_high, "above"),
                 Level::High => (limits.high, "above"),
                 Level::Low => (limits.low, "below"),
                 Level::LowLow => (limits.low_low, "below"),
+                Level::RateOfChange => (rate.as_ref().map(|r| r.limit), "changing faster than"),
                 Level::Abnormal => (None, ""),
             },
             _ => (None, ""),
@@ -338,6 +409,10 @@ impl Engine {
         match (&i.watch, cond) {
             (Watch::Communication(_), Some(_)) => format!("{device} does not answer"),
             (Watch::Communication(_), None) => format!("{device} answers again"),
+            (Watch::Threshold { rate: Some(r), .. }, Some((Level::RateOfChange, _))) => format!(
+                "{device} {description} {value_text}{space_unit} {word} {limit_text}{space_unit}/s ({}{space_unit}/s)",
+                fmt_num(r.rate())
+            ),
             (Watch::Threshold { .. }, Some(_)) => {
                 format!("{device} {description} {value_text}{space_unit} {word} {limit_text}{space_unit}")
             }
@@ -345,10 +420,28 @@ impl Engine {
                 format!("{device} {description} {value_text}{space_unit} back within its limits")
             }
             (Watch::DeviceState(_), _) => format!("{device} {description}: {value_text}"),
+            (Watch::Quality(_), Some(_)) => {
+                let bad = Engine::bad_points(store, i.device);
+                let mut names: Vec<String> = bad
+                    .iter()
+                    .take(QUALITY_NAMES)
+                    .map(|(p, q)| {
+                        let id = store.meta(*p).map_or("", |m| m.id.rsplit('/').next().unwrap_or(""));
+                        let what = if *q == Quality::Stale { "stale" } else { "out of range" };
+                        format!("{id} {what}")
+                    })
+                    .collect();
+                if bad.len() > QUALITY_NAMES {
+                    names.push(format!("{} more", bad.len() - QUALITY_NAMES));
+                }
+                format!("{device}: {}", names.join(", "))
+            }
+            (Watch::Quality(_), None) => format!("{device}: every point fresh and within its range"),
         }
     }
 
-    fn transition(i: &Instance, kind: Kind, wall: SystemTime, actor: Actor) -> Transition {
+    fn transition(i: &mut Instance, kind: Kind, wall: SystemTime, actor: Actor) -> Transition {
+        i.changed = Some(wall);
         Transition {
             seq: 0,
             alarm: i.id.clone(),
@@ -421,7 +514,7 @@ impl Engine {
         if i.state.disabled {
             return Vec::new();
         }
-        let Some((raw, value)) = Engine::raw(i, store) else {
+        let Some((raw, value)) = Engine::raw(i, store, now) else {
             return Vec::new();
         };
         match i.debounce.step(raw, now) {
@@ -462,7 +555,7 @@ impl Engine {
     }
 
     /// What time alone changes: delays that expire, shelving that ends, devices that stop or
-    /// start answering.
+    /// start answering, points that go stale, rates measured at the end of their window.
     pub fn on_tick(&mut self, store: &Store, now: Instant, wall: SystemTime) -> Vec<Transition> {
         let mut out = Vec::new();
         let now_ms = unix_ms(wall);
@@ -473,8 +566,17 @@ impl Engine {
                 t.message = format!("{} is no longer shelved", i.id);
                 out.push(t);
             }
-            let due = i.debounce.due().is_some_and(|d| d <= now);
-            if due || i.source == Source::Communication {
+            if i.debounce.due().is_some_and(|d| d <= now) {
+                out.extend(Engine::step(i, store, now, wall));
+            }
+        }
+        for &n in &self.timed {
+            let i = &mut self.instances[n];
+            let due = match &i.watch {
+                Watch::Threshold { rate: Some(r), .. } => r.due().is_some_and(|d| d <= now),
+                _ => true,
+            };
+            if due {
                 out.extend(Engine::step(i, store, now, wall));
             }
         }
@@ -535,8 +637,9 @@ impl Engine {
         Ok(Engine::transition(i, kind, wall, actor))
     }
 
-    fn view(i: &Instance) -> AlarmView {
+    fn view((n, i): (usize, &Instance)) -> AlarmView {
         AlarmView {
+            number: u32::try_from(n + 1).unwrap_or(u32::MAX),
             id: i.id.clone(),
             source: i.source,
             device: i.device_name.clone(),
@@ -546,6 +649,7 @@ impl Engine {
             value: i.value,
             message: i.text.clone(),
             state: i.state,
+            changed: i.changed,
         }
     }
 
@@ -553,17 +657,18 @@ impl Engine {
     pub fn listed(&self) -> Vec<AlarmView> {
         self.instances
             .iter()
-            .filter(|i| !i.state.is_quiet() || i.state.shelved_until_ms.is_some() || i.state.disabled)
+            .enumerate()
+            .filter(|(_, i)| !i.state.is_quiet() || i.state.shelved_until_ms.is_some() || i.state.disabled)
             .map(Engine::view)
             .collect()
     }
 
     /// Every alarm defined, quiet or not.
     pub fn all(&self) -> Vec<AlarmView> {
-        self.instances.iter().map(Engine::view).collect()
+        self.instances.iter().enumerate().map(Engine::view).collect()
     }
 
     pub fn get(&self, id: &str) -> Option<AlarmView> {
-        self.by_id.get(id).map(|&n| Engine::view(&self.instances[n]))
+        self.by_id.get(id).map(|&n| Engine::view((n, &self.instances[n])))
     }
 }

@@ -289,11 +289,8 @@ fn row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Result<Transition, JournalErro
     let Some(kind) = Kind::parse(&kind) else {
         return Ok(Err(corrupt("kind", &kind)));
     };
-    let source = match source.as_str() {
-        "threshold" => Source::Threshold,
-        "device" => Source::Device,
-        "communication" => Source::Communication,
-        other => return Ok(Err(corrupt("source", other))),
+    let Some(source) = Source::parse(&source) else {
+        return Ok(Err(corrupt("source", &source)));
     };
     let Some(severity) = Severity::parse(&severity) else {
         return Ok(Err(corrupt("severity", &severity)));

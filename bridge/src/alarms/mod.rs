@@ -56,6 +56,9 @@ pub struct Alarms {
     announce: broadcast::Sender<Transition>,
     retention: Duration,
     stats: Stats,
+    /// The listed alarms after the last commit, for readers that cannot wait for the engine
+    /// (an SNMP walk reads it once per request).
+    snapshot: Mutex<Arc<Vec<AlarmView>>>,
     /// Alarms defined, and where the journal is (for the start-up summary).
     pub defined: usize,
     pub journal_path: std::path::PathBuf,
@@ -99,7 +102,9 @@ impl Alarms {
             s.journal.display()
         );
         let (announce, _) = broadcast::channel(4096);
+        let listed = engine.listed();
         let alarms = Arc::new(Alarms {
+            snapshot: Mutex::default(),
             engine: tokio::sync::Mutex::new(engine),
             journal: Arc::new(Mutex::new(journal)),
             clock: store.clock().clone(),
@@ -110,6 +115,7 @@ impl Alarms {
             defined,
             journal_path: s.journal.clone(),
         });
+        alarms.publish(listed);
         Ok(alarms)
     }
 
@@ -122,6 +128,12 @@ impl Alarms {
     /// Alarms that need attention (active, unacknowledged, shelved or out of service).
     pub async fn listed(&self) -> Vec<AlarmView> {
         self.engine.lock().await.listed()
+    }
+
+    /// The listed alarms as of the last commit, without waiting for the engine; in the order of
+    /// their numbers.
+    pub fn listed_now(&self) -> Arc<Vec<AlarmView>> {
+        lock(&self.snapshot).clone()
     }
 
     /// Every alarm defined.
@@ -186,15 +198,21 @@ impl Alarms {
             let _ = self.announce.send(t.clone());
         }
         if !done.is_empty() {
-            let mut counts: BTreeMap<Severity, (u64, u64, u64)> = BTreeMap::new();
-            for a in engine.listed() {
-                let c = counts.entry(a.severity).or_default();
-                c.0 += 1;
-                c.1 += u64::from(a.state.active);
-                c.2 += u64::from(!a.state.acknowledged);
-            }
-            *lock(&self.stats.listed) = counts;
+            self.publish(engine.listed());
         }
+    }
+
+    /// What the listed alarms are now: the snapshot and the counts /metrics shows.
+    fn publish(&self, listed: Vec<AlarmView>) {
+        let mut counts: BTreeMap<Severity, (u64, u64, u64)> = BTreeMap::new();
+        for a in &listed {
+            let c = counts.entry(a.severity).or_default();
+            c.0 += 1;
+            c.1 += u64::from(a.state.active);
+            c.2 += u64::from(!a.state.acknowledged);
+        }
+        *lock(&self.stats.listed) = counts;
+        *lock(&self.snapshot) = Arc::new(listed);
     }
 
     /// Evaluate, commit and announce: what a store change or a tick made.

@@ -14,7 +14,10 @@ pub enum Level {
     Low,
     High,
     HighHigh,
-    /// A device state the profile calls abnormal, or a device that stopped answering.
+    /// A value that moves faster than its rule allows.
+    RateOfChange,
+    /// A device state the profile calls abnormal, a device that stopped answering, a point
+    /// stale or out of range.
     Abnormal,
 }
 
@@ -25,14 +28,22 @@ impl Level {
             Level::Low => "low",
             Level::High => "high",
             Level::HighHigh => "high_high",
+            Level::RateOfChange => "rate_of_change",
             Level::Abnormal => "abnormal",
         }
     }
 
     pub fn parse(text: &str) -> Option<Level> {
-        [Level::LowLow, Level::Low, Level::High, Level::HighHigh, Level::Abnormal]
-            .into_iter()
-            .find(|l| l.as_str() == text)
+        [
+            Level::LowLow,
+            Level::Low,
+            Level::High,
+            Level::HighHigh,
+            Level::RateOfChange,
+            Level::Abnormal,
+        ]
+        .into_iter()
+        .find(|l| l.as_str() == text)
     }
 }
 
@@ -46,14 +57,28 @@ pub enum Source {
     Device,
     /// The device stopped answering.
     Communication,
+    /// A point's value is stale or out of its range while its device answers.
+    Quality,
 }
 
 impl Source {
+    pub const ALL: [Source; 4] = [
+        Source::Threshold,
+        Source::Device,
+        Source::Communication,
+        Source::Quality,
+    ];
+
+    pub fn parse(text: &str) -> Option<Source> {
+        Source::ALL.into_iter().find(|s| s.as_str() == text)
+    }
+
     pub fn as_str(self) -> &'static str {
         match self {
             Source::Threshold => "threshold",
             Source::Device => "device",
             Source::Communication => "communication",
+            Source::Quality => "quality",
         }
     }
 }

@@ -1,5 +1,5 @@
-//! `alarms:`: the journal, retention, the flapping limit, device and communication alarms, and
-//! threshold rules by point, device or family. Validated without IO against the devices'
+//! `alarms:`: the journal, retention, the flapping limit, device, communication and point
+//! quality alarms, and threshold and rate-of-change rules by point, device or family. Validated without IO against the devices'
 //! profiles: an unknown device, family or point, limits out of order, a rule on a text point,
 //! an unknown severity are errors located at the rule's line.
 
@@ -30,6 +30,9 @@ pub struct AlarmsDoc {
     device_alarms: bool,
     #[serde(default)]
     communication: CommunicationDoc,
+    /// One alarm per device whose points are stale or out of their range while it answers.
+    #[serde(default)]
+    quality: QualityDoc,
     #[serde(default)]
     flapping: FlappingDoc,
     #[serde(default)]
@@ -73,6 +76,35 @@ impl Default for CommunicationDoc {
 
 fn d_major() -> String {
     "major".into()
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct QualityDoc {
+    #[serde(default = "crate::component::on")]
+    enabled: bool,
+    #[serde(default = "d_minor")]
+    severity: String,
+    /// A point must stay stale or out of range this long before the device's alarm is raised.
+    #[serde(default = "d_quality_delay")]
+    delay_s: f64,
+}
+
+impl Default for QualityDoc {
+    fn default() -> Self {
+        QualityDoc {
+            enabled: true,
+            severity: d_minor(),
+            delay_s: d_quality_delay(),
+        }
+    }
+}
+
+fn d_minor() -> String {
+    "minor".into()
+}
+fn d_quality_delay() -> f64 {
+    60.0
 }
 fn d_comm_delay() -> f64 {
     10.0
@@ -127,6 +159,12 @@ struct RuleDoc {
     /// How far a value must come back past a limit before its level is left.
     #[serde(default)]
     deadband: f64,
+    /// A value moving faster than this (units per second, either way) is an alarm.
+    #[serde(default)]
+    rate_of_change: Option<f64>,
+    /// The window the rate is measured across.
+    #[serde(default = "d_rate_window")]
+    rate_window_s: f64,
     #[serde(default)]
     on_delay_s: f64,
     #[serde(default)]
@@ -140,6 +178,10 @@ struct RuleDoc {
     /// `{device} {point} {description} {value} {unit} {limit} {level}`.
     #[serde(default)]
     message: Option<String>,
+}
+
+fn d_rate_window() -> f64 {
+    60.0
 }
 
 #[derive(Debug, Deserialize)]
@@ -157,6 +199,8 @@ pub struct ThresholdRule {
     /// Index of the point in the device's profile.
     pub point: usize,
     pub limits: Limits,
+    /// Rate limit (units per second) and the window it is measured across.
+    pub rate: Option<(f64, Duration)>,
     pub severities: LevelSeverities,
     pub on_delay: Duration,
     pub off_delay: Duration,
@@ -172,6 +216,8 @@ pub struct AlarmSettings {
     pub device_alarms: bool,
     /// Severity and delay of a device's communication alarm, when on.
     pub communication: Option<(Severity, Duration)>,
+    /// Severity and delay of a device's point quality alarm, when on.
+    pub quality: Option<(Severity, Duration)>,
     pub flap_max: usize,
     pub flap_window: Duration,
     pub thresholds: Vec<ThresholdRule>,
@@ -233,6 +279,7 @@ fn rule_severities(
                     high: s,
                     low: s,
                     low_low: s,
+                    rate_of_change: s,
                 };
             }
         }
@@ -246,11 +293,12 @@ fn rule_severities(
                     "high" => severities.high = s,
                     "low" => severities.low = s,
                     "low_low" => severities.low_low = s,
+                    "rate_of_change" => severities.rate_of_change = s,
                     other => d.push(
                         file,
                         line,
                         format!("alarms{key}.severity"),
-                        format!("severity for `{other}`: levels are high_high, high, low, low_low"),
+                        format!("severity for `{other}`: levels are high_high, high, low, low_low, rate_of_change"),
                     ),
                 }
             }
@@ -297,6 +345,21 @@ impl AlarmsDoc {
         } else {
             None
         };
+        let quality = if self.quality.enabled {
+            let s = severity(d, at.line, ".quality.severity", &self.quality.severity);
+            let delay = seconds(self.quality.delay_s);
+            if delay.is_none() {
+                err(
+                    d,
+                    at.line,
+                    ".quality.delay_s".into(),
+                    "must be a number of seconds >= 0".into(),
+                );
+            }
+            s.zip(delay)
+        } else {
+            None
+        };
         let flap_window = seconds(self.flapping.window_s).unwrap_or_else(|| {
             err(
                 d,
@@ -324,6 +387,25 @@ impl AlarmsDoc {
             };
             for p in limits.problems() {
                 e(d, p);
+            }
+            let rate = match r.rate_of_change {
+                None => None,
+                Some(limit) => {
+                    let window = seconds(r.rate_window_s).filter(|w| !w.is_zero());
+                    if !(limit.is_finite() && limit > 0.0) {
+                        e(d, "rate_of_change must be a number of units per second > 0".into());
+                    }
+                    if window.is_none() {
+                        e(d, "rate_window_s must be a number of seconds > 0".into());
+                    }
+                    window.map(|w| (limit, w))
+                }
+            };
+            if !limits.any() && r.rate_of_change.is_none() {
+                e(
+                    d,
+                    "a threshold rule needs at least one of low_low, low, high, high_high, rate_of_change".into(),
+                );
             }
             let (Some(on_delay), Some(off_delay)) = (seconds(r.on_delay_s), seconds(r.off_delay_s)) else {
                 e(d, "on_delay_s and off_delay_s must be numbers of seconds >= 0".into());
@@ -371,6 +453,7 @@ impl AlarmsDoc {
                         device: di,
                         point: k,
                         limits: limits.clone(),
+                        rate,
                         severities,
                         on_delay,
                         off_delay,
@@ -415,6 +498,7 @@ impl AlarmsDoc {
             retention: Duration::from_secs(u64::from(self.retention_days.max(1)) * 86_400),
             device_alarms: self.device_alarms,
             communication,
+            quality,
             flap_max: self.flapping.max_raises.max(1),
             flap_window,
             thresholds,

@@ -287,3 +287,96 @@ fn bad_rules_are_located_errors() {
         assert!(text.contains(expected), "missing `{expected}` in:\n{text}");
     }
 }
+
+const RAMP: &str = "{ device_alarms: false, communication: { enabled: false }, quality: { enabled: false }, rules: [ { name: ramp, points: [v1], devices: [m], rate_of_change: 1.0, rate_window_s: 10, severity: { rate_of_change: warning } } ] }";
+
+#[test]
+fn a_rate_of_change_is_measured_across_its_window_and_clears_when_the_value_settles() {
+    let mut r = rig(RAMP);
+    let id = "threshold/ramp/m/v1";
+    assert_eq!(r.set("m/v1", 230.0), vec![]);
+    r.clock.advance(Duration::from_secs(5));
+    assert_eq!(r.set("m/v1", 236.0), vec![], "the window has not ended");
+    // The window ends with no new value: measured on the tick, 10 V in 10 s.
+    r.clock.advance(Duration::from_secs(4));
+    assert_eq!(r.set("m/v1", 240.0), vec![]);
+    assert_eq!(r.after(1_000), vec![(Kind::Raised, Some(Level::RateOfChange))]);
+    let a = r.engine.get(id).unwrap_or_else(|| panic!("alarm"));
+    assert_eq!(a.severity, Severity::Warning);
+    assert_eq!(
+        a.message,
+        "m Phase-neutral voltage V1 240 V changing faster than 1 V/s (1 V/s)"
+    );
+    // The value settles: the next window measures 0 V/s.
+    assert_eq!(r.after(9_999), vec![]);
+    assert_eq!(r.after(1), vec![(Kind::Cleared, None)]);
+    // A slow drift (0.4 V/s) stays below the limit.
+    let mut v = 240.0;
+    for _ in 0..6 {
+        r.clock.advance(Duration::from_secs(5));
+        v += 2.0;
+        assert_eq!(r.set("m/v1", v), vec![]);
+        assert_eq!(r.after(0), vec![]);
+    }
+}
+
+#[test]
+fn stale_or_out_of_range_points_of_an_answering_device_raise_its_quality_alarm() {
+    let mut r =
+        rig("{ device_alarms: false, communication: { enabled: false }, quality: { delay_s: 5, severity: warning } }");
+    let m = r.config.devices.iter().position(|d| d.name == "m").unwrap_or(0);
+    if let Some(mut st) = r.store.status(m) {
+        st.polls = 1;
+        st.online = true;
+    }
+    let p = r.store.find("m/v1").unwrap_or(0);
+    r.store.update(
+        &[(p, Reading::Value(PointValue::Number(612.0), Quality::OutOfRange))],
+        r.clock.wall(),
+    );
+    assert_eq!(r.after(0), vec![]);
+    assert_eq!(r.after(4_999), vec![], "within its delay");
+    assert_eq!(r.after(1), vec![(Kind::Raised, Some(Level::Abnormal))]);
+    let a = r.engine.get("quality/m").unwrap_or_else(|| panic!("alarm"));
+    assert_eq!(
+        (a.severity, a.message.as_str()),
+        (Severity::Warning, "m: v1 out of range")
+    );
+    // While the device is silent the quality is unknown: the alarm stays as it is.
+    if let Some(mut st) = r.store.status(m) {
+        st.online = false;
+    }
+    r.store.update(
+        &[(p, Reading::Value(PointValue::Number(230.0), Quality::Good))],
+        r.clock.wall(),
+    );
+    assert_eq!(r.after(10_000), vec![]);
+    if let Some(mut st) = r.store.status(m) {
+        st.online = true;
+    }
+    assert_eq!(r.after(250), vec![(Kind::Cleared, None)]);
+    assert_eq!(
+        r.engine.get("quality/b").map(|a| a.state.active),
+        Some(false),
+        "a device never polled has no quality alarm"
+    );
+}
+
+#[test]
+fn bad_rates_and_empty_rules_are_located_errors() {
+    let profiles = busbar_core::profile::embedded::profiles().unwrap_or_else(|e| panic!("{e}"));
+    let config = parse_config("t.yaml", SITE, &profiles, "x").unwrap_or_else(|e| panic!("{e}"));
+    let (_, d) = resolve(
+        &config,
+        "quality: { severity: loud }\nrules:\n  - { name: a, points: [v1], rate_of_change: -1 }\n  - { name: b, points: [v1], rate_of_change: 1, rate_window_s: 0 }\n  - { name: c, points: [v1] }\n",
+    );
+    let text = d.to_string();
+    for expected in [
+        "t.yaml:1: alarms.quality.severity: severity `loud` is not one of",
+        "t.yaml:3: alarms.rules[0] (a): rate_of_change must be a number of units per second > 0",
+        "t.yaml:4: alarms.rules[1] (b): rate_window_s must be a number of seconds > 0",
+        "t.yaml:5: alarms.rules[2] (c): a threshold rule needs at least one of low_low, low, high, high_high, rate_of_change",
+    ] {
+        assert!(text.contains(expected), "missing `{expected}` in:\n{text}");
+    }
+}

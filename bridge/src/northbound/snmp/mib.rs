@@ -3,6 +3,7 @@
 //! the agent and the MIB file, so they cannot disagree. Quality -> busbarPointQuality is mapped
 //! here, in [`quality_code`], and nowhere else. docs/snmp.md.
 
+use crate::alarms::{AlarmView, Alarms, Level, Source};
 use crate::config::Config;
 use crate::store::{PointIdx, PointValue, Store};
 use busbar_core::profile::Kind;
@@ -31,6 +32,9 @@ pub const CONFORMANCE: u32 = 2;
 pub const SITE: u32 = 1;
 pub const DEVICE_TABLE: u32 = 2;
 pub const POINT_TABLE: u32 = 3;
+pub const ALARM_TABLE: u32 = 5;
+/// busbarAlarmAckState, the alarm table's writable column.
+pub const ALARM_ACKNOWLEDGED: u32 = 11;
 /// Notifications under root.0.
 pub const TRAP_COMM_LOST: u32 = 1;
 pub const TRAP_COMM_RESTORED: u32 = 2;
@@ -90,6 +94,39 @@ pub fn quality_code(q: Quality) -> i32 {
 pub(super) const QUALITY_ENUM: &str =
     "good(1), stale(2), noValue(3), commFailure(4), outOfRange(5), decodeError(6), configError(7)";
 
+/// Alarm source -> busbarAlarmSource, the one mapping for SNMP.
+pub fn source_code(s: Source) -> i32 {
+    match s {
+        Source::Threshold => 1,
+        Source::Device => 2,
+        Source::Communication => 3,
+        Source::Quality => 4,
+    }
+}
+
+pub(super) const ALARM_SOURCE_ENUM: &str = "threshold(1), device(2), communication(3), quality(4)";
+
+/// Alarm level -> busbarAlarmLevel (normal when there is none), the one mapping for SNMP.
+pub fn level_code(l: Option<Level>) -> i32 {
+    match l {
+        None => 1,
+        Some(Level::LowLow) => 2,
+        Some(Level::Low) => 3,
+        Some(Level::High) => 4,
+        Some(Level::HighHigh) => 5,
+        Some(Level::RateOfChange) => 6,
+        Some(Level::Abnormal) => 7,
+    }
+}
+
+pub(super) const ALARM_LEVEL_ENUM: &str =
+    "normal(1), lowLow(2), low(3), high(4), highHigh(5), rateOfChange(6), abnormal(7)";
+
+/// TruthValue: true(1), false(2).
+fn truth(b: bool) -> Cell {
+    Cell::Int(if b { 1 } else { 2 })
+}
+
 /// One table row: its index arcs and what it shows.
 #[derive(Debug, Clone)]
 pub struct Row {
@@ -116,6 +153,8 @@ pub enum TableKind {
     Devices,
     Points,
     Family(usize),
+    /// The alarms that need attention: rows come from the alarm service at each request.
+    Alarms,
 }
 
 /// The decimal exponent of a point in the point table: as many decimals (up to 3) as its range
@@ -139,6 +178,8 @@ pub struct Mib {
     pub scalars: Vec<(Vec<u32>, u32)>,
     /// Per point of the point table: its scale.
     scales: std::collections::HashMap<PointIdx, i32>,
+    /// The alarm service (the alarm table is empty without one).
+    pub alarms: Option<Arc<Alarms>>,
 }
 
 fn join(a: &[u32], b: &[u32]) -> Vec<u32> {
@@ -148,7 +189,7 @@ fn join(a: &[u32], b: &[u32]) -> Vec<u32> {
 }
 
 impl Mib {
-    pub fn build(config: &Config, root: &[u32], store: Arc<Store>) -> Mib {
+    pub fn build(config: &Config, root: &[u32], store: Arc<Store>, alarms: Option<Arc<Alarms>>) -> Mib {
         let objects = join(root, &[OBJECTS]);
         let scalars = SITE_SCALARS
             .iter()
@@ -232,6 +273,12 @@ impl Mib {
                 rows,
             });
         }
+        tables.push(Table {
+            entry: join(&objects, &[ALARM_TABLE, 1]),
+            kind: TableKind::Alarms,
+            columns: ALARM_COLUMNS.iter().map(|c| c.0).collect(),
+            rows: Vec::new(),
+        });
         tables.sort_by(|a, b| a.entry.cmp(&b.entry));
         Mib {
             root: root.to_vec(),
@@ -239,6 +286,7 @@ impl Mib {
             tables,
             scalars,
             scales,
+            alarms,
         }
     }
 
@@ -263,9 +311,63 @@ impl Mib {
         self.store.meta(p).filter(|m| m.acquired).map(|_| p)
     }
 
+    /// The alarm table's rows now (`device` is the position in `listed`).
+    fn alarm_rows(&self) -> (Arc<Vec<AlarmView>>, Vec<Row>) {
+        let listed = self.alarms.as_ref().map(|a| a.listed_now()).unwrap_or_default();
+        let rows = listed
+            .iter()
+            .enumerate()
+            .map(|(n, a)| Row {
+                index: vec![a.number],
+                device: n,
+                point: None,
+                block: None,
+            })
+            .collect();
+        (listed, rows)
+    }
+
+    fn alarm_cell(&self, a: &AlarmView, column: u32) -> Option<Cell> {
+        let time = |t: Option<std::time::SystemTime>| Cell::Text(t.map(busbar_core::time::rfc3339).unwrap_or_default());
+        Some(match column {
+            2 => Cell::Text(a.id.clone()),
+            3 => Cell::Int(source_code(a.source)),
+            4 => Cell::Text(a.device.clone()),
+            5 => Cell::Text(a.point.clone()),
+            6 => Cell::Int(i32::from(a.severity.number())),
+            7 => Cell::Int(level_code(a.level)),
+            8 => Cell::Text(a.value.map(|v| format!("{v}")).unwrap_or_default()),
+            9 => Cell::Text(a.message.clone()),
+            10 => truth(a.state.active),
+            11 => truth(a.state.acknowledged),
+            12 => time(
+                a.state
+                    .shelved_until_ms
+                    .and_then(|ms| u64::try_from(ms).ok())
+                    .map(|ms| std::time::UNIX_EPOCH + std::time::Duration::from_millis(ms)),
+            ),
+            13 => truth(a.state.disabled),
+            14 => time(a.changed),
+            _ => return None,
+        })
+    }
+
+    /// The listed alarm behind a busbarAlarmAckState instance.
+    pub fn alarm_to_acknowledge(&self, oid: &[u32]) -> Option<AlarmView> {
+        let t = self.tables.iter().find(|t| t.kind == TableKind::Alarms)?;
+        let rest = oid.strip_prefix(t.entry.as_slice())?;
+        let [ALARM_ACKNOWLEDGED, number] = rest else {
+            return None;
+        };
+        let listed = self.alarms.as_ref()?.listed_now();
+        let i = listed.binary_search_by_key(number, |a| a.number).ok()?;
+        listed.get(i).cloned()
+    }
+
     /// The value of a cell, `None` if the instance does not exist.
     pub fn cell(&self, table: &Table, column: u32, row: &Row) -> Option<Cell> {
         match table.kind {
+            TableKind::Alarms => None,
             TableKind::Devices => {
                 let st = self.store.status(row.device)?;
                 Some(match column {
@@ -356,6 +458,12 @@ impl Mib {
                 if !t.columns.contains(&column) {
                     return None;
                 }
+                if t.kind == TableKind::Alarms {
+                    let listed = self.alarms.as_ref()?.listed_now();
+                    let [number] = index else { return None };
+                    let i = listed.binary_search_by_key(number, |a| a.number).ok()?;
+                    return self.alarm_cell(&listed[i], column);
+                }
                 let i = t.rows.binary_search_by(|r| r.index.as_slice().cmp(index)).ok()?;
                 return self.cell(t, column, &t.rows[i]);
             }
@@ -373,14 +481,28 @@ impl Mib {
             }
         }
         for t in &self.tables {
-            if let Some(found) = self.next_in_table(t, oid) {
-                return Some(found);
+            let found = if t.kind == TableKind::Alarms {
+                let (listed, rows) = self.alarm_rows();
+                self.next_in_table(t, &rows, oid, |column, row| {
+                    self.alarm_cell(listed.get(row.device)?, column)
+                })
+            } else {
+                self.next_in_table(t, &t.rows, oid, |column, row| self.cell(t, column, row))
+            };
+            if found.is_some() {
+                return found;
             }
         }
         None
     }
 
-    fn next_in_table(&self, t: &Table, oid: &[u32]) -> Option<(Vec<u32>, Cell)> {
+    fn next_in_table(
+        &self,
+        t: &Table,
+        rows: &[Row],
+        oid: &[u32],
+        cell: impl Fn(u32, &Row) -> Option<Cell>,
+    ) -> Option<(Vec<u32>, Cell)> {
         // Columns first, then rows: the first (column, row) whose OID is after `oid`.
         let rest = oid.strip_prefix(t.entry.as_slice());
         let (start_col, after): (usize, Option<&[u32]>) = match rest {
@@ -395,12 +517,12 @@ impl Mib {
         for (ci, &column) in t.columns.iter().enumerate().skip(start_col) {
             let first_row = match (ci == start_col, after, rest) {
                 (true, Some(index), Some([c, ..])) if *c == column => {
-                    t.rows.partition_point(|r| r.index.as_slice() <= index)
+                    rows.partition_point(|r| r.index.as_slice() <= index)
                 }
                 _ => 0,
             };
-            for row in &t.rows[first_row..] {
-                if let Some(c) = self.cell(t, column, row) {
+            for row in &rows[first_row..] {
+                if let Some(c) = cell(column, row) {
                     let mut o = t.entry.clone();
                     o.push(column);
                     o.extend_from_slice(&row.index);
@@ -428,6 +550,7 @@ impl Mib {
             [OBJECTS, SITE, arc, 0] => Some(if *arc == 3 { Syntax::Decimal(0) } else { Syntax::Text }),
             [OBJECTS, DEVICE_TABLE, 1, c, ..] => DEVICE_COLUMNS.iter().find(|x| x.0 == *c).map(|x| x.2),
             [OBJECTS, POINT_TABLE, 1, c, ..] => POINT_COLUMNS.iter().find(|x| x.0 == *c).map(|x| x.2),
+            [OBJECTS, ALARM_TABLE, 1, c, ..] => ALARM_COLUMNS.iter().find(|x| x.0 == *c).map(|x| x.2),
             [OBJECTS, t, 1, c, ..] => FAMILY_TABLES
                 .iter()
                 .find(|f| f.id == *t)
@@ -467,7 +590,7 @@ mod tests {
             .map(|p| (p, Reading::Value(PointValue::Number(1.5), Quality::Good)))
             .collect();
         store.update(&all, SystemTime::now());
-        Mib::build(&config, &default_root(), store)
+        Mib::build(&config, &default_root(), store, None)
     }
 
     #[test]
@@ -530,6 +653,50 @@ mod tests {
             }
         }
         assert!(text.contains("::= { enterprises 32473 }"));
+    }
+
+    #[tokio::test]
+    async fn the_alarm_table_lists_the_alarms_that_need_attention() {
+        let ports = crate::demo::DemoPorts::default();
+        let config = crate::demo::demo_config(ports.sim_gateway, &ports).unwrap_or_else(|e| panic!("{e}"));
+        let store = Store::new(&config, 16);
+        let settings = config.alarms.clone().unwrap_or_else(|| panic!("the demo has alarms"));
+        let journal = crate::alarms::journal::Journal::in_memory().unwrap_or_else(|e| panic!("{e}"));
+        let alarms = Alarms::with_journal(&config, store.clone(), &settings, journal).unwrap_or_else(|e| panic!("{e}"));
+        let mib = Mib::build(&config, &default_root(), store, Some(alarms.clone()));
+        let mut entry = mib.root.clone();
+        entry.extend_from_slice(&[OBJECTS, ALARM_TABLE, 1]);
+        assert_eq!(
+            mib.next(&entry).map(|x| x.0[mib.root.len() + 1]),
+            Some(10),
+            "no row yet: the walk goes on to the family tables"
+        );
+        let all = alarms.all().await;
+        let target = all.get(3).unwrap_or_else(|| panic!("alarms"));
+        let actor = crate::alarms::Actor {
+            user: "ann".into(),
+            via: "test".into(),
+            comment: String::new(),
+        };
+        alarms
+            .act(&target.id, crate::alarms::Action::Disable, actor)
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        let (oid, cell) = mib.next(&entry).unwrap_or_else(|| panic!("a row"));
+        assert_eq!(oid, [entry.as_slice(), &[2, target.number]].concat());
+        assert_eq!(cell, Cell::Text(target.id.clone()));
+        let at = |column: u32| [entry.as_slice(), &[column, target.number]].concat();
+        assert_eq!(mib.get(&at(13)), Some(Cell::Int(1)), "disabled: true");
+        assert_eq!(mib.get(&at(10)), Some(Cell::Int(2)), "active: false");
+        assert_eq!(mib.get(&at(3)), Some(Cell::Int(source_code(target.source))));
+        assert_eq!(mib.alarm_to_acknowledge(&at(11)).map(|a| a.id), Some(target.id.clone()));
+        assert_eq!(
+            mib.alarm_to_acknowledge(&at(10)),
+            None,
+            "only busbarAlarmAckState is writable"
+        );
+        assert_eq!(mib.get(&[entry.as_slice(), &[2, target.number + 1]].concat()), None);
+        assert!(Mib::column_syntax(&at(11), &mib.root).is_some());
     }
 
     #[test]

@@ -1,8 +1,9 @@
 //! The SNMP agent (async-snmp): the system group and BUSBAR-MIB ([`mib`]) over the
 //! store, v2c communities bound to source networks, v3 USM users (SHA-256, AES-128) with VACM
-//! views, SETs that travel to the field device, a persisted engine id and boot counter, and
-//! notifications: coldStart, device communication lost / restored (v2c traps, v3 informs retried
-//! until acknowledged). docs/snmp.md.
+//! views, SETs that travel to the field device, the alarm table and acknowledgement by SET, a
+//! persisted engine id and boot counter, and notifications: coldStart, device communication
+//! lost / restored, alarm raised / cleared / acknowledged (v2c traps, v3 informs retried until
+//! acknowledged). docs/snmp.md.
 
 pub mod mib;
 pub mod mib_text;
@@ -12,7 +13,7 @@ pub mod tables;
 pub use section::{Cidr, Snmp, SnmpAccess, SnmpCommunity, SnmpSettings, SnmpUser};
 
 use crate::acquisition::{Acquisition, WriteOutcome};
-use crate::alarms::{Kind, Transition};
+use crate::alarms::{Action, ActionError, Actor, AlarmError, Alarms, Kind, Transition};
 use crate::config::Config;
 use crate::store::Store;
 use anyhow::Context;
@@ -166,6 +167,9 @@ impl MibHandler for BusbarMib {
             if !community_allowed(&self.communities, ctx) {
                 return Err(SetTestError::NoAccess);
             }
+            if let Some(alarm) = self.mib.alarm_to_acknowledge(o.arcs()) {
+                return acknowledge_test(&self.mib, ctx, alarm, value);
+            }
             let Some((point, scale)) = self.mib.writable_point(o.arcs()) else {
                 return Err(if self.mib.get(o.arcs()).is_some() {
                     SetTestError::NotWritable
@@ -199,6 +203,74 @@ impl MibHandler for BusbarMib {
                 written: false,
             }) as Box<dyn PreparedSet>)
         })
+    }
+}
+
+/// Who a request comes from, as the journal names them: the v3 user, or `community <name>`.
+fn requester(ctx: &RequestContext) -> String {
+    match ctx.security_name() {
+        SecurityName::Community(c) => format!("community {}", String::from_utf8_lossy(c.as_bytes())),
+        SecurityName::Usm(u) => String::from_utf8_lossy(u).into_owned(),
+    }
+}
+
+/// A SET of busbarAlarmAckState: true(1) acknowledges; anything else is refused.
+fn acknowledge_test(mib: &Mib, ctx: &RequestContext, alarm: crate::alarms::AlarmView, value: &Value) -> SetTestResult {
+    let Value::Integer(v) = value else {
+        return Err(SetTestError::WrongType);
+    };
+    if *v != 1 {
+        // false(2) cannot be set: an acknowledgement is not taken back.
+        return Err(SetTestError::WrongValue);
+    }
+    let Some(alarms) = mib.alarms.clone() else {
+        return Err(SetTestError::NotWritable);
+    };
+    Ok(Box::new(AlarmAcknowledge {
+        alarms,
+        id: alarm.id,
+        user: requester(ctx),
+    }) as Box<dyn PreparedSet>)
+}
+
+/// An acknowledgement by SET, committed through the alarm service (journaled, then announced).
+struct AlarmAcknowledge {
+    alarms: Arc<Alarms>,
+    id: String,
+    user: String,
+}
+
+impl PreparedSet for AlarmAcknowledge {
+    fn commit<'a>(
+        &'a mut self,
+        _ctx: &'a RequestContext,
+        _oid: &'a Oid,
+        _v: &'a Value,
+    ) -> BoxFuture<'a, SetCommitResult> {
+        Box::pin(async move {
+            let actor = Actor {
+                user: self.user.clone(),
+                via: "snmp".into(),
+                comment: String::new(),
+            };
+            match self.alarms.act(&self.id, Action::Acknowledge, actor).await {
+                Ok(_) => {
+                    tracing::info!(alarm = %self.id, user = %self.user, "snmp: alarm acknowledged");
+                    Ok(())
+                }
+                // Acknowledged meanwhile: the manager's wish holds.
+                Err(AlarmError::Action(ActionError::Already(..))) => Ok(()),
+                Err(e) => {
+                    tracing::warn!(alarm = %self.id, "snmp: acknowledging failed: {e}");
+                    Err(SetCommitError::Failed)
+                }
+            }
+        })
+    }
+
+    fn undo<'a>(&'a mut self, _ctx: &'a RequestContext, _oid: &'a Oid, _v: &'a Value) -> BoxFuture<'a, SetUndoResult> {
+        // An acknowledgement is journaled and announced: it cannot be taken back.
+        Box::pin(async { Err(SetUndoError::Failed) })
     }
 }
 
@@ -291,14 +363,19 @@ fn usm(u: &SnmpUser) -> anyhow::Result<UsmConfig> {
     })
 }
 
-/// The views: default = the system group and the Busbar root; write = busbarPointValue only.
+/// The views: default = the system group and the Busbar root; write = busbarPointValue and
+/// busbarAlarmAckState only.
 fn vacm(v: VacmBuilder, s: &SnmpSettings) -> VacmBuilder {
     let default_view = [SYSTEM.to_vec(), s.root.clone()];
     let mut point_value = s.root.clone();
     point_value.extend_from_slice(&[mib::OBJECTS, mib::POINT_TABLE, 1, 4]);
+    let mut acknowledged = s.root.clone();
+    acknowledged.extend_from_slice(&[mib::OBJECTS, mib::ALARM_TABLE, 1, mib::ALARM_ACKNOWLEDGED]);
     // Notifications we send (coldStart, ours) and their varbinds.
     let mut v = v
-        .view("busbar-write", |w| w.include(oid(&point_value)))
+        .view("busbar-write", |w| {
+            w.include(oid(&point_value)).include(oid(&acknowledged))
+        })
         .view("busbar-notify", |w| w.include(oid(&[1, 3, 6, 1])));
     let add = |v: VacmBuilder,
                name: &str,
@@ -376,7 +453,7 @@ pub async fn start(
     s: &SnmpSettings,
     store: Arc<Store>,
     acq: Acquisition,
-    alarms: Option<broadcast::Receiver<Transition>>,
+    alarms: Option<Arc<Alarms>>,
     mut shutdown: watch::Receiver<bool>,
 ) -> anyhow::Result<(SnmpHandle, Vec<JoinHandle<()>>)> {
     let engine = engine(&s.state_dir)?;
@@ -398,7 +475,7 @@ pub async fn start(
         communities: s.communities.clone(),
     });
     let mib = Arc::new(BusbarMib {
-        mib: Mib::build(config, &s.root, store.clone()),
+        mib: Mib::build(config, &s.root, store.clone(), alarms.clone()),
         acq,
         writes_enabled: config.writes_enabled,
         communities: s.communities.clone(),
@@ -464,8 +541,12 @@ pub async fn start(
         root: s.root.clone(),
     };
     let notifier = Arc::new(notifier);
-    if let Some(rx) = alarms {
-        tasks.push(tokio::spawn(notify_alarms(notifier.clone(), rx, shutdown.clone())));
+    if let Some(a) = &alarms {
+        tasks.push(tokio::spawn(notify_alarms(
+            notifier.clone(),
+            a.subscribe(),
+            shutdown.clone(),
+        )));
     }
     tasks.push(tokio::spawn(async move {
         notifier.send(&COLD_START, Vec::new()).await;

@@ -297,7 +297,7 @@ impl Component for Snmp {
             s,
             cx.store.clone(),
             cx.acq.clone(),
-            cx.alarms.as_ref().map(|a| a.subscribe()),
+            cx.alarms.clone(),
             cx.shutdown.clone(),
         )
         .await?;

@@ -16,6 +16,12 @@ pub enum Syntax {
     Quality,
     /// busbarDeviceCommStatus: online(1), offline(2).
     CommStatus,
+    /// TruthValue (SNMPv2-TC): true(1), false(2).
+    TruthValue,
+    /// busbarAlarmSource's enumeration.
+    AlarmSource,
+    /// busbarAlarmLevel's enumeration.
+    AlarmLevel,
 }
 
 /// A column of a family table: which point feeds it and how.
@@ -603,6 +609,24 @@ pub const DEVICE_COLUMNS: &[(u32, &str, Syntax, &str)] = &[
         Syntax::Counter,
         "Failed polls since the bridge started.",
     ),
+];
+
+/// Alarm table columns: one row per alarm that needs attention (active, unacknowledged,
+/// shelved or out of service), indexed by the alarm's number.
+pub const ALARM_COLUMNS: &[(u32, &str, Syntax, &str)] = &[
+    (2, "busbarAlarmId", Syntax::Text, "The alarm's id (`device/ats/source1_state`, `threshold/<rule>/<device>/<point>`)."),
+    (3, "busbarAlarmSource", Syntax::AlarmSource, "What raises it: a threshold rule, a state the device reports, the device's communication, or a point's quality."),
+    (4, "busbarAlarmDevice", Syntax::Text, "The device the alarm is about."),
+    (5, "busbarAlarmPoint", Syntax::Text, "The point it watches (empty for communication alarms)."),
+    (6, "busbarAlarmSeverity", Syntax::Decimal(0), "Severity on the 1..1000 scale (info 100, warning 300, minor 500, major 700, critical 900)."),
+    (7, "busbarAlarmLevel", Syntax::AlarmLevel, "The condition's level at its last transition (normal when clear)."),
+    (8, "busbarAlarmValue", Syntax::Text, "The value at its last transition, as text."),
+    (9, "busbarAlarmMessage", Syntax::Text, "The alarm's message."),
+    (10, "busbarAlarmActive", Syntax::TruthValue, "The condition is active (a latching alarm stays active until acknowledged)."),
+    (11, "busbarAlarmAckState", Syntax::TruthValue, "Acknowledged. A manager with write access acknowledges the alarm by setting true(1); the journal names the community or user."),
+    (12, "busbarAlarmShelvedUntil", Syntax::Text, "Shelved until this time (RFC 3339, UTC); empty when not shelved."),
+    (13, "busbarAlarmDisabled", Syntax::TruthValue, "Taken out of service."),
+    (14, "busbarAlarmChanged", Syntax::Text, "When its last transition happened (RFC 3339, UTC)."),
 ];
 
 /// Site scalars (arc under busbarSite, descriptor, description).
