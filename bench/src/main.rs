@@ -5,6 +5,7 @@
 //! Usage: `cargo run --release -p busbar-bench [-- --quick]` (the busbar-sim binary must be
 //! built in the same profile; a Python with pymodbus is taken from $BUSBAR_PYTHON or python3).
 
+mod alarm_engine;
 mod alarms;
 mod bacnet;
 mod echo;

@@ -732,6 +732,8 @@ pub async fn run_all(args: &Args) -> anyhow::Result<String> {
     }
     if want("alarms") {
         out.extend(crate::alarms::journal_rows(args.quick)?);
+        out.extend(crate::alarm_engine::query_rows(args.quick)?);
+        out.extend(crate::alarm_engine::engine_rows(args.quick).await?);
     }
     Ok(out.join("\n"))
 }

@@ -20,7 +20,17 @@ use tokio::sync::watch;
 /// A bench config: `devices` devices of `profile` named `<prefix><n>`, 200 per connection,
 /// each line ended with `extra(n)` (more keys of the device).
 fn site_config(devices: usize, profile: &str, prefix: &str, extra: impl Fn(usize) -> String) -> anyhow::Result<Config> {
+    let text = site_text(devices, profile, prefix, extra);
+    parse_bench_config(&text)
+}
+
+pub(crate) fn parse_bench_config(text: &str) -> anyhow::Result<Config> {
     let profiles = busbar_core::profile::embedded::profiles().map_err(|d| anyhow::anyhow!("{d}"))?;
+    parse_config("bench.yaml", text, &profiles, "<embedded>").map_err(|d| anyhow::anyhow!("{d}"))
+}
+
+/// The YAML of [`site_config`], for callers that add sections.
+pub(crate) fn site_text(devices: usize, profile: &str, prefix: &str, extra: impl Fn(usize) -> String) -> String {
     let mut text = String::from("site: { name: bench, id: bench }\nconnections:\n");
     for c in 0..devices.div_ceil(200) {
         text.push_str(&format!(
@@ -37,7 +47,7 @@ fn site_config(devices: usize, profile: &str, prefix: &str, extra: impl Fn(usize
             extra(d)
         ));
     }
-    parse_config("bench.yaml", &text, &profiles, "<embedded>").map_err(|d| anyhow::anyhow!("{d}"))
+    text
 }
 
 /// A site of tank gauges (284 points each) with about `points` acquired points, its store, and

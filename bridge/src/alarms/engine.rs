@@ -658,7 +658,7 @@ impl Engine {
         self.instances
             .iter()
             .enumerate()
-            .filter(|(_, i)| !i.state.is_quiet() || i.state.shelved_until_ms.is_some() || i.state.disabled)
+            .filter(|(_, i)| i.state.needs_attention())
             .map(Engine::view)
             .collect()
     }

@@ -115,7 +115,8 @@ impl Alarms {
             defined,
             journal_path: s.journal.clone(),
         });
-        alarms.publish(listed);
+        alarms.count(&listed);
+        *lock(&alarms.snapshot) = Arc::new(listed);
         Ok(alarms)
     }
 
@@ -197,22 +198,39 @@ impl Alarms {
             );
             let _ = self.announce.send(t.clone());
         }
-        if !done.is_empty() {
-            self.publish(engine.listed());
+        if done.is_empty() {
+            return;
         }
+        // Only the alarms that moved change the snapshot (sorted by number).
+        let mut snapshot = lock(&self.snapshot);
+        let listed = Arc::make_mut(&mut snapshot);
+        for t in done {
+            let Some(view) = engine.get(&t.alarm) else { continue };
+            match (
+                listed.binary_search_by_key(&view.number, |a| a.number),
+                view.state.needs_attention(),
+            ) {
+                (Ok(i), true) => listed[i] = view,
+                (Ok(i), false) => {
+                    listed.remove(i);
+                }
+                (Err(i), true) => listed.insert(i, view),
+                (Err(_), false) => {}
+            }
+        }
+        self.count(listed);
     }
 
-    /// What the listed alarms are now: the snapshot and the counts /metrics shows.
-    fn publish(&self, listed: Vec<AlarmView>) {
+    /// The counts /metrics shows, from the listed alarms.
+    fn count(&self, listed: &[AlarmView]) {
         let mut counts: BTreeMap<Severity, (u64, u64, u64)> = BTreeMap::new();
-        for a in &listed {
+        for a in listed {
             let c = counts.entry(a.severity).or_default();
             c.0 += 1;
             c.1 += u64::from(a.state.active);
             c.2 += u64::from(!a.state.acknowledged);
         }
         *lock(&self.stats.listed) = counts;
-        *lock(&self.snapshot) = Arc::new(listed);
     }
 
     /// Evaluate, commit and announce: what a store change or a tick made.

@@ -193,4 +193,9 @@ impl AlarmState {
     pub fn is_quiet(&self) -> bool {
         !self.active && self.acknowledged
     }
+
+    /// Listed for operators: active, unacknowledged, shelved or out of service.
+    pub fn needs_attention(&self) -> bool {
+        !self.is_quiet() || self.shelved_until_ms.is_some() || self.disabled
+    }
 }

@@ -697,6 +697,16 @@ mod tests {
         );
         assert_eq!(mib.get(&[entry.as_slice(), &[2, target.number + 1]].concat()), None);
         assert!(Mib::column_syntax(&at(11), &mib.root).is_some());
+        let actor = crate::alarms::Actor {
+            user: "ann".into(),
+            via: "test".into(),
+            comment: String::new(),
+        };
+        alarms
+            .act(&target.id, crate::alarms::Action::Enable, actor)
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(mib.get(&at(2)), None, "back in service and quiet: no longer a row");
     }
 
     #[test]
