@@ -1,7 +1,8 @@
 //! Alarms end to end: a breaker of the simulated site trips, the bridge raises the alarm its
 //! profile declares, an operator acknowledges it over HTTP (named in the journal), the bridge
 //! restarts on the same journal and finds it as it was (nothing raised twice), and the alarm
-//! clears when the breaker is reset and closed.
+//! clears when the breaker is reset and closed. A meter reading out of its range raises its
+//! quality alarm until the reading is plausible again.
 
 mod common;
 
@@ -34,16 +35,23 @@ async fn bridge(sim: &Running, journal: &Path) -> Bridge {
     for d in &mut config.devices {
         d.poll_interval = Duration::from_millis(200);
     }
+    if let Some(a) = &mut config.alarms {
+        a.quality = Some((busbar_bridge::alarms::Severity::Warning, Duration::from_secs(1)));
+    }
     app::start(config).await.unwrap_or_else(|e| panic!("{e}"))
 }
 
 /// The alarm as `/api/alarms` lists it, once it satisfies `cond`.
 async fn wait_alarm(a: SocketAddr, what: &str, cond: impl Fn(&serde_json::Value) -> bool) -> serde_json::Value {
+    wait_for(a, ALARM, what, cond).await
+}
+
+async fn wait_for(a: SocketAddr, id: &str, what: &str, cond: impl Fn(&serde_json::Value) -> bool) -> serde_json::Value {
     let t0 = Instant::now();
     loop {
         let (_, body) = http(a, "GET", "/api/alarms", "", "").await;
         let list: Vec<serde_json::Value> = serde_json::from_str(&body).unwrap_or_default();
-        if let Some(x) = list.into_iter().find(|x| x["id"] == ALARM && cond(x)) {
+        if let Some(x) = list.into_iter().find(|x| x["id"] == id && cond(x)) {
             return x;
         }
         assert!(
@@ -55,7 +63,11 @@ async fn wait_alarm(a: SocketAddr, what: &str, cond: impl Fn(&serde_json::Value)
 }
 
 async fn history(a: SocketAddr) -> Vec<serde_json::Value> {
-    let (st, body) = http(a, "GET", &format!("/api/alarms/history?alarm={ALARM}&limit=50"), "", "").await;
+    history_of(a, ALARM).await
+}
+
+async fn history_of(a: SocketAddr, id: &str) -> Vec<serde_json::Value> {
+    let (st, body) = http(a, "GET", &format!("/api/alarms/history?alarm={id}&limit=50"), "", "").await;
     assert_eq!(st, 200, "{body}");
     serde_json::from_str(&body).unwrap_or_default()
 }
@@ -174,6 +186,51 @@ async fn a_tripped_breaker_is_raised_acknowledged_restored_and_cleared() {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     second.stop().await;
+    sim.stop().await;
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reading_out_of_range_raises_the_device_quality_alarm_until_it_is_plausible_again() {
+    let dir = std::env::temp_dir().join(format!("busbar-alarms-quality-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let scenario = busbar_sim::load::demo_scenario().unwrap_or_else(|e| panic!("{e}"));
+    let sim = runner::start(
+        &scenario,
+        RunOptions {
+            listen: Some(SocketAddr::from(([127, 0, 0, 1], 0))),
+            ..RunOptions::default()
+        },
+    )
+    .await
+    .unwrap_or_else(|e| panic!("{e}"));
+    let bridge = bridge(&sim, &dir.join("alarms.db")).await;
+    let a = bridge.local_addr("http").unwrap_or_else(|| panic!("http"));
+    let id = "quality/main_meter";
+    {
+        let mut site = sim.site.lock().unwrap_or_else(|p| p.into_inner());
+        let fault = serde_json::json!({ "fault": "out_of_range", "point": "v1", "value": 999.0, "duration": "4s" });
+        let action = busbar_sim::scenario::parse_action(&fault)
+            .map(|(a, _)| a)
+            .unwrap_or_else(|e| panic!("{e}"));
+        site.apply(Some("main_meter"), action).unwrap_or_else(|e| panic!("{e}"));
+    }
+    let raised = wait_for(a, id, "the quality alarm", |x| x["state"]["active"] == true).await;
+    assert_eq!(raised["source"], "quality");
+    assert_eq!(raised["severity"], "warning");
+    assert_eq!(raised["message"], "main_meter: v1 out of range");
+    // The fault ends after 4 s: the reading is plausible again and the alarm clears.
+    let t0 = Instant::now();
+    loop {
+        let h = history_of(a, id).await;
+        if h.first().is_some_and(|t| t["kind"] == "cleared") {
+            assert_eq!(h.len(), 2, "raised once, cleared once: {h:?}");
+            break;
+        }
+        assert!(t0.elapsed() < Duration::from_secs(20), "not cleared: {h:?}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    bridge.stop().await;
     sim.stop().await;
     let _ = std::fs::remove_dir_all(&dir);
 }

@@ -1,10 +1,9 @@
 //! The alarm engine: one instance per alarm (a threshold rule on a point, a device state its
 //! profile declares abnormal, a device's communication, the quality of a device's points),
 //! evaluated when its point changes and on a timer for delays, rates, shelving, communication
-//! and quality; operator actions (acknowledge, shelve,
-//! disable). It returns the transitions to journal and applies them to its own state at once;
-//! the service ([`super::Alarms`]) commits them before anyone hears of them. Time comes from
-//! the caller, so tests move it.
+//! and quality; operator actions (acknowledge, shelve, disable). It returns the transitions to
+//! journal and applies them to its own state at once; the service ([`super::Alarms`]) commits
+//! them before anyone hears of them. Time comes from the caller, so tests move it.
 
 use super::condition::{Debounce, FlapLimit, LevelSeverities, Limits, RateOfChange};
 use super::model::{Actor, AlarmState, Kind, Level, Severity, Source, Transition};
