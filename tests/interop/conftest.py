@@ -7,8 +7,10 @@ The binaries come from $BUSBAR_SIM and $BUSBAR, else from the cargo target direc
 import json
 import os
 import re
+import shutil
 import signal
 import subprocess
+import tempfile
 import time
 import urllib.request
 from pathlib import Path
@@ -84,6 +86,11 @@ class Demo:
         traps = [a for t in snmp_traps for a in ("--snmp-trap", t)]
         traps += [a for t in snmp_informs for a in ("--snmp-inform", t)]
         traps += list(extra)
+        self.journal_dir = None
+        if "--alarm-journal" not in extra:
+            # Each demo its own journal: alarm states must not leak from one test to the next.
+            self.journal_dir = tempfile.mkdtemp(prefix="busbar-demo-")
+            traps += ["--alarm-journal", str(Path(self.journal_dir) / "alarms.db")]
         self.proc = subprocess.Popen(
             [find_binary("busbar"), "demo", "--modbus", "127.0.0.1:0", "--http", "127.0.0.1:0",
              "--opcua", "127.0.0.1:0", "--bacnet", bacnet, "--snmp", "127.0.0.1:0", *traps,
@@ -142,6 +149,8 @@ class Demo:
 
     def stop(self):
         Simulator.stop(self)
+        if self.journal_dir:
+            shutil.rmtree(self.journal_dir, ignore_errors=True)
 
 
 @pytest.fixture
