@@ -43,6 +43,9 @@ fn d_hold_off() -> f64 {
 #[serde(deny_unknown_fields)]
 struct RecipientDoc {
     to: String,
+    /// A name rules can send their alarms to (`notify: [<name>]`).
+    #[serde(default)]
+    name: Option<String>,
     /// This severity and above (default: every severity).
     #[serde(default)]
     min_severity: Option<String>,
@@ -80,6 +83,11 @@ pub struct EmailSettings {
 }
 
 impl EmailDoc {
+    /// The names given to recipients.
+    pub fn names(&self) -> impl Iterator<Item = &str> {
+        self.recipients.iter().filter_map(|r| r.name.as_deref())
+    }
+
     /// The settings, or each problem as (key, message).
     pub fn resolve(&self, devices: &[String]) -> Result<EmailSettings, Vec<(String, String)>> {
         let mut wrong = Vec::new();
@@ -137,6 +145,7 @@ impl EmailDoc {
             };
             let audience = Audience::parse(
                 &key,
+                r.name.as_deref(),
                 r.min_severity.as_deref(),
                 &r.devices,
                 &r.kinds,

@@ -6,6 +6,7 @@
 
 use super::model::{Kind, Severity, Transition};
 use super::Alarms;
+use std::collections::HashMap;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
@@ -17,10 +18,19 @@ use tokio::time::Instant;
 /// Which transitions a target wants.
 #[derive(Debug, Clone)]
 pub struct Audience {
+    /// The target's name, which rules' `notify` lists refer to.
+    pub name: Option<String>,
     pub min_severity: Severity,
     /// Empty: every device.
     pub devices: Vec<String>,
     pub kinds: Vec<Kind>,
+    /// Rule -> the names of the only targets its alarms go to (rules with `notify`).
+    pub routes: Arc<HashMap<String, Vec<String>>>,
+}
+
+/// The rule of a threshold alarm (`threshold/<rule>/<device>/<point>`).
+fn rule_of(alarm: &str) -> Option<&str> {
+    alarm.strip_prefix("threshold/")?.split('/').next()
 }
 
 impl Audience {
@@ -28,6 +38,7 @@ impl Audience {
     /// device, raised and cleared); problems are pushed as (`key`, message).
     pub fn parse(
         key: &str,
+        name: Option<&str>,
         min_severity: Option<&str>,
         devices: &[String],
         kinds: &[String],
@@ -59,15 +70,25 @@ impl Audience {
         if parsed.is_empty() {
             parsed = vec![Kind::Raised, Kind::Cleared];
         }
+        if name.is_some_and(|n| n.is_empty() || n.contains(char::is_whitespace)) {
+            wrong.push((key.to_string(), "a name must be one word".into()));
+        }
         Audience {
+            name: name.map(str::to_string),
             min_severity,
             devices: devices.to_vec(),
             kinds: parsed,
+            routes: Arc::default(),
         }
     }
 
     pub fn wants(&self, t: &Transition) -> bool {
-        t.severity >= self.min_severity
+        let routed = match rule_of(&t.alarm).and_then(|r| self.routes.get(r)) {
+            None => true,
+            Some(names) => self.name.as_ref().is_some_and(|n| names.contains(n)),
+        };
+        routed
+            && t.severity >= self.min_severity
             && (self.devices.is_empty() || self.devices.contains(&t.device))
             && self.kinds.contains(&t.kind)
     }
@@ -174,4 +195,61 @@ pub fn start(
             }
         }
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::alarms::model::{Actor, AlarmState, Source};
+
+    fn transition(alarm: &str, severity: Severity) -> Transition {
+        Transition {
+            seq: 1,
+            alarm: alarm.into(),
+            kind: Kind::Raised,
+            time: std::time::SystemTime::UNIX_EPOCH,
+            source: Source::Threshold,
+            severity,
+            level: None,
+            device: "tanks".into(),
+            point: "tank1.water".into(),
+            value: None,
+            message: String::new(),
+            actor: Actor::engine(),
+            state: AlarmState::default(),
+        }
+    }
+
+    fn audience(name: Option<&str>, min_severity: &str, routes: &Arc<HashMap<String, Vec<String>>>) -> Audience {
+        let mut wrong = Vec::new();
+        let mut a = Audience::parse(
+            "r",
+            name,
+            Some(min_severity),
+            &[],
+            &[],
+            &["tanks".to_string()],
+            &mut wrong,
+        );
+        assert!(wrong.is_empty(), "{wrong:?}");
+        a.routes = routes.clone();
+        a
+    }
+
+    #[test]
+    fn a_rule_with_notify_reaches_only_the_recipients_it_names() {
+        let routes = Arc::new(HashMap::from([("water".to_string(), vec!["tank_tech".to_string()])]));
+        let tech = audience(Some("tank_tech"), "info", &routes);
+        let ops = audience(Some("ops"), "info", &routes);
+        let anyone = audience(None, "info", &routes);
+        let routed = transition("threshold/water/tanks/tank1.water", Severity::Major);
+        assert!(tech.wants(&routed));
+        assert!(!ops.wants(&routed) && !anyone.wants(&routed));
+        // Other alarms follow the filters alone.
+        let other = transition("device/tanks/tank1.water_alarm", Severity::Major);
+        assert!(tech.wants(&other) && ops.wants(&other) && anyone.wants(&other));
+        // A named recipient still applies its own filters to the alarms routed to it.
+        let picky = audience(Some("tank_tech"), "critical", &routes);
+        assert!(!picky.wants(&routed));
+    }
 }

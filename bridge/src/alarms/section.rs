@@ -178,6 +178,10 @@ struct RuleDoc {
     /// `{device} {point} {description} {value} {unit} {limit} {level}`.
     #[serde(default)]
     message: Option<String>,
+    /// The only recipients (e-mail recipients and webhooks, by `name`) its alarms go to;
+    /// default: every recipient whose filters admit them.
+    #[serde(default)]
+    notify: Vec<String>,
 }
 
 fn d_rate_window() -> f64 {
@@ -221,6 +225,8 @@ pub struct AlarmSettings {
     pub flap_max: usize,
     pub flap_window: Duration,
     pub thresholds: Vec<ThresholdRule>,
+    /// Rule -> the names of the only recipients its alarms go to.
+    pub routes: std::collections::HashMap<String, Vec<String>>,
     pub email: Option<super::email::EmailSettings>,
     pub webhooks: Vec<super::webhook::WebhookSettings>,
 }
@@ -315,6 +321,10 @@ impl AlarmSettings {
             out.extend(e.clone().targets());
         }
         out.extend(self.webhooks.iter().map(|w| w.target()));
+        let routes = std::sync::Arc::new(self.routes.clone());
+        for t in &mut out {
+            t.audience.routes = routes.clone();
+        }
         out
     }
 }
@@ -369,6 +379,23 @@ impl AlarmsDoc {
             );
             Duration::from_secs(600)
         });
+        let mut names: Vec<&str> = self.email.iter().flat_map(|e| e.names()).collect();
+        names.extend(self.webhooks.iter().filter_map(|w| w.name()));
+        names.sort_unstable();
+        for pair in names.windows(2) {
+            if pair[0] == pair[1] {
+                err(
+                    d,
+                    at.line,
+                    String::new(),
+                    format!(
+                        "recipient name `{}` is given twice (e-mail recipients and webhooks share names)",
+                        pair[0]
+                    ),
+                );
+            }
+        }
+        let mut routes = std::collections::HashMap::new();
         let mut thresholds = Vec::new();
         for (i, sr) in self.rules.iter().enumerate() {
             let r = &sr.value;
@@ -411,6 +438,17 @@ impl AlarmsDoc {
                 e(d, "on_delay_s and off_delay_s must be numbers of seconds >= 0".into());
                 continue;
             };
+            for n in &r.notify {
+                if names.binary_search(&n.as_str()).is_err() {
+                    e(
+                        d,
+                        format!("unknown recipient `{n}` (name e-mail recipients and webhooks with `name:`)"),
+                    );
+                }
+            }
+            if !r.notify.is_empty() {
+                routes.insert(r.name.clone(), r.notify.clone());
+            }
             let severities = rule_severities(d, at.file, line, &key, r.severity.as_ref());
             let family = match &r.family {
                 None => None,
@@ -502,6 +540,7 @@ impl AlarmsDoc {
             flap_max: self.flapping.max_raises.max(1),
             flap_window,
             thresholds,
+            routes,
         })
     }
 }

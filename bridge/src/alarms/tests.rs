@@ -380,3 +380,23 @@ fn bad_rates_and_empty_rules_are_located_errors() {
         assert!(text.contains(expected), "missing `{expected}` in:\n{text}");
     }
 }
+
+#[test]
+fn a_rule_naming_an_unknown_recipient_is_a_located_error() {
+    let profiles = busbar_core::profile::embedded::profiles().unwrap_or_else(|e| panic!("{e}"));
+    let config = parse_config("t.yaml", SITE, &profiles, "x").unwrap_or_else(|e| panic!("{e}"));
+    let yaml = "email: { server: smtp.example.com, from: a@example.com, recipients: [ { to: ops@example.com, name: ops }, { to: b@example.com, name: hooks } ] }\n\
+                webhooks: [ { url: \"http://127.0.0.1:9/x\", name: hooks } ]\n\
+                rules:\n  - { name: a, points: [v1], high: 1, notify: [ops] }\n  - { name: b, points: [v1], high: 1, notify: [ops, nobody] }\n";
+    let (s, d) = resolve(&config, yaml);
+    let text = d.to_string();
+    for expected in [
+        "t.yaml:5: alarms.rules[1] (b): unknown recipient `nobody`",
+        "recipient name `hooks` is given twice",
+    ] {
+        assert!(text.contains(expected), "missing `{expected}` in:\n{text}");
+    }
+    assert!(!text.contains("rules[0]"), "{text}");
+    let routes = s.map(|s| s.routes).unwrap_or_default();
+    assert_eq!(routes.get("a"), Some(&vec!["ops".to_string()]));
+}

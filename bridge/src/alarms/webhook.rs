@@ -16,6 +16,9 @@ use std::time::Duration;
 #[serde(deny_unknown_fields)]
 pub struct WebhookDoc {
     url: String,
+    /// A name rules can send their alarms to (`notify: [<name>]`).
+    #[serde(default)]
+    name: Option<String>,
     /// json (default), text, or telegram (with `chat_id`).
     #[serde(default = "d_format")]
     format: String,
@@ -55,6 +58,10 @@ pub struct WebhookSettings {
 }
 
 impl WebhookDoc {
+    pub fn name(&self) -> Option<&str> {
+        self.name.as_deref()
+    }
+
     pub fn resolve(&self, key: &str, devices: &[String], wrong: &mut Vec<(String, String)>) -> Option<WebhookSettings> {
         let before = wrong.len();
         if !(self.url.starts_with("http://") || self.url.starts_with("https://")) {
@@ -78,6 +85,7 @@ impl WebhookDoc {
         }
         let audience = Audience::parse(
             key,
+            self.name.as_deref(),
             self.min_severity.as_deref(),
             &self.devices,
             &self.kinds,
