@@ -20,19 +20,28 @@ pub struct Gateway {
     pub name: String,
     units: Vec<Option<(usize, Arc<DeviceShared>)>>,
     site: Arc<Mutex<Site>>,
+    /// Where read requests are recorded (test runs).
+    activity: Option<Arc<crate::activity::Activity>>,
 }
 
 impl Gateway {
     pub fn new(name: String, listener_index: usize, site: Arc<Mutex<Site>>) -> Gateway {
         let mut units = vec![None; 256];
+        let mut activity = None;
         if let Ok(s) = site.lock() {
             for (i, d) in s.devices().enumerate() {
                 if d.listener == listener_index {
                     units[usize::from(d.unit_id)] = Some((i, d.clone()));
                 }
             }
+            activity = s.activity();
         }
-        Gateway { name, units, site }
+        Gateway {
+            name,
+            units,
+            site,
+            activity,
+        }
     }
 
     pub(crate) async fn respond(&self, header: Header, pdu: &[u8], out: &mut Vec<u8>) -> Answer {
@@ -41,6 +50,10 @@ impl Gateway {
             codec::write_exception(out, header, function, Exception::GatewayTargetFailed);
             return Answer::Sent;
         };
+        if let (Some(a), 1..=4) = (&self.activity, function) {
+            let address = pdu.get(1..3).map_or(0, |b| u16::from_be_bytes([b[0], b[1]]));
+            a.read(index, (function, address));
+        }
         let (delay, exception, silent, drop_conn) = {
             let rt = device.lock();
             if rt.faults.is_empty() {

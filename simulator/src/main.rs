@@ -33,6 +33,32 @@ enum Command {
         #[command(flatten)]
         run: RunArgs,
     },
+    /// Run a scenario as a test of a system under test (SUT): play it, record what the SUT does
+    /// to the devices, probe what it shows, receive what it announces, judge the scenario's
+    /// `expect` entries (docs/qa.md). Exits 0 when every expectation is met, 1 when one is
+    /// not (or the scenario is invalid), 2 when the run cannot start.
+    Test {
+        /// Scenario file with `expect` entries.
+        scenario: PathBuf,
+        /// Reports to write, comma-separated: `junit=FILE`, `json=FILE`.
+        #[arg(long)]
+        report: Option<String>,
+        /// Address of the (first) gateway listener, overriding the scenario's.
+        #[arg(long)]
+        listen: Option<SocketAddr>,
+        /// Simulated seconds per real second (a real SUT runs at 1).
+        #[arg(long, default_value_t = 1.0)]
+        speed: f64,
+        /// Seed of every random process (the scenario's by default).
+        #[arg(long)]
+        seed: Option<u64>,
+        /// Run at least this long (simulated), e.g. 2m.
+        #[arg(long, value_parser = parse_duration_arg)]
+        duration: Option<std::time::Duration>,
+        /// Profile directory (default: profiles/ beside the scenario's folder, else built-in).
+        #[arg(long)]
+        profiles: Option<PathBuf>,
+    },
     /// Validate a scenario and its profiles; report every error with file and line.
     Check {
         scenario: PathBuf,
@@ -79,6 +105,28 @@ struct RunArgs {
     profiles: Option<PathBuf>,
 }
 
+enum ReportKind {
+    Junit,
+    Json,
+}
+
+/// `junit=FILE,json=FILE`.
+fn parse_reports(text: Option<&str>) -> anyhow::Result<Vec<(ReportKind, PathBuf)>> {
+    let mut out = Vec::new();
+    for part in text.unwrap_or_default().split(',').filter(|p| !p.trim().is_empty()) {
+        let (kind, file) = part
+            .split_once('=')
+            .with_context(|| format!("--report `{part}`: write junit=FILE or json=FILE"))?;
+        let kind = match kind.trim() {
+            "junit" => ReportKind::Junit,
+            "json" => ReportKind::Json,
+            other => anyhow::bail!("--report: unknown format `{other}` (junit, json)"),
+        };
+        out.push((kind, PathBuf::from(file.trim())));
+    }
+    Ok(out)
+}
+
 fn parse_duration_arg(s: &str) -> Result<std::time::Duration, String> {
     busbar_core::duration::parse_duration(s)
 }
@@ -103,12 +151,13 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Check { scenario, profiles } => match load_scenario(&scenario, profiles.as_deref()) {
             Ok((s, from)) => {
                 println!(
-                    "{}: ok: site `{}` with {} devices on {} listeners, {} timeline entries (profiles from {from})",
+                    "{}: ok: site `{}` with {} devices on {} listeners, {} timeline entries, {} expectations (profiles from {from})",
                     scenario.display(),
                     s.name,
                     s.devices.len(),
                     s.listeners.len(),
-                    s.timeline.len()
+                    s.timeline.len(),
+                    s.expectations.len()
                 );
                 Ok(ExitCode::SUCCESS)
             }
@@ -152,6 +201,53 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             };
             tracing::info!(scenario = %scenario.display(), profiles = %from, "scenario loaded");
             serve(s, run)
+        }
+        Command::Test {
+            scenario,
+            report,
+            listen,
+            speed,
+            seed,
+            duration,
+            profiles,
+        } => {
+            let (s, _) = match load_scenario(&scenario, profiles.as_deref()) {
+                Ok(x) => x,
+                Err(d) => {
+                    eprintln!("{d}");
+                    return Ok(ExitCode::from(1));
+                }
+            };
+            let reports = parse_reports(report.as_deref())?;
+            if !(speed > 0.0 && speed <= 100_000.0) {
+                anyhow::bail!("--speed must be within (0, 100000]");
+            }
+            let opts = busbar_sim::qa::TestOptions {
+                speed,
+                seed,
+                listen,
+                duration,
+            };
+            let file = scenario.display().to_string();
+            let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+            println!(
+                "busbar-sim test: {file}: {} expectation(s), speed x{speed}",
+                s.expectations.len()
+            );
+            let r = rt.block_on(busbar_sim::qa::run(&file, &s, &opts))?;
+            emit(&busbar_sim::qa::report::human(&r));
+            for (kind, path) in reports {
+                let text = match kind {
+                    ReportKind::Junit => busbar_sim::qa::report::junit(&r),
+                    ReportKind::Json => serde_json::to_string_pretty(&busbar_sim::qa::report::json(&r))?,
+                };
+                std::fs::write(&path, text).with_context(|| format!("cannot write {}", path.display()))?;
+            }
+            Ok(if r.passed() {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::from(1)
+            })
         }
         Command::Demo { run } => {
             let s = demo_scenario().map_err(|d| anyhow::anyhow!("built-in demo is invalid:\n{d}"))?;

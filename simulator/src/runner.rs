@@ -29,6 +29,8 @@ pub struct RunOptions {
     /// Draw a progress bar on stderr (finite duration, speed above 1).
     pub progress: bool,
     pub limits: GatewayLimits,
+    /// Record what clients do to the devices (for a test's expectations).
+    pub record: bool,
 }
 
 impl Default for RunOptions {
@@ -41,6 +43,7 @@ impl Default for RunOptions {
             control: None,
             progress: false,
             limits: GatewayLimits::default(),
+            record: false,
         }
     }
 }
@@ -97,7 +100,10 @@ impl Running {
 
 /// Bind everything and start the clock.
 pub async fn start(scenario: &Scenario, opts: RunOptions) -> anyhow::Result<Running> {
-    let site = Site::new(scenario, opts.seed).map_err(anyhow::Error::msg)?;
+    let mut site = Site::new(scenario, opts.seed).map_err(anyhow::Error::msg)?;
+    if opts.record {
+        site.record_activity();
+    }
     let site = Arc::new(Mutex::new(site));
     let (shutdown, _) = watch::channel(false);
     let (done_tx, done) = watch::channel(false);

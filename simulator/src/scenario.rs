@@ -26,6 +26,12 @@ struct ScenarioDoc {
     devices: Vec<Spanned<DeviceDoc>>,
     #[serde(default)]
     timeline: Vec<Spanned<serde_json::Value>>,
+    /// What a test run expects of the system under test (`busbar-sim test`).
+    #[serde(default)]
+    expect: Vec<Spanned<crate::qa::expect::ExpectDoc>>,
+    /// Notification receivers a test run provides.
+    #[serde(default)]
+    sinks: Vec<Spanned<crate::qa::expect::SinkDoc>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -133,6 +139,8 @@ pub struct Scenario {
     pub listeners: Vec<ListenerSpec>,
     pub devices: Vec<DeviceSpec>,
     pub timeline: Vec<TimelineEntry>,
+    pub expectations: Vec<crate::qa::expect::Expectation>,
+    pub sinks: Vec<crate::qa::expect::Sink>,
 }
 
 fn parse_hhmm(s: &str) -> Option<f64> {
@@ -207,6 +215,8 @@ pub fn parse_scenario(file: &str, text: &str, profiles: &ProfileSet) -> Result<S
     let index: HashMap<String, usize> = devices.iter().enumerate().map(|(i, dv)| (dv.name.clone(), i)).collect();
     link_devices(file, &doc.devices, &mut devices, &lines, &index, profiles, &mut d);
     let timeline = timeline(file, &doc.timeline, &devices, &index, &mut d);
+    let sinks = crate::qa::expect::sinks(file, &doc.sinks, &mut d);
+    let expectations = crate::qa::expect::expectations(file, &doc.expect, &devices, &index, &timeline, &sinks, &mut d);
     let scenario = Scenario {
         name: doc.site.name,
         id: doc.site.id,
@@ -218,6 +228,8 @@ pub fn parse_scenario(file: &str, text: &str, profiles: &ProfileSet) -> Result<S
         listeners,
         devices,
         timeline,
+        expectations,
+        sinks,
     };
     d.into_result(scenario)
 }

@@ -5,6 +5,7 @@
 //! each device's served state sits behind its own small `Mutex` in [`DeviceShared`], which the
 //! Modbus server locks only to copy registers. Lock order is always Site, then device.
 
+use crate::activity::{Activity, SimClock, Write};
 use crate::events::{Event, Fault};
 use crate::models::{self, DeviceModel, Env, Refusal};
 use crate::rng::SimRng;
@@ -87,6 +88,10 @@ pub struct Site {
     vehicle_queue: VecDeque<Event>,
     /// Log of what happened, newest last (bounded).
     pub journal: VecDeque<String>,
+    /// The simulated time for readers that do not hold the site's lock.
+    clock: Arc<SimClock>,
+    /// What the system under test does to the devices, when recorded (test runs).
+    activity: Option<Arc<Activity>>,
 }
 
 impl Site {
@@ -129,6 +134,8 @@ impl Site {
             station_override: None,
             vehicle_queue: VecDeque::new(),
             journal: VecDeque::new(),
+            clock: Arc::default(),
+            activity: None,
         };
         site.update_clock_env();
         // Settle at t=0 with zero-length steps (twice, so that links between devices — supply,
@@ -141,6 +148,23 @@ impl Site {
         }
         site.publish();
         Ok(site)
+    }
+
+    /// Record what clients do to the devices from now on (reads and writes, on the simulated
+    /// clock).
+    pub fn record_activity(&mut self) -> Arc<Activity> {
+        let a = Arc::new(Activity::new(self.devices.len(), self.clock.clone()));
+        self.activity = Some(a.clone());
+        a
+    }
+
+    pub fn activity(&self) -> Option<Arc<Activity>> {
+        self.activity.clone()
+    }
+
+    /// The timeline entries applied so far.
+    pub fn entries_applied(&self) -> usize {
+        self.next_entry
     }
 
     pub fn devices(&self) -> impl Iterator<Item = &Arc<DeviceShared>> {
@@ -227,6 +251,7 @@ impl Site {
         self.contribute_all();
         self.steps += 1;
         let now = self.sim_time_s();
+        self.clock.set(now);
         for d in &self.devices {
             let mut rt = d.shared.lock();
             let before = rt.faults.len();
@@ -488,6 +513,15 @@ impl Site {
                     _ => p.range.is_none_or(|(lo, hi)| v >= lo && v <= hi),
                 };
                 if !ok {
+                    if let Some(a) = &self.activity {
+                        a.write(Write {
+                            at_s: self.steps as f64 * self.step_s,
+                            device: index,
+                            point: p.id.clone(),
+                            value: v,
+                            accepted: false,
+                        });
+                    }
                     return ex(Exception::IllegalDataValue);
                 }
                 decoded.push((p.id.clone(), v));
@@ -496,8 +530,19 @@ impl Site {
         let name = d.shared.name.clone();
         let mut outcome = Ok(());
         let mut notes = Vec::new();
+        let now = self.steps as f64 * self.step_s;
         for (id, v) in decoded {
-            if let Err(reason) = d.model.write(&id, v) {
+            let accepted = d.model.write(&id, v);
+            if let Some(a) = &self.activity {
+                a.write(Write {
+                    at_s: now,
+                    device: index,
+                    point: id.clone(),
+                    value: v,
+                    accepted: accepted.is_ok(),
+                });
+            }
+            if let Err(reason) = accepted {
                 tracing::warn!(device = %name, point = %id, value = v, "write refused: {reason}");
                 notes.push(format!("{name}: write {id}={v} refused: {reason}"));
                 outcome = ex(Exception::ServerDeviceFailure);

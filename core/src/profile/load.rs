@@ -451,15 +451,10 @@ fn range_and_constant(
 }
 
 fn parse_type(t: &str, bit: Option<u8>, length: Option<u16>) -> Result<DataType, String> {
+    if let Some(numeric) = DataType::parse_numeric(t) {
+        return Ok(numeric);
+    }
     Ok(match t {
-        "u16" => DataType::U16,
-        "i16" => DataType::I16,
-        "u32" => DataType::U32,
-        "i32" => DataType::I32,
-        "u64" => DataType::U64,
-        "i64" => DataType::I64,
-        "f32" => DataType::F32,
-        "f64" => DataType::F64,
         "ascii" | "string" => match length {
             Some(n) if n > 0 && n <= 64 => DataType::Ascii(n),
             _ => return Err("`type: ascii` needs `length` (registers, 1..=64)".into()),

@@ -169,6 +169,21 @@ pub enum DataType {
 }
 
 impl DataType {
+    /// A numeric type by name (`u16` .. `f64`).
+    pub fn parse_numeric(t: &str) -> Option<DataType> {
+        Some(match t {
+            "u16" => DataType::U16,
+            "i16" => DataType::I16,
+            "u32" => DataType::U32,
+            "i32" => DataType::I32,
+            "u64" => DataType::U64,
+            "i64" => DataType::I64,
+            "f32" => DataType::F32,
+            "f64" => DataType::F64,
+            _ => return None,
+        })
+    }
+
     /// Registers occupied (1 for a bit).
     pub fn words(self) -> u16 {
         match self {

@@ -1,0 +1,803 @@
+//! Expectations of a scenario run as a test (`busbar-sim test`): what the system under test
+//! (SUT) must do to the devices (`polled`, `wrote`, `never_wrote`), what it must show through its
+//! own interfaces (`probe` with `equals`, `range` or `truth`), and what it must announce to the
+//! notification sinks the run provides (`notified`, `not_notified`). Each has a window on the
+//! simulated clock: it starts `at` a time or `after` a timeline event, and is met `within` a
+//! deadline (eventually) or holds `for` a time (always; without either, to the end of the run).
+//! Parsed and validated without IO, with located errors, like the rest of the scenario.
+
+use crate::scenario::{Action, DeviceSpec, TimelineEntry};
+use busbar_core::diag::Diagnostics;
+use busbar_core::duration::parse_duration;
+use busbar_core::profile::{DataType, Table, WordOrder};
+use serde::Deserialize;
+use serde_saphyr::Spanned;
+use std::collections::HashMap;
+use std::net::SocketAddr;
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct ExpectDoc {
+    #[serde(default)]
+    name: Option<String>,
+    #[serde(default)]
+    at: Option<String>,
+    #[serde(default)]
+    after: Option<String>,
+    #[serde(default)]
+    within: Option<String>,
+    #[serde(default, rename = "for")]
+    lasting: Option<String>,
+    #[serde(default)]
+    polled: Option<PolledDoc>,
+    #[serde(default)]
+    wrote: Option<WriteDoc>,
+    #[serde(default)]
+    never_wrote: Option<NeverWroteDoc>,
+    #[serde(default)]
+    probe: Option<ProbeDoc>,
+    #[serde(default)]
+    notified: Option<NotifiedDoc>,
+    #[serde(default)]
+    not_notified: Option<NotifiedDoc>,
+    #[serde(default)]
+    equals: Option<serde_json::Value>,
+    #[serde(default)]
+    range: Option<[f64; 2]>,
+    #[serde(default)]
+    truth: Option<PointDoc>,
+    /// Absolute tolerance of `equals` or `truth`.
+    #[serde(default)]
+    tolerance: Option<f64>,
+    /// Tolerance of `truth` in percent of the true value.
+    #[serde(default)]
+    tolerance_pct: Option<f64>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PolledDoc {
+    device: String,
+    /// The largest gap allowed between two reads.
+    every: String,
+    /// The smallest gap allowed.
+    #[serde(default)]
+    not_faster_than: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct WriteDoc {
+    device: String,
+    point: String,
+    #[serde(default)]
+    value: Option<f64>,
+    #[serde(default)]
+    range: Option<[f64; 2]>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct NeverWroteDoc {
+    device: String,
+    /// One point (default: any point of the device).
+    #[serde(default)]
+    point: Option<String>,
+    /// Only writes outside this range count.
+    #[serde(default)]
+    outside: Option<[f64; 2]>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PointDoc {
+    device: String,
+    point: String,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ProbeDoc {
+    #[serde(default)]
+    modbus: Option<String>,
+    #[serde(default)]
+    unit: Option<u8>,
+    #[serde(default)]
+    table: Option<String>,
+    #[serde(default)]
+    address: Option<u16>,
+    #[serde(default, rename = "type")]
+    data_type: Option<String>,
+    #[serde(default)]
+    order: Option<String>,
+    #[serde(default)]
+    scale: Option<f64>,
+    #[serde(default)]
+    http: Option<String>,
+    /// A JSON pointer into the HTTP answer (`/value`); default the whole answer.
+    #[serde(default)]
+    json: Option<String>,
+    #[serde(default)]
+    snmp: Option<String>,
+    #[serde(default)]
+    community: Option<String>,
+    #[serde(default)]
+    oid: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct NotifiedDoc {
+    sink: String,
+    /// Text the notification must contain; `*` matches anything in between.
+    matches: String,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct SinkDoc {
+    name: String,
+    /// Receive SNMP v1/v2c traps on this UDP address.
+    #[serde(default)]
+    snmp_traps: Option<String>,
+    /// Receive HTTP POSTs (webhooks) on this TCP address.
+    #[serde(default)]
+    webhook: Option<String>,
+}
+
+/// A notification sink the test runs.
+#[derive(Debug, Clone, PartialEq)]
+pub enum SinkKind {
+    SnmpTraps(SocketAddr),
+    Webhook(SocketAddr),
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Sink {
+    pub name: String,
+    pub kind: SinkKind,
+}
+
+/// How an expectation's window is judged.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Mode {
+    /// Met once before the deadline (seconds after the start).
+    Within(f64),
+    /// Holds for this long after the start.
+    For(f64),
+    /// Holds from the start to the end of the run.
+    ToEnd,
+}
+
+/// A value a write must have.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum ValueMatch {
+    Any,
+    Exact(f64),
+    Range(f64, f64),
+}
+
+impl ValueMatch {
+    pub fn accepts(self, v: f64) -> bool {
+        match self {
+            ValueMatch::Any => true,
+            ValueMatch::Exact(x) => (v - x).abs() <= 1e-9 * x.abs().max(1.0),
+            ValueMatch::Range(lo, hi) => v >= lo && v <= hi,
+        }
+    }
+
+    pub fn describe(self) -> String {
+        match self {
+            ValueMatch::Any => "any value".into(),
+            ValueMatch::Exact(x) => format!("{x}"),
+            ValueMatch::Range(lo, hi) => format!("a value in [{lo}, {hi}]"),
+        }
+    }
+}
+
+/// Where a probe reads the SUT.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Probe {
+    Modbus {
+        addr: String,
+        unit: u8,
+        table: Table,
+        address: u16,
+        data_type: DataType,
+        order: WordOrder,
+        scale: f64,
+    },
+    Http {
+        url: String,
+        pointer: String,
+    },
+    Snmp {
+        addr: String,
+        community: String,
+        oid: Vec<u32>,
+    },
+}
+
+impl Probe {
+    pub fn describe(&self) -> String {
+        match self {
+            Probe::Modbus {
+                addr,
+                unit,
+                table,
+                address,
+                data_type,
+                ..
+            } => format!(
+                "modbus {addr} unit {unit} {} {address} ({})",
+                table.as_str(),
+                data_type.name()
+            ),
+            Probe::Http { url, pointer } if pointer.is_empty() => format!("http {url}"),
+            Probe::Http { url, pointer } => format!("http {url} {pointer}"),
+            Probe::Snmp { addr, oid, .. } => format!(
+                "snmp {addr} {}",
+                oid.iter().map(u32::to_string).collect::<Vec<_>>().join(".")
+            ),
+        }
+    }
+}
+
+/// What a probed value is compared with.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Compare {
+    Number {
+        value: f64,
+        tolerance: f64,
+    },
+    Text(String),
+    Range(f64, f64),
+    /// The simulator's own value of a device point.
+    Truth {
+        device: usize,
+        point: String,
+        tolerance: f64,
+        tolerance_pct: f64,
+    },
+}
+
+/// What is checked.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Check {
+    Polled {
+        device: usize,
+        every: f64,
+        not_faster_than: Option<f64>,
+    },
+    Wrote {
+        device: usize,
+        point: String,
+        value: ValueMatch,
+    },
+    NeverWrote {
+        device: usize,
+        point: Option<String>,
+        outside: Option<(f64, f64)>,
+    },
+    Probe {
+        probe: Probe,
+        compare: Compare,
+    },
+    Notified {
+        sink: usize,
+        pattern: String,
+        none: bool,
+    },
+}
+
+/// A validated expectation.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Expectation {
+    pub name: String,
+    /// `file:line`.
+    pub origin: String,
+    /// Simulated second at which its window starts.
+    pub start_s: f64,
+    pub mode: Mode,
+    pub check: Check,
+}
+
+impl Expectation {
+    /// The end of its window, or `None` for "to the end of the run".
+    pub fn end_s(&self) -> Option<f64> {
+        match self.mode {
+            Mode::Within(d) | Mode::For(d) => Some(self.start_s + d),
+            Mode::ToEnd => None,
+        }
+    }
+}
+
+/// Whether `text` contains the parts of `pattern` (split at `*`) in order.
+pub fn pattern_matches(pattern: &str, text: &str) -> bool {
+    let mut rest = text;
+    for part in pattern.split('*') {
+        match rest.find(part) {
+            Some(i) => rest = &rest[i + part.len()..],
+            None => return false,
+        }
+    }
+    true
+}
+
+fn seconds(d: &mut Diagnostics, file: &str, line: u64, path: &str, key: &str, text: &str) -> Option<f64> {
+    match parse_duration(text) {
+        Ok(v) => Some(v.as_secs_f64()),
+        Err(e) => {
+            d.push(file, line, format!("{path}.{key}"), e);
+            None
+        }
+    }
+}
+
+/// Sinks: names unique, addresses that parse, exactly one kind each.
+pub(crate) fn sinks(file: &str, docs: &[Spanned<SinkDoc>], d: &mut Diagnostics) -> Vec<Sink> {
+    let mut out: Vec<Sink> = Vec::new();
+    for (i, s) in docs.iter().enumerate() {
+        let line = s.referenced.line();
+        let path = format!("sinks[{i}] ({})", s.value.name);
+        if out.iter().any(|x| x.name == s.value.name) {
+            d.push(file, line, &path, "duplicate sink name");
+        }
+        let addr = |d: &mut Diagnostics, text: &str| {
+            text.parse::<SocketAddr>().map_err(|_| {
+                d.push(
+                    file,
+                    line,
+                    &path,
+                    format!("`{text}` is not an address like 127.0.0.1:1162"),
+                )
+            })
+        };
+        let kind = match (&s.value.snmp_traps, &s.value.webhook) {
+            (Some(a), None) => addr(d, a).ok().map(SinkKind::SnmpTraps),
+            (None, Some(a)) => addr(d, a).ok().map(SinkKind::Webhook),
+            _ => {
+                d.push(file, line, &path, "a sink needs exactly one of `snmp_traps`, `webhook`");
+                None
+            }
+        };
+        if let Some(kind) = kind {
+            out.push(Sink {
+                name: s.value.name.clone(),
+                kind,
+            });
+        }
+    }
+    out
+}
+
+struct Ctx<'a> {
+    file: &'a str,
+    devices: &'a [DeviceSpec],
+    index: &'a HashMap<String, usize>,
+    sinks: &'a [Sink],
+}
+
+impl Ctx<'_> {
+    fn device(&self, d: &mut Diagnostics, line: u64, path: &str, name: &str) -> Option<usize> {
+        let i = self.index.get(name).copied();
+        if i.is_none() {
+            d.push(self.file, line, path, format!("unknown device `{name}`"));
+        }
+        i
+    }
+
+    fn point(&self, d: &mut Diagnostics, line: u64, path: &str, device: usize, point: &str) -> bool {
+        let known = self
+            .devices
+            .get(device)
+            .is_some_and(|dv| dv.profile.point_index(point).is_some());
+        if !known {
+            let name = self.devices.get(device).map_or("", |dv| dv.name.as_str());
+            d.push(self.file, line, path, format!("device `{name}` has no point `{point}`"));
+        }
+        known
+    }
+}
+
+/// The expectations, validated against the devices, the timeline and the sinks.
+pub(crate) fn expectations(
+    file: &str,
+    docs: &[Spanned<ExpectDoc>],
+    devices: &[DeviceSpec],
+    index: &HashMap<String, usize>,
+    timeline: &[TimelineEntry],
+    sinks: &[Sink],
+    d: &mut Diagnostics,
+) -> Vec<Expectation> {
+    let cx = Ctx {
+        file,
+        devices,
+        index,
+        sinks,
+    };
+    let mut out = Vec::new();
+    for (i, e) in docs.iter().enumerate() {
+        let line = e.referenced.line();
+        let path = format!("expect[{i}]");
+        if let Some(x) = expectation(&cx, line, &path, &e.value, timeline, d) {
+            out.push(x);
+        }
+    }
+    out
+}
+
+fn expectation(
+    cx: &Ctx<'_>,
+    line: u64,
+    path: &str,
+    e: &ExpectDoc,
+    timeline: &[TimelineEntry],
+    d: &mut Diagnostics,
+) -> Option<Expectation> {
+    let file = cx.file;
+    let kinds = [
+        e.polled.is_some(),
+        e.wrote.is_some(),
+        e.never_wrote.is_some(),
+        e.probe.is_some(),
+        e.notified.is_some(),
+        e.not_notified.is_some(),
+    ];
+    if kinds.iter().filter(|k| **k).count() != 1 {
+        d.push(
+            file,
+            line,
+            path,
+            "an expectation needs exactly one of `polled`, `wrote`, `never_wrote`, `probe`, `notified`, `not_notified`",
+        );
+        return None;
+    }
+    let start_s = match (&e.at, &e.after) {
+        (Some(_), Some(_)) => {
+            d.push(file, line, path, "give `at` or `after`, not both");
+            return None;
+        }
+        (Some(at), None) => seconds(d, file, line, path, "at", at)?,
+        (None, Some(event)) => {
+            let found = timeline
+                .iter()
+                .find(|t| matches!(&t.action, Action::Event(ev) if ev.name() == event.as_str()));
+            match found {
+                Some(t) => t.at.as_secs_f64(),
+                None => {
+                    d.push(
+                        file,
+                        line,
+                        format!("{path}.after"),
+                        format!("no timeline event `{event}`"),
+                    );
+                    return None;
+                }
+            }
+        }
+        (None, None) => 0.0,
+    };
+    let mode = match (&e.within, &e.lasting) {
+        (Some(_), Some(_)) => {
+            d.push(file, line, path, "give `within` or `for`, not both");
+            return None;
+        }
+        (Some(w), None) => Mode::Within(seconds(d, file, line, path, "within", w)?),
+        (None, Some(f)) => Mode::For(seconds(d, file, line, path, "for", f)?),
+        (None, None) => Mode::ToEnd,
+    };
+    let eventually = e.wrote.is_some() || e.notified.is_some();
+    let always = e.polled.is_some() || e.never_wrote.is_some() || e.not_notified.is_some();
+    if eventually && !matches!(mode, Mode::Within(_)) {
+        d.push(file, line, path, "`wrote` and `notified` need a deadline: `within`");
+        return None;
+    }
+    if always && matches!(mode, Mode::Within(_)) {
+        d.push(
+            file,
+            line,
+            path,
+            "`polled`, `never_wrote` and `not_notified` hold for a window: `for` (or to the end of the run), not `within`",
+        );
+        return None;
+    }
+    let comparisons = e.equals.is_some() as usize + e.range.is_some() as usize + e.truth.is_some() as usize;
+    if e.probe.is_none() && (comparisons > 0 || e.tolerance.is_some() || e.tolerance_pct.is_some()) {
+        d.push(
+            file,
+            line,
+            path,
+            "`equals`, `range`, `truth` and tolerances go with a `probe`",
+        );
+    }
+    let check = if let Some(p) = &e.polled {
+        let device = cx.device(d, line, &format!("{path}.polled"), &p.device)?;
+        let every = seconds(d, file, line, path, "polled.every", &p.every)?;
+        let not_faster_than = match &p.not_faster_than {
+            Some(t) => Some(seconds(d, file, line, path, "polled.not_faster_than", t)?),
+            None => None,
+        };
+        Check::Polled {
+            device,
+            every,
+            not_faster_than,
+        }
+    } else if let Some(w) = &e.wrote {
+        let device = cx.device(d, line, &format!("{path}.wrote"), &w.device)?;
+        if !cx.point(d, line, &format!("{path}.wrote"), device, &w.point) {
+            return None;
+        }
+        let value = match (w.value, w.range) {
+            (Some(_), Some(_)) => {
+                d.push(file, line, format!("{path}.wrote"), "give `value` or `range`, not both");
+                return None;
+            }
+            (Some(v), None) => ValueMatch::Exact(v),
+            (None, Some([lo, hi])) if lo <= hi => ValueMatch::Range(lo, hi),
+            (None, Some(_)) => {
+                d.push(file, line, format!("{path}.wrote.range"), "expected [low, high]");
+                return None;
+            }
+            (None, None) => ValueMatch::Any,
+        };
+        Check::Wrote {
+            device,
+            point: w.point.clone(),
+            value,
+        }
+    } else if let Some(n) = &e.never_wrote {
+        let device = cx.device(d, line, &format!("{path}.never_wrote"), &n.device)?;
+        if let Some(p) = &n.point {
+            if !cx.point(d, line, &format!("{path}.never_wrote"), device, p) {
+                return None;
+            }
+        }
+        Check::NeverWrote {
+            device,
+            point: n.point.clone(),
+            outside: n.outside.map(|[lo, hi]| (lo, hi)),
+        }
+    } else if let Some(p) = &e.probe {
+        let probe = probe(file, line, &format!("{path}.probe"), p, d)?;
+        let compare = compare(cx, line, path, e, d)?;
+        Check::Probe { probe, compare }
+    } else {
+        let (n, none) = match (&e.notified, &e.not_notified) {
+            (Some(n), _) => (n, false),
+            (None, Some(n)) => (n, true),
+            (None, None) => return None,
+        };
+        let Some(sink) = cx.sinks.iter().position(|s| s.name == n.sink) else {
+            d.push(
+                file,
+                line,
+                path,
+                format!("unknown sink `{}` (declare it under `sinks`)", n.sink),
+            );
+            return None;
+        };
+        if n.matches.trim().is_empty() {
+            d.push(file, line, path, "`matches` needs some text");
+            return None;
+        }
+        Check::Notified {
+            sink,
+            pattern: n.matches.clone(),
+            none,
+        }
+    };
+    let name = e.name.clone().unwrap_or_else(|| describe(cx, &check, e));
+    Some(Expectation {
+        name,
+        origin: format!("{file}:{line}"),
+        start_s,
+        mode,
+        check,
+    })
+}
+
+/// A name for an expectation without one.
+fn describe(cx: &Ctx<'_>, check: &Check, e: &ExpectDoc) -> String {
+    let dev = |i: usize| cx.devices.get(i).map_or("?", |d| d.name.as_str()).to_string();
+    let anchor = e.after.as_ref().map(|a| format!(" after {a}")).unwrap_or_default();
+    match check {
+        Check::Polled { device, .. } => format!("{} polled", dev(*device)),
+        Check::Wrote { device, point, value } => {
+            format!("{}/{point} written with {}{anchor}", dev(*device), value.describe())
+        }
+        Check::NeverWrote { device, point, .. } => match point {
+            Some(p) => format!("{}/{p} never written out of bounds", dev(*device)),
+            None => format!("{} never written", dev(*device)),
+        },
+        Check::Probe { probe, .. } => format!("{}{anchor}", probe.describe()),
+        Check::Notified { pattern, none, .. } => {
+            format!(
+                "{} `{pattern}`{anchor}",
+                if *none { "no notification" } else { "notified" }
+            )
+        }
+    }
+}
+
+fn probe(file: &str, line: u64, path: &str, p: &ProbeDoc, d: &mut Diagnostics) -> Option<Probe> {
+    let targets = p.modbus.is_some() as usize + p.http.is_some() as usize + p.snmp.is_some() as usize;
+    if targets != 1 {
+        d.push(
+            file,
+            line,
+            path,
+            "a probe needs exactly one of `modbus`, `http`, `snmp`",
+        );
+        return None;
+    }
+    if let Some(addr) = &p.modbus {
+        let (Some(unit), Some(address)) = (p.unit, p.address) else {
+            d.push(file, line, path, "a Modbus probe needs `unit` and `address`");
+            return None;
+        };
+        let table = match p.table.as_deref() {
+            None => Table::Holding,
+            Some(t) => match Table::parse(t) {
+                Some(Table::Holding) => Table::Holding,
+                Some(Table::Input) => Table::Input,
+                _ => {
+                    d.push(file, line, path, format!("table `{t}`: holding or input"));
+                    return None;
+                }
+            },
+        };
+        let data_type = match p.data_type.as_deref() {
+            None => DataType::U16,
+            Some(t) => match DataType::parse_numeric(t) {
+                Some(x) => x,
+                None => {
+                    d.push(file, line, path, format!("type `{t}`: u16 i16 u32 i32 u64 i64 f32 f64"));
+                    return None;
+                }
+            },
+        };
+        let order = match p.order.as_deref() {
+            None => WordOrder::Abcd,
+            Some(o) => match WordOrder::parse(o) {
+                Some(x) => x,
+                None => {
+                    d.push(file, line, path, format!("order `{o}`: ABCD CDAB BADC DCBA"));
+                    return None;
+                }
+            },
+        };
+        let scale = p.scale.unwrap_or(1.0);
+        if !scale.is_finite() || scale == 0.0 {
+            d.push(file, line, path, "scale must be a finite number other than 0");
+            return None;
+        }
+        return Some(Probe::Modbus {
+            addr: addr.clone(),
+            unit,
+            table,
+            address,
+            data_type,
+            order,
+            scale,
+        });
+    }
+    if let Some(url) = &p.http {
+        if !(url.starts_with("http://") || url.starts_with("https://")) {
+            d.push(file, line, path, format!("`{url}` is not an http(s) URL"));
+            return None;
+        }
+        let pointer = p.json.clone().unwrap_or_default();
+        if !(pointer.is_empty() || pointer.starts_with('/')) {
+            d.push(
+                file,
+                line,
+                path,
+                format!("json `{pointer}`: a JSON pointer starts with `/`"),
+            );
+            return None;
+        }
+        return Some(Probe::Http {
+            url: url.clone(),
+            pointer,
+        });
+    }
+    let addr = p.snmp.clone().unwrap_or_default();
+    let Some(oid_text) = &p.oid else {
+        d.push(file, line, path, "an SNMP probe needs `oid` (dotted numbers)");
+        return None;
+    };
+    let oid: Option<Vec<u32>> = oid_text
+        .trim_start_matches('.')
+        .split('.')
+        .map(|a| a.parse().ok())
+        .collect();
+    match oid {
+        Some(oid) if oid.len() >= 2 => Some(Probe::Snmp {
+            addr,
+            community: p.community.clone().unwrap_or_else(|| "public".into()),
+            oid,
+        }),
+        _ => {
+            d.push(file, line, path, format!("oid `{oid_text}` is not dotted numbers"));
+            None
+        }
+    }
+}
+
+fn compare(cx: &Ctx<'_>, line: u64, path: &str, e: &ExpectDoc, d: &mut Diagnostics) -> Option<Compare> {
+    let file = cx.file;
+    let given = e.equals.is_some() as usize + e.range.is_some() as usize + e.truth.is_some() as usize;
+    if given != 1 {
+        d.push(
+            file,
+            line,
+            path,
+            "a probe needs exactly one of `equals`, `range`, `truth`",
+        );
+        return None;
+    }
+    let tolerance = e.tolerance.unwrap_or(0.0);
+    if !(tolerance.is_finite() && tolerance >= 0.0) {
+        d.push(file, line, format!("{path}.tolerance"), "must be a number >= 0");
+        return None;
+    }
+    if let Some(v) = &e.equals {
+        return match v {
+            serde_json::Value::Number(n) => Some(Compare::Number {
+                value: n.as_f64().unwrap_or(f64::NAN),
+                tolerance,
+            }),
+            serde_json::Value::String(s) => Some(Compare::Text(s.clone())),
+            serde_json::Value::Bool(b) => Some(Compare::Text(b.to_string())),
+            other => {
+                d.push(
+                    file,
+                    line,
+                    format!("{path}.equals"),
+                    format!("expected a number or a text, got {other}"),
+                );
+                None
+            }
+        };
+    }
+    if let Some([lo, hi]) = e.range {
+        if lo > hi {
+            d.push(file, line, format!("{path}.range"), "expected [low, high]");
+            return None;
+        }
+        return Some(Compare::Range(lo, hi));
+    }
+    let t = e.truth.as_ref()?;
+    let device = cx.device(d, line, &format!("{path}.truth"), &t.device)?;
+    if !cx.point(d, line, &format!("{path}.truth"), device, &t.point) {
+        return None;
+    }
+    let tolerance_pct = e.tolerance_pct.unwrap_or(0.0);
+    if !(tolerance_pct.is_finite() && tolerance_pct >= 0.0) {
+        d.push(file, line, format!("{path}.tolerance_pct"), "must be a number >= 0");
+        return None;
+    }
+    Some(Compare::Truth {
+        device,
+        point: t.point.clone(),
+        tolerance,
+        tolerance_pct,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::pattern_matches;
+
+    #[test]
+    fn patterns_match_their_parts_in_order() {
+        assert!(pattern_matches(
+            "busbarCommLost*ev3",
+            "1.3.6 busbarCommLost x ev3 offline"
+        ));
+        assert!(!pattern_matches("ev3*busbarCommLost", "busbarCommLost ev3"));
+        assert!(pattern_matches("plain", "a plain text"));
+        assert!(!pattern_matches("absent", "a plain text"));
+    }
+}
