@@ -788,7 +788,63 @@ fn compare(cx: &Ctx<'_>, line: u64, path: &str, e: &ExpectDoc, d: &mut Diagnosti
 
 #[cfg(test)]
 mod tests {
-    use super::pattern_matches;
+    use super::*;
+    use crate::scenario::parse_scenario;
+
+    const SITE: &str = "site: { name: S, id: s }\nlisteners: [{ name: gw, listen: 127.0.0.1:0 }]\ndevices:\n  \
+        - { name: ats, profile: socomec-atys-pm, unit_id: 1 }\ntimeline:\n  - { at: 20s, device: ats, event: mains_lost }\n";
+
+    fn parse(tail: &str) -> Result<crate::scenario::Scenario, Diagnostics> {
+        let profiles = busbar_core::profile::embedded::profiles().unwrap_or_else(|e| panic!("{e}"));
+        parse_scenario("t.yaml", &format!("{SITE}{tail}"), &profiles)
+    }
+
+    #[test]
+    fn expectations_resolve_their_window_and_their_check() {
+        let s = parse(
+            "sinks: [{ name: traps, snmp_traps: 127.0.0.1:1162 }]\nexpect:\n  \
+             - { wrote: { device: ats, point: command, value: 2 }, after: mains_lost, within: 10s }\n  \
+             - { polled: { device: ats, every: 3s }, at: 5s, for: 1m }\n  \
+             - { probe: { http: \"http://127.0.0.1:1/x\", json: /value }, equals: under_threshold, within: 5s }\n  \
+             - { not_notified: { sink: traps, matches: CommLost } }\n",
+        )
+        .unwrap_or_else(|d| panic!("{d}"));
+        let e = &s.expectations;
+        assert_eq!((e[0].start_s, e[0].mode), (20.0, Mode::Within(10.0)));
+        assert_eq!(e[0].name, "ats/command written with 2 after mains_lost");
+        assert_eq!((e[1].start_s, e[1].end_s()), (5.0, Some(65.0)));
+        assert!(matches!(&e[2].check, Check::Probe { compare: Compare::Text(t), .. } if t == "under_threshold"));
+        assert_eq!((e[3].mode, e[3].end_s()), (Mode::ToEnd, None));
+        assert_eq!(e[3].origin, "t.yaml:12");
+    }
+
+    #[test]
+    fn bad_expectations_are_located_errors() {
+        let d = parse(
+            "expect:\n  \
+             - { wrote: { device: nope, point: command }, within: 5s }\n  \
+             - { wrote: { device: ats, point: command } }\n  \
+             - { polled: { device: ats, every: 3s }, within: 5s }\n  \
+             - { probe: { modbus: 127.0.0.1:502, unit: 1, address: 3 }, within: 5s }\n  \
+             - { notified: { sink: nowhere, matches: x }, within: 5s }\n  \
+             - { wrote: { device: ats, point: command }, after: no_such_event, within: 5s }\n  \
+             - { probe: { snmp: 127.0.0.1:161, oid: one.two }, equals: 1, within: 5s }\n",
+        )
+        .err()
+        .unwrap_or_default()
+        .to_string();
+        for expected in [
+            "t.yaml:8: expect[0].wrote: unknown device `nope`",
+            "t.yaml:9: expect[1]: `wrote` and `notified` need a deadline: `within`",
+            "t.yaml:10: expect[2]: `polled`, `never_wrote` and `not_notified` hold for a window",
+            "t.yaml:11: expect[3]: a probe needs exactly one of `equals`, `range`, `truth`",
+            "t.yaml:12: expect[4]: unknown sink `nowhere`",
+            "t.yaml:13: expect[5].after: no timeline event `no_such_event`",
+            "t.yaml:14: expect[6].probe: oid `one.two` is not dotted numbers",
+        ] {
+            assert!(d.contains(expected), "missing `{expected}` in:\n{d}");
+        }
+    }
 
     #[test]
     fn patterns_match_their_parts_in_order() {
