@@ -162,11 +162,6 @@ impl Site {
         self.activity.clone()
     }
 
-    /// The timeline entries applied so far.
-    pub fn entries_applied(&self) -> usize {
-        self.next_entry
-    }
-
     pub fn devices(&self) -> impl Iterator<Item = &Arc<DeviceShared>> {
         self.devices.iter().map(|d| &d.shared)
     }
