@@ -123,6 +123,14 @@ struct ProbeDoc {
     community: Option<String>,
     #[serde(default)]
     oid: Option<String>,
+    #[serde(default)]
+    bacnet: Option<String>,
+    /// `analog-input:403007` (a type name or number, and the instance).
+    #[serde(default)]
+    object: Option<String>,
+    /// `present-value` (default), `status-flags`, `event-state`, `reliability`, ... or a number.
+    #[serde(default)]
+    property: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -216,6 +224,45 @@ pub enum Probe {
         community: String,
         oid: Vec<u32>,
     },
+    Bacnet {
+        addr: String,
+        object_type: u16,
+        instance: u32,
+        property: u32,
+    },
+}
+
+/// BACnet object types a probe names (ASHRAE 135 clause 21).
+const BACNET_TYPES: &[(&str, u16)] = &[
+    ("analog-input", 0),
+    ("analog-output", 1),
+    ("analog-value", 2),
+    ("binary-input", 3),
+    ("binary-output", 4),
+    ("binary-value", 5),
+    ("device", 8),
+    ("multi-state-input", 13),
+    ("multi-state-output", 14),
+    ("multi-state-value", 19),
+];
+
+/// BACnet properties a probe names.
+const BACNET_PROPERTIES: &[(&str, u32)] = &[
+    ("event-state", 36),
+    ("object-name", 77),
+    ("out-of-service", 81),
+    ("present-value", 85),
+    ("reliability", 103),
+    ("status-flags", 111),
+    ("units", 117),
+];
+
+fn named<T: Copy + std::str::FromStr>(table: &[(&str, T)], text: &str) -> Option<T> {
+    table
+        .iter()
+        .find(|(n, _)| *n == text)
+        .map(|x| x.1)
+        .or_else(|| text.parse().ok())
 }
 
 impl Probe {
@@ -239,6 +286,12 @@ impl Probe {
                 "snmp {addr} {}",
                 oid.iter().map(u32::to_string).collect::<Vec<_>>().join(".")
             ),
+            Probe::Bacnet {
+                addr,
+                object_type,
+                instance,
+                property,
+            } => format!("bacnet {addr} {object_type}:{instance} property {property}"),
         }
     }
 }
@@ -621,15 +674,49 @@ fn describe(cx: &Ctx<'_>, check: &Check, e: &ExpectDoc) -> String {
 }
 
 fn probe(file: &str, line: u64, path: &str, p: &ProbeDoc, d: &mut Diagnostics) -> Option<Probe> {
-    let targets = p.modbus.is_some() as usize + p.http.is_some() as usize + p.snmp.is_some() as usize;
+    let targets = p.modbus.is_some() as usize
+        + p.http.is_some() as usize
+        + p.snmp.is_some() as usize
+        + p.bacnet.is_some() as usize;
     if targets != 1 {
         d.push(
             file,
             line,
             path,
-            "a probe needs exactly one of `modbus`, `http`, `snmp`",
+            "a probe needs exactly one of `modbus`, `http`, `snmp`, `bacnet`",
         );
         return None;
+    }
+    if let Some(addr) = &p.bacnet {
+        let object = p.object.as_deref().and_then(|o| {
+            let (t, i) = o.split_once(':')?;
+            Some((named(BACNET_TYPES, t.trim())?, i.trim().parse::<u32>().ok()?))
+        });
+        let Some((object_type, instance)) = object else {
+            d.push(
+                file,
+                line,
+                path,
+                "a BACnet probe needs `object: <type>:<instance>` (analog-input:403007)",
+            );
+            return None;
+        };
+        let property_text = p.property.as_deref().unwrap_or("present-value");
+        let Some(property) = named(BACNET_PROPERTIES, property_text) else {
+            d.push(
+                file,
+                line,
+                path,
+                format!("unknown BACnet property `{property_text}` (present-value, status-flags, event-state, reliability, out-of-service, object-name, units, or a number)"),
+            );
+            return None;
+        };
+        return Some(Probe::Bacnet {
+            addr: addr.clone(),
+            object_type,
+            instance,
+            property,
+        });
     }
     if let Some(addr) = &p.modbus {
         let (Some(unit), Some(address)) = (p.unit, p.address) else {

@@ -4,6 +4,13 @@
 
 use super::expect::Probe;
 use super::judge::Seen;
+use busbar_bacnet::apdu::{self, Apdu};
+use busbar_bacnet::bvll::{self, Bvll};
+use busbar_bacnet::consts::confirmed;
+use busbar_bacnet::npdu;
+use busbar_bacnet::service::{client, PropertyRef};
+use busbar_bacnet::tag::Reader;
+use busbar_bacnet::{ObjectId, Value};
 use busbar_core::profile::{Register, Table};
 use busbar_modbus::client::Client;
 use busbar_modbus::codec::{Request, Response};
@@ -90,6 +97,12 @@ impl Prober {
                     other => Seen::Text(other.to_string()),
                 })
             }
+            Probe::Bacnet {
+                addr,
+                object_type,
+                instance,
+                property,
+            } => Prober::bacnet_read(addr, ObjectId::new(*object_type, *instance), *property).await,
             Probe::Snmp { addr, community, oid } => {
                 let client = async_snmp::ClientBuilder::new(async_snmp::Auth::v2c(community.as_str()))
                     .target(addr.as_str())
@@ -114,6 +127,40 @@ impl Prober {
         }
     }
 
+    /// One ReadProperty over BACnet/IP (busbar-bacnet's encoders, a UDP socket of our own).
+    async fn bacnet_read(addr: &str, object: ObjectId, property: u32) -> Result<Seen, String> {
+        let target: std::net::SocketAddr = tokio::net::lookup_host(addr)
+            .await
+            .map_err(|e| format!("{addr}: {e}"))?
+            .next()
+            .ok_or_else(|| format!("{addr}: no address"))?;
+        let sock = tokio::net::UdpSocket::bind(if target.is_ipv4() { "0.0.0.0:0" } else { "[::]:0" })
+            .await
+            .map_err(|e| e.to_string())?;
+        let mut body = Vec::new();
+        client::read_property(&mut body, object, PropertyRef { property, index: None });
+        let mut n = Vec::with_capacity(body.len() + 8);
+        npdu::encode(&mut n, true, None);
+        n.extend_from_slice(&[0x00, 0x05, 1, confirmed::READ_PROPERTY]);
+        n.extend_from_slice(&body);
+        let datagram = bvll::frame(bvll::function::ORIGINAL_UNICAST_NPDU, &n);
+        sock.send_to(&datagram, target).await.map_err(|e| e.to_string())?;
+        let mut buf = vec![0u8; 1500];
+        loop {
+            let got = sock.recv(&mut buf).await.map_err(|e| e.to_string())?;
+            let Some(apdu) = buf.get(..got).and_then(bacnet_apdu) else {
+                continue;
+            };
+            return match apdu::decode(apdu) {
+                Ok(Apdu::ComplexAck { invoke_id: 1, .. }) => bacnet_value(apdu),
+                Ok(Apdu::Error { .. }) => Err("BACnet Error answer".into()),
+                Ok(Apdu::Reject { reason, .. }) => Err(format!("BACnet Reject ({reason})")),
+                Ok(Apdu::Abort { reason, .. }) => Err(format!("BACnet Abort ({reason})")),
+                _ => continue,
+            };
+        }
+    }
+
     async fn modbus_call(&mut self, addr: &str, unit: u8, request: &Request) -> Result<Response, String> {
         if !self.modbus.contains_key(addr) {
             let c = Client::connect_to(addr).await.map_err(|e| format!("{addr}: {e}"))?;
@@ -121,5 +168,71 @@ impl Prober {
         }
         let client = self.modbus.get_mut(addr).ok_or("no connection")?;
         client.call(unit, request).await.map_err(|e| e.to_string())
+    }
+}
+
+/// The APDU of a BACnet/IP datagram.
+fn bacnet_apdu(d: &[u8]) -> Option<&[u8]> {
+    let n = match bvll::decode(d).ok()? {
+        Bvll::OriginalUnicast(n) | Bvll::ForwardedNpdu { npdu: n, .. } | Bvll::OriginalBroadcast(n) => n,
+        _ => return None,
+    };
+    Some(npdu::decode(n).ok()?.apdu)
+}
+
+/// The value of a ReadProperty-Ack: numbers as numbers (a Boolean as 1 or 0), texts as texts, a
+/// bit string as its bits (`0100`: Status_Flags with fault set).
+fn bacnet_value(apdu: &[u8]) -> Result<Seen, String> {
+    let bad = |e: busbar_bacnet::tag::DecodeError| format!("malformed ReadProperty-Ack: {e:?}");
+    // ComplexAck header (3 octets), object, property, optional index, opening tag 3, value.
+    let mut r = Reader::new(apdu.get(3..).ok_or("a truncated answer")?);
+    r.context_object_id(0).map_err(bad)?;
+    r.context_unsigned(1).map_err(bad)?;
+    r.opt_context_unsigned(2).map_err(bad)?;
+    r.opening(3).map_err(bad)?;
+    Ok(match Value::decode(&mut r).map_err(bad)? {
+        Value::Real(v) => Seen::Number(f64::from(v)),
+        Value::Double(v) => Seen::Number(v),
+        Value::Unsigned(v) => Seen::Number(v as f64),
+        Value::Signed(v) => Seen::Number(v as f64),
+        Value::Enumerated(v) => Seen::Number(f64::from(v)),
+        Value::Boolean(b) => Seen::Number(if b { 1.0 } else { 0.0 }),
+        Value::CharacterString(t) => Seen::Text(t),
+        Value::BitString(b) => Seen::Text((0..b.len).map(|i| if b.get(i) { '1' } else { '0' }).collect()),
+        other => Seen::Text(format!("{other:?}")),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use busbar_bacnet::value::BitString;
+
+    #[test]
+    fn read_property_acks_become_probe_values() {
+        let ack = |v: &[Value]| {
+            let mut out = vec![0x30, 1, confirmed::READ_PROPERTY];
+            busbar_bacnet::service::encode_read_property_ack(
+                &mut out,
+                ObjectId::new(0, 403_007),
+                PropertyRef {
+                    property: 85,
+                    index: None,
+                },
+                v,
+            );
+            out
+        };
+        assert_eq!(bacnet_value(&ack(&[Value::Real(230.5)])), Ok(Seen::Number(230.5)));
+        let mut flags = BitString::with_len(4);
+        flags.set(1, true);
+        assert_eq!(
+            bacnet_value(&ack(&[Value::BitString(flags)])),
+            Ok(Seen::Text("0100".into()))
+        );
+        assert!(
+            bacnet_value(&[0x30, 1]).is_err(),
+            "a truncated answer is an error, not a panic"
+        );
     }
 }
