@@ -17,6 +17,20 @@ use std::time::{Duration, Instant};
 const ALARM: &str = "device/shop_breaker/state";
 const AUTH: &str = "Authorization: Bearer demo-token-change-me-0001\r\n";
 
+/// The demo site, simulated, on a free port.
+async fn demo_site() -> Running {
+    let scenario = busbar_sim::load::demo_scenario().unwrap_or_else(|e| panic!("{e}"));
+    runner::start(
+        &scenario,
+        RunOptions {
+            listen: Some(SocketAddr::from(([127, 0, 0, 1], 0))),
+            ..RunOptions::default()
+        },
+    )
+    .await
+    .unwrap_or_else(|e| panic!("{e}"))
+}
+
 async fn bridge(sim: &Running, journal: &Path) -> Bridge {
     let any = SocketAddr::from(([127, 0, 0, 1], 0));
     let mut config = demo_config(
@@ -77,16 +91,7 @@ async fn a_tripped_breaker_is_raised_acknowledged_restored_and_cleared() {
     let dir = std::env::temp_dir().join(format!("busbar-alarms-e2e-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     let journal = dir.join("alarms.db");
-    let scenario = busbar_sim::load::demo_scenario().unwrap_or_else(|e| panic!("{e}"));
-    let sim = runner::start(
-        &scenario,
-        RunOptions {
-            listen: Some(SocketAddr::from(([127, 0, 0, 1], 0))),
-            ..RunOptions::default()
-        },
-    )
-    .await
-    .unwrap_or_else(|e| panic!("{e}"));
+    let sim = demo_site().await;
     let first = bridge(&sim, &journal).await;
     let a = first.local_addr("http").unwrap_or_else(|| panic!("http"));
     let (st, body) = http(a, "GET", "/api/alarms/all", "", "").await;
@@ -194,16 +199,7 @@ async fn a_tripped_breaker_is_raised_acknowledged_restored_and_cleared() {
 async fn a_reading_out_of_range_raises_the_device_quality_alarm_until_it_is_plausible_again() {
     let dir = std::env::temp_dir().join(format!("busbar-alarms-quality-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
-    let scenario = busbar_sim::load::demo_scenario().unwrap_or_else(|e| panic!("{e}"));
-    let sim = runner::start(
-        &scenario,
-        RunOptions {
-            listen: Some(SocketAddr::from(([127, 0, 0, 1], 0))),
-            ..RunOptions::default()
-        },
-    )
-    .await
-    .unwrap_or_else(|e| panic!("{e}"));
+    let sim = demo_site().await;
     let bridge = bridge(&sim, &dir.join("alarms.db")).await;
     let a = bridge.local_addr("http").unwrap_or_else(|| panic!("http"));
     let id = "quality/main_meter";
