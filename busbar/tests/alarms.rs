@@ -7,9 +7,8 @@
 mod common;
 
 use busbar_bridge::app::{self, Bridge};
-use busbar_bridge::demo::{demo_config, DemoPorts};
-use busbar_sim::runner::{self, RunOptions, Running};
-use common::http;
+use busbar_sim::runner::Running;
+use common::{demo_site, http, modbus_http_config};
 use std::net::SocketAddr;
 use std::path::Path;
 use std::time::{Duration, Instant};
@@ -17,38 +16,8 @@ use std::time::{Duration, Instant};
 const ALARM: &str = "device/shop_breaker/state";
 const AUTH: &str = "Authorization: Bearer demo-token-change-me-0001\r\n";
 
-/// The demo site, simulated, on a free port.
-async fn demo_site() -> Running {
-    let scenario = busbar_sim::load::demo_scenario().unwrap_or_else(|e| panic!("{e}"));
-    runner::start(
-        &scenario,
-        RunOptions {
-            listen: Some(SocketAddr::from(([127, 0, 0, 1], 0))),
-            ..RunOptions::default()
-        },
-    )
-    .await
-    .unwrap_or_else(|e| panic!("{e}"))
-}
-
 async fn bridge(sim: &Running, journal: &Path) -> Bridge {
-    let any = SocketAddr::from(([127, 0, 0, 1], 0));
-    let mut config = demo_config(
-        sim.gateway(),
-        &DemoPorts {
-            modbus: any,
-            http: any,
-            alarm_journal: journal.to_path_buf(),
-            ..DemoPorts::default()
-        },
-    )
-    .unwrap_or_else(|e| panic!("{e}"));
-    config.servers.opcua = None;
-    config.servers.bacnet = None;
-    config.servers.snmp = None;
-    for d in &mut config.devices {
-        d.poll_interval = Duration::from_millis(200);
-    }
+    let mut config = modbus_http_config(sim, journal);
     if let Some(a) = &mut config.alarms {
         a.quality = Some((busbar_bridge::alarms::Severity::Warning, Duration::from_secs(1)));
     }

@@ -3,43 +3,18 @@
 mod common;
 
 use busbar_bridge::app;
-use busbar_bridge::demo::{demo_config, DemoPorts};
-use busbar_sim::runner::{self, RunOptions};
-use common::http;
+use common::{demo_site, http, modbus_http_config};
 use std::net::SocketAddr;
 use std::time::Duration;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn api_reads_writes_with_a_token_and_exports_metrics() {
     let any = SocketAddr::from(([127, 0, 0, 1], 0));
-    let scenario = busbar_sim::load::demo_scenario().unwrap_or_else(|e| panic!("{e}"));
-    let sim = runner::start(
-        &scenario,
-        RunOptions {
-            listen: Some(any),
-            ..RunOptions::default()
-        },
-    )
-    .await
-    .unwrap_or_else(|e| panic!("{e}"));
-    let mut config = demo_config(
-        sim.gateway(),
-        &DemoPorts {
-            modbus: any,
-            http: any,
-            alarm_journal: std::env::temp_dir()
-                .join(format!("busbar-http-test-{}", std::process::id()))
-                .join("alarms.db"),
-            ..DemoPorts::default()
-        },
-    )
-    .unwrap_or_else(|e| panic!("{e}"));
-    config.servers.opcua = None;
-    config.servers.bacnet = None;
-    config.servers.snmp = None;
-    for d in &mut config.devices {
-        d.poll_interval = Duration::from_millis(200);
-    }
+    let sim = demo_site().await;
+    let journal = std::env::temp_dir()
+        .join(format!("busbar-http-test-{}", std::process::id()))
+        .join("alarms.db");
+    let config = modbus_http_config(&sim, &journal);
     let bridge = app::start(config).await.unwrap_or_else(|e| panic!("{e}"));
     let a = bridge.local_addr("http").unwrap_or(any);
     tokio::time::sleep(Duration::from_millis(1200)).await;

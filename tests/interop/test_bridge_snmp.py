@@ -161,27 +161,29 @@ def start_trapd(tmp_path, conf, log_name):
     return trapd, port, log
 
 
+def logged(log, pattern, timeout):
+    """Whether snmptrapd's `log` shows `pattern` within `timeout` seconds."""
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        if log.exists() and re.search(pattern, log.read_text()):
+            return True
+        time.sleep(0.2)
+    return False
+
+
 def test_traps_when_a_device_goes_silent_and_comes_back(tmp_path):
     trapd, port, log = start_trapd(tmp_path, "authCommunity log public\n", "traps.log")
     try:
         time.sleep(1.0)
         demo = Demo(snmp_traps=[f"127.0.0.1:{port}"])
         try:
-            def wait_for(pattern, timeout):
-                deadline = time.time() + timeout
-                while time.time() < deadline:
-                    if log.exists() and re.search(pattern, log.read_text()):
-                        return True
-                    time.sleep(0.2)
-                return False
-
-            assert wait_for(r"coldStart", 10), "coldStart at start-up"
+            assert logged(log, r"coldStart", 10), "coldStart at start-up"
             demo.wait_good("ev3/state")
             demo.post(demo.control, "/api/devices/ev3/faults", {"fault": "silent"})
-            assert wait_for(r"busbarCommLost.*busbarDeviceName\.\d+ = STRING: ev3.*offline", 15), log.read_text()
+            assert logged(log, r"busbarCommLost.*busbarDeviceName\.\d+ = STRING: ev3.*offline", 15), log.read_text()
             urllib.request.urlopen(urllib.request.Request(demo.control + "/api/devices/ev3/faults",
                                                           method="DELETE"), timeout=5)
-            assert wait_for(r"busbarCommRestored.*STRING: ev3.*online", 20), log.read_text()
+            assert logged(log, r"busbarCommRestored.*STRING: ev3.*online", 20), log.read_text()
         finally:
             demo.stop()
     finally:
@@ -241,17 +243,9 @@ def test_alarm_transitions_are_traps_snmptrapd_decodes_with_the_mib(tmp_path):
         time.sleep(1.0)
         demo = Demo(snmp_traps=[f"127.0.0.1:{port}"], extra=("--alarm-journal", str(tmp_path / "alarms.db")))
         try:
-            def wait_for(pattern, timeout):
-                deadline = time.time() + timeout
-                while time.time() < deadline:
-                    if log.exists() and re.search(pattern, log.read_text()):
-                        return True
-                    time.sleep(0.2)
-                return False
-
             demo.wait_good("shop_breaker/state")
             demo.post(demo.control, "/api/devices/shop_breaker/events", {"event": "breaker_trip", "cause": "overload"})
-            assert wait_for(r"busbarAlarmRaised.*busbarAlarmEventId\.0 = STRING: device/shop_breaker/state"
+            assert logged(log, r"busbarAlarmRaised.*busbarAlarmEventId\.0 = STRING: device/shop_breaker/state"
                             r".*busbarAlarmEventSeverity\.0 = INTEGER: 700"
                             r".*busbarAlarmEventMessage\.0 = STRING: shop_breaker Breaker state: tripped", 15), \
                 log.read_text()
@@ -260,7 +254,7 @@ def test_alarm_transitions_are_traps_snmptrapd_decodes_with_the_mib(tmp_path):
                                          headers={"Content-Type": "application/json",
                                                   "Authorization": "Bearer demo-token-change-me-0001"})
             urllib.request.urlopen(req, timeout=5)
-            assert wait_for(r"busbarAlarmAcknowledged.*STRING: device/shop_breaker/state.*busbarAlarmEventUser\.0 = STRING: erin",
+            assert logged(log, r"busbarAlarmAcknowledged.*STRING: device/shop_breaker/state.*busbarAlarmEventUser\.0 = STRING: erin",
                             15), log.read_text()
         finally:
             demo.stop()

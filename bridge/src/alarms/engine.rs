@@ -309,7 +309,7 @@ impl Engine {
                         return None;
                     }
                 }
-                let bad = Engine::bad_points(store, i.device).len();
+                let bad = Engine::bad_point_count(store, i.device);
                 Some(((bad > 0).then_some((Level::Abnormal, 0)), Some(bad as f64)))
             }
             Watch::Threshold { limits, rate, .. } => {
@@ -335,17 +335,33 @@ impl Engine {
     }
 
     /// The acquired points of device `d` that are stale or out of their range, with that
-    /// quality (constants are never stale).
-    fn bad_points(store: &Store, d: usize) -> Vec<(PointIdx, Quality)> {
+    /// quality (constants are never stale), through `each`.
+    fn for_bad_points(store: &Store, d: usize, mut each: impl FnMut(PointIdx, Quality)) {
         let samples = store.samples();
-        store
-            .device_points(d)
-            .filter(|&p| store.meta(p).is_some_and(|m| m.acquired && !m.constant))
-            .filter_map(|p| {
-                let q = samples.get(p as usize)?.quality;
-                matches!(q, Quality::Stale | Quality::OutOfRange).then_some((p, q))
-            })
-            .collect()
+        for p in store.device_points(d) {
+            if !store.meta(p).is_some_and(|m| m.acquired && !m.constant) {
+                continue;
+            }
+            if let Some(q) = samples.get(p as usize).map(|s| s.quality) {
+                if matches!(q, Quality::Stale | Quality::OutOfRange) {
+                    each(p, q);
+                }
+            }
+        }
+    }
+
+    /// How many points of device `d` are stale or out of range (evaluated every tick: no list).
+    fn bad_point_count(store: &Store, d: usize) -> usize {
+        let mut n = 0;
+        Engine::for_bad_points(store, d, |_, _| n += 1);
+        n
+    }
+
+    /// The stale or out-of-range points of device `d`, for a message.
+    fn bad_points(store: &Store, d: usize) -> Vec<(PointIdx, Quality)> {
+        let mut out = Vec::new();
+        Engine::for_bad_points(store, d, |p, q| out.push((p, q)));
+        out
     }
 
     fn severity_of(i: &Instance, cond: Cond) -> Severity {
