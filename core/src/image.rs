@@ -68,6 +68,12 @@ pub struct RegisterImage {
 impl RegisterImage {
     /// Lay out the image for `profile`, with constants encoded and everything else zero.
     pub fn new(profile: &Profile) -> RegisterImage {
+        RegisterImage::with_ranges(profile, &[])
+    }
+
+    /// The image for `profile` that also maps `extra` ranges `(table, start, count)`: a device
+    /// replayed from a trace serves every block the trace read, mapped by the profile or not.
+    pub fn with_ranges(profile: &Profile, extra: &[(Table, u16, u16)]) -> RegisterImage {
         let mut tables: [TableImage; 4] = Default::default();
         let gap = u32::from(profile.readable_gap);
         for (ti, table) in tables.iter_mut().enumerate() {
@@ -76,6 +82,12 @@ impl RegisterImage {
                 .iter()
                 .filter(|p| table_index(p.register.table) == ti)
                 .map(|p| (p.register.span().start, p.register.span().end))
+                .chain(
+                    extra
+                        .iter()
+                        .filter(|(t, _, _)| table_index(*t) == ti)
+                        .map(|(_, start, count)| (u32::from(*start), u32::from(*start) + u32::from(*count))),
+                )
                 .collect();
             spans.sort_unstable();
             let mut merged: Vec<(u32, u32)> = Vec::new();

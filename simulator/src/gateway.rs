@@ -56,7 +56,8 @@ impl Gateway {
         }
         let (delay, exception, silent, drop_conn) = {
             let rt = device.lock();
-            if rt.faults.is_empty() {
+            let quirk = replay_quirk(&rt, pdu);
+            if rt.faults.is_empty() && quirk.is_none() {
                 // The common case: no fault, answer under this same lock.
                 if let Ok(req) = codec::decode_request(pdu) {
                     if answer_read(&rt, &req, header, out) {
@@ -65,7 +66,7 @@ impl Gateway {
                 }
             }
             let mut delay = None;
-            let mut exception = None;
+            let mut exception = quirk.flatten().map(Exception::from_code);
             for f in &rt.faults {
                 match &f.fault {
                     Fault::Delay { delay: d } => delay = Some(*d),
@@ -76,7 +77,7 @@ impl Gateway {
             (
                 delay,
                 exception,
-                rt.has(|f| matches!(f, Fault::Silent)),
+                rt.has(|f| matches!(f, Fault::Silent)) || quirk == Some(None),
                 rt.has(|f| matches!(f, Fault::DropConnection)),
             )
         };
@@ -141,6 +142,19 @@ impl Gateway {
             Err(WriteError::Exception(e)) => codec::write_exception(out, header, req.function(), e),
         }
     }
+}
+
+/// What a replayed device answers to this read instead of its words, if the trace says so:
+/// `Some(Some(code))` an exception, `Some(None)` nothing.
+fn replay_quirk(rt: &DeviceRuntime, pdu: &[u8]) -> Option<Option<u8>> {
+    if rt.quirks.is_empty() {
+        return None;
+    }
+    let (table, address, count, _) = read_target(&codec::decode_request(pdu).ok()?)?;
+    rt.quirks
+        .iter()
+        .find(|q| q.touches(table, address, count))
+        .map(|q| q.exception)
 }
 
 /// Answer a read request from the device's image; `false` if `req` is not a read.

@@ -8,6 +8,7 @@ pub mod qa;
 pub mod rng;
 pub mod scenario;
 pub mod site;
+pub mod trace;
 
 /// `HH:MM:SS` of simulated time of day, with the day number after the first.
 pub fn clock_text(sim_s: f64, start_hour: f64) -> String {
@@ -24,6 +25,7 @@ pub fn clock_text(sim_s: f64, start_hour: f64) -> String {
 pub mod control;
 pub mod gateway;
 pub mod load;
+pub mod record;
 pub mod rtu_line;
 pub mod runner;
 pub mod shutdown;

@@ -3,7 +3,7 @@
 /// scenarios/demo.yaml, compiled in.
 pub const DEMO_SCENARIO: &str = include_str!("../../scenarios/demo.yaml");
 
-use crate::scenario::{parse_scenario, Scenario};
+use crate::scenario::{load_traces, parse_scenario, Scenario};
 use busbar_core::diag::Diagnostics;
 pub use busbar_core::profile::resolve_profiles;
 use std::path::Path;
@@ -17,7 +17,9 @@ pub fn load_scenario(path: &Path, profiles_dir: Option<&Path>) -> Result<(Scenar
         d
     })?;
     let (profiles, from) = resolve_profiles(profiles_dir, Some(path))?;
-    parse_scenario(&file, &text, &profiles).map(|s| (s, from))
+    let mut scenario = parse_scenario(&file, &text, &profiles)?;
+    load_traces(&mut scenario)?;
+    Ok((scenario, from))
 }
 
 /// The embedded demo site with the embedded profiles.

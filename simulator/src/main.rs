@@ -59,6 +59,50 @@ enum Command {
         #[arg(long)]
         profiles: Option<PathBuf>,
     },
+    /// Record a real device into a trace that a scenario device replays (`replay: { trace }`):
+    /// poll it over Modbus TCP or RTU through a profile's read plan (or raw ranges) every
+    /// interval, writing each answer, exception or silence as it comes (docs/simulator.md).
+    Record {
+        /// A Modbus-TCP device or gateway, HOST:PORT.
+        #[arg(long, conflicts_with = "rtu", required_unless_present = "rtu")]
+        tcp: Option<String>,
+        /// Or a serial line (`/dev/ttyUSB0`), read as Modbus RTU.
+        #[arg(long)]
+        rtu: Option<String>,
+        /// Serial speed.
+        #[arg(long, default_value_t = 9600)]
+        baud: u32,
+        /// Serial parity: none, even, odd.
+        #[arg(long, default_value = "even")]
+        parity: String,
+        /// Serial stop bits.
+        #[arg(long, default_value_t = 1)]
+        stop_bits: u8,
+        /// The device's unit id.
+        #[arg(long, default_value_t = 1)]
+        unit: u8,
+        /// Read every point of this profile, along the bridge's read plan.
+        #[arg(long)]
+        profile: Option<String>,
+        /// Raw ranges TABLE:ADDRESS:COUNT (holding:120:8), repeatable; with or without --profile.
+        #[arg(long = "range")]
+        ranges: Vec<String>,
+        /// Time between two polls of every block.
+        #[arg(long, default_value = "1s", value_parser = parse_duration_arg)]
+        interval: std::time::Duration,
+        /// How long to record (Ctrl-C stops earlier and keeps what was read).
+        #[arg(long, default_value = "1m", value_parser = parse_duration_arg)]
+        duration: std::time::Duration,
+        /// Wait this long for an answer; none in time is recorded as a silence.
+        #[arg(long, default_value = "1s", value_parser = parse_duration_arg)]
+        timeout: std::time::Duration,
+        /// The trace file to write (JSON Lines).
+        #[arg(long, short)]
+        out: PathBuf,
+        /// Profile directory (default: built-in).
+        #[arg(long)]
+        profiles: Option<PathBuf>,
+    },
     /// Validate a scenario and its profiles; report every error with file and line.
     Check {
         scenario: PathBuf,
@@ -249,11 +293,129 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 ExitCode::from(1)
             })
         }
+        Command::Record {
+            tcp,
+            rtu,
+            baud,
+            parity,
+            stop_bits,
+            unit,
+            profile,
+            ranges,
+            interval,
+            duration,
+            timeout,
+            out,
+            profiles,
+        } => record(RecordArgs {
+            tcp,
+            rtu,
+            baud,
+            parity,
+            stop_bits,
+            unit,
+            profile,
+            ranges,
+            interval,
+            duration,
+            timeout,
+            out,
+            profiles,
+        }),
         Command::Demo { run } => {
             let s = demo_scenario().map_err(|d| anyhow::anyhow!("built-in demo is invalid:\n{d}"))?;
             serve(s, run)
         }
     }
+}
+
+struct RecordArgs {
+    tcp: Option<String>,
+    rtu: Option<String>,
+    baud: u32,
+    parity: String,
+    stop_bits: u8,
+    unit: u8,
+    profile: Option<String>,
+    ranges: Vec<String>,
+    interval: std::time::Duration,
+    duration: std::time::Duration,
+    timeout: std::time::Duration,
+    out: PathBuf,
+    profiles: Option<PathBuf>,
+}
+
+fn record(a: RecordArgs) -> anyhow::Result<ExitCode> {
+    use busbar_sim::record::{self, Recording, Source};
+    let mut blocks = Vec::new();
+    if let Some(name) = &a.profile {
+        let (set, _) = resolve_profiles(a.profiles.as_deref(), None).map_err(|d| anyhow::anyhow!("{d}"))?;
+        let p = set
+            .get(name)
+            .with_context(|| format!("unknown profile `{name}` (try `busbar-sim profiles`)"))?;
+        blocks = record::profile_blocks(p);
+    }
+    for r in &a.ranges {
+        blocks.push(record::parse_range(r).map_err(|e| anyhow::anyhow!("--range {e}"))?);
+    }
+    if blocks.is_empty() {
+        anyhow::bail!("nothing to record: give --profile NAME or --range TABLE:ADDRESS:COUNT");
+    }
+    if !(1..=247).contains(&a.unit) {
+        anyhow::bail!("--unit {} is outside 1..=247", a.unit);
+    }
+    if a.interval.is_zero() || a.timeout.is_zero() {
+        anyhow::bail!("--interval and --timeout must be longer than 0");
+    }
+    let source = match (a.tcp, a.rtu) {
+        (Some(addr), None) => Source::Tcp(addr),
+        (None, Some(device)) => {
+            let (line, problems) = busbar_modbus::rtu::SerialLineDoc {
+                device,
+                baud: a.baud,
+                parity: a.parity,
+                stop_bits: a.stop_bits,
+                frame_interval_ms: 50,
+            }
+            .resolve();
+            if let Some(p) = problems.first() {
+                anyhow::bail!("{p}");
+            }
+            Source::Rtu(line)
+        }
+        _ => anyhow::bail!("give --tcp HOST:PORT or --rtu DEVICE"),
+    };
+    let rec = Recording {
+        source,
+        unit: a.unit,
+        profile: a.profile,
+        blocks,
+        interval: a.interval,
+        duration: a.duration,
+        timeout: a.timeout,
+    };
+    let file = std::fs::File::create(&a.out).with_context(|| format!("cannot create {}", a.out.display()))?;
+    let mut out = std::io::BufWriter::new(file);
+    eprintln!(
+        "recording unit {} on {} ({} blocks every {:?}) for {} into {}",
+        rec.unit,
+        rec.source.describe(),
+        rec.blocks.len(),
+        rec.interval,
+        busbar_core::duration::format_duration(rec.duration),
+        a.out.display()
+    );
+    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    let total = rec.duration.as_secs_f64();
+    let mut shown = std::time::Instant::now();
+    let tally = rt.block_on(record::record(&rec, &mut out, busbar_sim::shutdown::signal(), |t| {
+        if shown.elapsed() >= std::time::Duration::from_secs(10) {
+            shown = std::time::Instant::now();
+            eprintln!("  {:.0} s of {total:.0} s: {t}", t.elapsed_s);
+        }
+    }))?;
+    eprintln!("recorded {tally} into {}", a.out.display());
+    Ok(ExitCode::SUCCESS)
 }
 
 fn serve(scenario: Scenario, args: RunArgs) -> anyhow::Result<ExitCode> {

@@ -4,6 +4,7 @@
 
 use crate::events::{Event, Fault};
 use crate::models;
+use crate::trace::Trace;
 use busbar_core::diag::Diagnostics;
 use busbar_core::duration::parse_duration;
 use busbar_core::profile::{Family, Profile, ProfileSet};
@@ -11,6 +12,7 @@ use serde::Deserialize;
 use serde_saphyr::Spanned;
 use std::collections::{HashMap, HashSet};
 use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -81,6 +83,30 @@ struct DeviceDoc {
     unit_id: i64,
     #[serde(default)]
     params: serde_json::Value,
+    /// Play a trace recorded from a real device (`busbar-sim record`) instead of the model.
+    #[serde(default)]
+    replay: Option<ReplayDoc>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ReplayDoc {
+    /// The trace file, relative to the scenario's folder.
+    trace: String,
+    /// Start again after the last line (default: hold the last answers).
+    #[serde(default, rename = "loop")]
+    looped: bool,
+}
+
+/// A device that replays a recorded trace.
+#[derive(Debug, Clone)]
+pub struct ReplaySpec {
+    pub path: PathBuf,
+    pub looped: bool,
+    /// Read by [`load_traces`].
+    pub trace: Option<Arc<Trace>>,
+    /// `file:line` of the device, for errors.
+    pub origin: (String, u64, String),
 }
 
 /// A Modbus listener: a TCP gateway port with a unit id per device, or an RTU bus.
@@ -106,6 +132,8 @@ pub struct DeviceSpec {
     pub params: serde_json::Value,
     /// Resolved links to other devices (by index).
     pub links: models::Links,
+    /// Replays a trace instead of running its model.
+    pub replay: Option<ReplaySpec>,
 }
 
 /// What happens at a timeline entry.
@@ -380,6 +408,23 @@ fn devices(
                 format!("unit id {unit_id} is already used by `{other}` on this listener"),
             );
         }
+        let replay = dv.replay.as_ref().map(|r| {
+            if !dv.params.is_null() {
+                d.push(
+                    file,
+                    line,
+                    format!("{path}.params"),
+                    "a replayed device plays its trace: `params` do not apply",
+                );
+            }
+            let dir = Path::new(file).parent().unwrap_or(Path::new(""));
+            ReplaySpec {
+                path: dir.join(&r.trace),
+                looped: r.looped,
+                trace: None,
+                origin: (file.to_string(), line, format!("{path}.replay")),
+            }
+        });
         lines.push((line, path));
         devices.push(DeviceSpec {
             name: dv.name.clone(),
@@ -392,6 +437,7 @@ fn devices(
                 own: devices.len(),
                 ..Default::default()
             },
+            replay,
         });
     }
 
@@ -412,6 +458,9 @@ fn link_devices(
 ) {
     for (i, dv) in devices.iter_mut().enumerate() {
         let (line, path) = &lines[i];
+        if dv.replay.is_some() {
+            continue;
+        }
         let family = dv.profile.family;
         let blocks = block_count(&dv.profile);
         let names = match models::build(family, &dv.params, &models::Links::default(), blocks).map(|(_, n)| n) {
@@ -514,6 +563,42 @@ fn timeline(
     timeline
 }
 
+/// Read the traces of replayed devices (the IO that [`parse_scenario`] leaves out) and check
+/// each against its device: a trace recorded through another profile is refused.
+pub fn load_traces(scenario: &mut Scenario) -> Result<(), Diagnostics> {
+    let mut d = Diagnostics::default();
+    for dv in &mut scenario.devices {
+        let Some(r) = &mut dv.replay else { continue };
+        let (file, line, path) = &r.origin;
+        let shown = r.path.display().to_string();
+        let text = match std::fs::read_to_string(&r.path) {
+            Ok(t) => t,
+            Err(e) => {
+                d.push(file, *line, path, format!("cannot read trace {shown}: {e}"));
+                continue;
+            }
+        };
+        match crate::trace::parse(&shown, &text) {
+            Ok(t) => {
+                if let Some(p) = t.header.profile.as_deref().filter(|p| *p != dv.profile.name) {
+                    d.push(
+                        file,
+                        *line,
+                        path,
+                        format!(
+                            "{shown} was recorded through profile `{p}`, the device is a `{}`",
+                            dv.profile.name
+                        ),
+                    );
+                }
+                r.trace = Some(Arc::new(t));
+            }
+            Err(e) => d.extend(e),
+        }
+    }
+    d.into_result(())
+}
+
 fn doc_family(profiles: &ProfileSet, name: &str) -> Family {
     profiles.get(name).map_or(Family::Meter, |p| p.family)
 }
@@ -570,6 +655,39 @@ timeline:
         ] {
             assert!(t.contains(want), "missing `{want}` in:\n{t}");
         }
+    }
+
+    #[test]
+    fn replayed_devices_name_their_trace_and_nothing_else() {
+        let dir = std::env::temp_dir().join(format!("busbar-scenario-replay-{}", std::process::id()));
+        let _ = std::fs::create_dir_all(&dir);
+        let header = r#"{"busbar_trace":1,"source":"tcp x:502","unit":2,"profile":"socomec-diris-a40","interval_ms":1000}"#;
+        let line = r#"{"t":0,"table":"holding","address":50000,"count":2,"words":[1,2]}"#;
+        let _ = std::fs::write(dir.join("meter.jsonl"), format!("{header}\n{line}\n"));
+        let text = r#"
+site: { name: R, id: r }
+listeners: [{ name: gw, listen: "127.0.0.1:0" }]
+devices:
+  - { name: m1, profile: socomec-diris-a40, unit_id: 1, replay: { trace: meter.jsonl } }
+  - { name: m2, profile: legrand-emdx3, unit_id: 2, replay: { trace: meter.jsonl } }
+  - { name: m3, profile: socomec-diris-a40, unit_id: 3, replay: { trace: gone.jsonl } }
+  - { name: m4, profile: socomec-diris-a40, unit_id: 4, params: { base_kw: 3 }, replay: { trace: meter.jsonl } }
+"#;
+        let file = dir.join("s.yaml").display().to_string();
+        let mut s = match parse_scenario(&file, text, &profiles()) {
+            Err(d) => {
+                let t = d.to_string();
+                assert!(t.contains(":8: devices[3] (m4).params: a replayed device plays its trace"), "{t}");
+                let fixed = text.replace("params: { base_kw: 3 }, ", "");
+                parse_scenario(&file, &fixed, &profiles()).unwrap_or_else(|d| panic!("{d}"))
+            }
+            Ok(_) => panic!("params with replay must be refused"),
+        };
+        let t = load_traces(&mut s).err().map(|d| d.to_string()).unwrap_or_default();
+        assert!(t.contains("recorded through profile `socomec-diris-a40`, the device is a `legrand-emdx3`"), "{t}");
+        assert!(t.contains(":7: devices[2] (m3).replay: cannot read trace"), "{t}");
+        assert!(s.devices[0].replay.as_ref().is_some_and(|r| r.trace.is_some()), "m1's trace is loaded");
+        let _ = std::fs::remove_dir_all(&dir);
     }
 
     #[test]

@@ -10,6 +10,7 @@ use crate::events::{Event, Fault};
 use crate::models::{self, DeviceModel, Env, Refusal};
 use crate::rng::SimRng;
 use crate::scenario::{block_count, Action, Scenario, TimelineEntry};
+use crate::trace::{Quirk, ReplayTarget, Replayed, Replayer};
 use busbar_core::image::RegisterImage;
 use busbar_core::profile::{Kind, Profile, Table};
 use busbar_core::units::Unit;
@@ -32,6 +33,28 @@ pub struct ActiveFault {
 pub struct DeviceRuntime {
     pub image: RegisterImage,
     pub faults: Vec<ActiveFault>,
+    /// Blocks of a replayed device that answer an exception or nothing right now.
+    pub quirks: Vec<Quirk>,
+}
+
+impl ReplayTarget for DeviceRuntime {
+    fn words(&mut self, table: Table, address: u16, words: &[u16]) {
+        // Every block of the trace is mapped: the image was laid out with them.
+        let _ = self.image.write(table, address, words);
+    }
+
+    fn quirk(&mut self, table: Table, address: u16, count: u16, quirk: Option<Option<u8>>) {
+        self.quirks
+            .retain(|q| !(q.table == table && q.address == address && q.count == count));
+        if let Some(exception) = quirk {
+            self.quirks.push(Quirk {
+                table,
+                address,
+                count,
+                exception,
+            });
+        }
+    }
 }
 
 impl DeviceRuntime {
@@ -62,6 +85,8 @@ struct SimDevice {
     rng: SimRng,
     /// Point index by id, for publishing.
     spec_params: serde_json::Value,
+    /// Plays a recorded trace into the image instead of the model's truth.
+    replay: Option<Replayer>,
 }
 
 /// The outcome of a write from a Modbus client.
@@ -100,23 +125,44 @@ impl Site {
         let seed = seed.unwrap_or(scenario.seed);
         let mut devices = Vec::new();
         for (i, spec) in scenario.devices.iter().enumerate() {
-            let blocks = block_count(&spec.profile);
-            let (model, _) = models::build(spec.profile.family, &spec.params, &spec.links, blocks)
-                .map_err(|e| format!("device `{}`: {e}", spec.name))?;
+            let (model, replay, runtime): (Box<dyn DeviceModel>, _, _) = match &spec.replay {
+                Some(r) => {
+                    let trace = r.trace.clone().ok_or_else(|| {
+                        format!("device `{}`: its trace {} was not loaded", spec.name, r.path.display())
+                    })?;
+                    let mut rt = DeviceRuntime {
+                        image: RegisterImage::with_ranges(&spec.profile, &trace.blocks()),
+                        faults: Vec::new(),
+                        quirks: Vec::new(),
+                    };
+                    let replayer = Replayer::new(trace, r.looped);
+                    replayer.prime(&mut rt);
+                    (Box::new(Replayed), Some(replayer), rt)
+                }
+                None => {
+                    let blocks = block_count(&spec.profile);
+                    let (model, _) = models::build(spec.profile.family, &spec.params, &spec.links, blocks)
+                        .map_err(|e| format!("device `{}`: {e}", spec.name))?;
+                    let rt = DeviceRuntime {
+                        image: RegisterImage::new(&spec.profile),
+                        faults: Vec::new(),
+                        quirks: Vec::new(),
+                    };
+                    (model, None, rt)
+                }
+            };
             devices.push(SimDevice {
                 shared: Arc::new(DeviceShared {
                     name: spec.name.clone(),
                     profile: spec.profile.clone(),
                     unit_id: spec.unit_id,
                     listener: spec.listener,
-                    state: Mutex::new(DeviceRuntime {
-                        image: RegisterImage::new(&spec.profile),
-                        faults: Vec::new(),
-                    }),
+                    state: Mutex::new(runtime),
                 }),
                 model,
                 rng: SimRng::for_device(seed, i),
                 spec_params: spec.params.clone(),
+                replay,
             });
         }
         let mut site = Site {
@@ -147,6 +193,7 @@ impl Site {
             site.contribute_all();
         }
         site.publish();
+        site.replay(0.0);
         Ok(site)
     }
 
@@ -246,6 +293,7 @@ impl Site {
         self.contribute_all();
         self.steps += 1;
         let now = self.sim_time_s();
+        self.replay(now);
         self.clock.set(now);
         for d in &self.devices {
             let mut rt = d.shared.lock();
@@ -256,6 +304,15 @@ impl Site {
             }
         }
         self.serve_vehicle_queue();
+    }
+
+    /// Play the lines of replayed devices' traces that are due at `now`.
+    fn replay(&mut self, now: f64) {
+        for d in &mut self.devices {
+            if let Some(r) = &mut d.replay {
+                r.advance(now, &mut *d.shared.lock());
+            }
+        }
     }
 
     /// Run whole steps until `sim_s` is reached.
@@ -380,9 +437,18 @@ impl Site {
     }
 
     /// The truth of a device: every point its model emits, in engineering units.
+    /// For a replayed device, its registers as they are now, decoded through its profile.
     pub fn truth(&self, index: usize) -> Vec<(String, f64, Unit)> {
         let mut out = Vec::new();
-        if let Some(d) = self.devices.get(index) {
+        if let Some(d) = self.devices.get(index).filter(|d| d.replay.is_some()) {
+            let profile = &d.shared.profile;
+            let rt = d.shared.lock();
+            for (i, p) in profile.points.iter().enumerate() {
+                if let Ok(v) = rt.image.get(profile, i) {
+                    out.push((p.id.clone(), v, p.unit));
+                }
+            }
+        } else if let Some(d) = self.devices.get(index) {
             d.model
                 .emit(&mut |name, value, unit| out.push((name.to_string(), value, unit)));
         }
@@ -545,6 +611,11 @@ impl Site {
             }
             tracing::info!(device = %name, point = %id, value = v, "write");
             notes.push(format!("{name}: write {id}={v}"));
+        }
+        if outcome.is_ok() && d.replay.is_some() {
+            // A replayed device has no model to take the value: it stays in the registers
+            // until the trace's next line for that block.
+            let _ = d.shared.lock().image.write(table, address, values);
         }
         for n in notes {
             self.note(n);

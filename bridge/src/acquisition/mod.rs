@@ -7,7 +7,7 @@
 
 pub mod decode;
 pub mod metrics;
-pub mod plan;
+
 mod transport;
 
 use crate::config::{Config, Device};
@@ -16,7 +16,7 @@ use busbar_core::encoding;
 use busbar_core::profile::{DataType, Kind, Table};
 use busbar_core::quality::Quality;
 use busbar_modbus::codec::{Request, Response};
-use plan::{plan, ReadBlock};
+use busbar_modbus::plan::{plan, ReadBlock};
 use serde::Serialize;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
@@ -128,6 +128,9 @@ struct DeviceRun {
     blocks: Vec<ReadBlock>,
     next: tokio::time::Instant,
     polls: u64,
+    /// Read the identification blocks at the next poll: at the first, and after the device
+    /// was lost (its nameplate went bad with everything else), not only every 100th.
+    identity_due: bool,
 }
 
 /// Start one task per connection, and the staleness sweeper.
@@ -242,6 +245,7 @@ impl ConnectionTask {
                     blocks: plan(&dev.profile, &dev.acquired),
                     next: now + dev.poll_interval * i as u32 / n,
                     polls: 0,
+                    identity_due: true,
                 }
             })
             .collect();
@@ -277,8 +281,10 @@ impl ConnectionTask {
         let mut exception = None;
         let mut rtt_sum = Duration::ZERO;
         let mut result = Ok(());
+        let identity_now = run.identity_due || run.polls.is_multiple_of(100);
+        let mut identity_failed = false;
         for b in &run.blocks {
-            if b.identity && !run.polls.is_multiple_of(100) {
+            if b.identity && !identity_now {
                 continue;
             }
             let req = b.request();
@@ -300,6 +306,7 @@ impl ConnectionTask {
                 Ok(Response::Exception(e)) => {
                     rtt_sum += t0.elapsed();
                     exception = Some(format!("{e} reading {} {}+{}", b.table.as_str(), b.address, b.count));
+                    identity_failed |= b.identity;
                     for &k in &b.points {
                         if let Some(p) = self.store.point_of(run.index, k) {
                             readings.push((p, Reading::Failed(Quality::CommFailure)));
@@ -345,6 +352,7 @@ impl ConnectionTask {
                     tracing::warn!(device = %dev.name, "exception: {e}");
                 }
                 drop(status);
+                run.identity_due = identity_failed;
                 self.store.update(&readings, SystemTime::now());
                 // Keep the phase; if far behind, start again from now.
                 let next = due + dev.poll_interval;
@@ -360,6 +368,7 @@ impl ConnectionTask {
                 status.last_error = Some(err);
                 let failures = status.consecutive_failures;
                 drop(status);
+                run.identity_due = true;
                 let failed: Vec<(PointIdx, Reading)> = dev
                     .acquired
                     .iter()

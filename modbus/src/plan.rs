@@ -3,8 +3,8 @@
 //! profile's `max_read_registers`, never across a gap wider than its `readable_gap` (the
 //! unmapped registers the device accepts in a read).
 
+use crate::codec::{Request, MAX_READ_BITS};
 use busbar_core::profile::{Profile, Table};
-use busbar_modbus::codec::{Request, MAX_READ_BITS};
 
 /// One read request of a poll.
 #[derive(Debug, Clone, PartialEq)]
