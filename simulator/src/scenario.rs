@@ -661,7 +661,8 @@ timeline:
     fn replayed_devices_name_their_trace_and_nothing_else() {
         let dir = std::env::temp_dir().join(format!("busbar-scenario-replay-{}", std::process::id()));
         let _ = std::fs::create_dir_all(&dir);
-        let header = r#"{"busbar_trace":1,"source":"tcp x:502","unit":2,"profile":"socomec-diris-a40","interval_ms":1000}"#;
+        let header =
+            r#"{"busbar_trace":1,"source":"tcp x:502","unit":2,"profile":"socomec-diris-a40","interval_ms":1000}"#;
         let line = r#"{"t":0,"table":"holding","address":50000,"count":2,"words":[1,2]}"#;
         let _ = std::fs::write(dir.join("meter.jsonl"), format!("{header}\n{line}\n"));
         let text = r#"
@@ -677,16 +678,25 @@ devices:
         let mut s = match parse_scenario(&file, text, &profiles()) {
             Err(d) => {
                 let t = d.to_string();
-                assert!(t.contains(":8: devices[3] (m4).params: a replayed device plays its trace"), "{t}");
+                assert!(
+                    t.contains(":8: devices[3] (m4).params: a replayed device plays its trace"),
+                    "{t}"
+                );
                 let fixed = text.replace("params: { base_kw: 3 }, ", "");
                 parse_scenario(&file, &fixed, &profiles()).unwrap_or_else(|d| panic!("{d}"))
             }
             Ok(_) => panic!("params with replay must be refused"),
         };
         let t = load_traces(&mut s).err().map(|d| d.to_string()).unwrap_or_default();
-        assert!(t.contains("recorded through profile `socomec-diris-a40`, the device is a `legrand-emdx3`"), "{t}");
+        assert!(
+            t.contains("recorded through profile `socomec-diris-a40`, the device is a `legrand-emdx3`"),
+            "{t}"
+        );
         assert!(t.contains(":7: devices[2] (m3).replay: cannot read trace"), "{t}");
-        assert!(s.devices[0].replay.as_ref().is_some_and(|r| r.trace.is_some()), "m1's trace is loaded");
+        assert!(
+            s.devices[0].replay.as_ref().is_some_and(|r| r.trace.is_some()),
+            "m1's trace is loaded"
+        );
         let _ = std::fs::remove_dir_all(&dir);
     }
 

@@ -1,6 +1,6 @@
 """Busbar tested by its own scenarios: `busbar-sim test` plays tests/scenarios/*.yaml to a
 running `busbar run` and judges what the bridge does (polls, writes), shows (Modbus, HTTP,
-BACnet/IP, SNMP) and announces (traps, the alarm webhook). The same scenario against a bridge whose SNMP server is off fails on
+BACnet/IP, OPC UA, SNMP) and announces (traps, the alarm webhook). The same scenario against a bridge whose SNMP server is off fails on
 exactly the SNMP expectations. The reports are checked as a CI server reads them: the JUnit XML
 validated against the schema of Jenkins' xunit plugin (junit-10.xsd, with xmlschema), the JSON
 by Python's parser."""
@@ -46,6 +46,7 @@ servers:
   modbus: {{ listen: "127.0.0.1:25502" }}
   http: {{ listen: "127.0.0.1:25080", token: {TOKEN} }}
   bacnet: {{ listen: "127.0.0.1:25808", device_instance: 4242 }}
+  opcua: {{ listen: "127.0.0.1:25840", none_endpoint: true, anonymous: true, pki_dir: {tmp_path / "pki"} }}
 {snmp_section}alarms:
   journal: {tmp_path / "alarms.db"}
   webhooks: [{{ url: "http://127.0.0.1:25090/hook" }}]
@@ -108,13 +109,13 @@ def test_the_bridge_passes_its_mains_failure_scenario_on_every_protocol(tmp_path
     code, out, report, junit = run_scenario(tmp_path, snmp=True)
     failed = [e for e in report["expectations"] if not e["passed"]]
     assert code == 0 and not failed, out
-    assert report["passed"] is True and len(report["expectations"]) == 13
+    assert report["passed"] is True and len(report["expectations"]) == 14
     kinds = " ".join(t["what"] for t in report["timeline"])
     assert "ats: event mains_lost" in kinds and "SUT wrote ev1/current_limit = 13" in kinds
     assert "traps received: 1.3.6.1.4.1.32473.0.3" in kinds, "the alarm trap is in the timeline"
     suite = junit.find("testsuite")
-    assert junit.tag == "testsuites" and suite.get("tests") == "13" and suite.get("failures") == "0"
-    assert len(suite.findall("testcase")) == 13 and not suite.findall("testcase/failure")
+    assert junit.tag == "testsuites" and suite.get("tests") == "14" and suite.get("failures") == "0"
+    assert len(suite.findall("testcase")) == 14 and not suite.findall("testcase/failure")
 
 
 def test_the_same_scenario_fails_on_the_snmp_expectations_when_the_agent_is_off(tmp_path):

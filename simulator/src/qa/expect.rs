@@ -131,6 +131,16 @@ struct ProbeDoc {
     /// `present-value` (default), `status-flags`, `event-state`, `reliability`, ... or a number.
     #[serde(default)]
     property: Option<String>,
+    /// An OPC UA endpoint, `opc.tcp://HOST:PORT/` (security None, anonymous).
+    #[serde(default)]
+    opcua: Option<String>,
+    /// The node: `ns=2;s=main_meter/v1`, or by namespace URI `nsu=urn:busbar:site;s=main_meter/v1`.
+    #[serde(default)]
+    node: Option<String>,
+    /// `value` (default), `status` (the StatusCode's name: `Good`, `BadCommunicationError`) or
+    /// `status_class` (`good`, `uncertain`, `bad`).
+    #[serde(default)]
+    read: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -230,6 +240,54 @@ pub enum Probe {
         instance: u32,
         property: u32,
     },
+    OpcUa {
+        url: String,
+        node: OpcUaNode,
+        read: OpcUaRead,
+    },
+}
+
+/// An OPC UA node as a probe names it.
+#[derive(Debug, Clone, PartialEq)]
+pub enum OpcUaNode {
+    /// `ns=2;s=...` as written.
+    Id(String),
+    /// `nsu=URI;s=...`: the namespace by its URI, and the identifier (`s=...`).
+    ByUri { uri: String, id: String },
+}
+
+impl OpcUaNode {
+    pub fn parse(text: &str) -> Option<OpcUaNode> {
+        let text = text.trim();
+        if let Some(rest) = text.strip_prefix("nsu=") {
+            let (uri, id) = rest.split_once(';')?;
+            let ok = ["s=", "i=", "g=", "b="].iter().any(|p| id.starts_with(p));
+            return (ok && !uri.is_empty()).then(|| OpcUaNode::ByUri {
+                uri: uri.to_string(),
+                id: id.to_string(),
+            });
+        }
+        text.parse::<opcua::types::NodeId>()
+            .ok()
+            .map(|_| OpcUaNode::Id(text.to_string()))
+    }
+
+    pub fn text(&self) -> String {
+        match self {
+            OpcUaNode::Id(t) => t.clone(),
+            OpcUaNode::ByUri { uri, id } => format!("nsu={uri};{id}"),
+        }
+    }
+}
+
+/// What an OPC UA probe reads of its node.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum OpcUaRead {
+    Value,
+    /// The StatusCode's name.
+    Status,
+    /// good, uncertain or bad.
+    StatusClass,
 }
 
 /// BACnet object types a probe names (ASHRAE 135 clause 21).
@@ -292,6 +350,15 @@ impl Probe {
                 instance,
                 property,
             } => format!("bacnet {addr} {object_type}:{instance} property {property}"),
+            Probe::OpcUa { url, node, read } => format!(
+                "opcua {url} {}{}",
+                node.text(),
+                match read {
+                    OpcUaRead::Value => "",
+                    OpcUaRead::Status => " status",
+                    OpcUaRead::StatusClass => " status class",
+                }
+            ),
         }
     }
 }
@@ -677,15 +744,55 @@ fn probe(file: &str, line: u64, path: &str, p: &ProbeDoc, d: &mut Diagnostics) -
     let targets = p.modbus.is_some() as usize
         + p.http.is_some() as usize
         + p.snmp.is_some() as usize
-        + p.bacnet.is_some() as usize;
+        + p.bacnet.is_some() as usize
+        + p.opcua.is_some() as usize;
     if targets != 1 {
         d.push(
             file,
             line,
             path,
-            "a probe needs exactly one of `modbus`, `http`, `snmp`, `bacnet`",
+            "a probe needs exactly one of `modbus`, `http`, `snmp`, `bacnet`, `opcua`",
         );
         return None;
+    }
+    if let Some(url) = &p.opcua {
+        if !url.starts_with("opc.tcp://") {
+            d.push(
+                file,
+                line,
+                path,
+                format!("`{url}` is not an endpoint like opc.tcp://127.0.0.1:4840/"),
+            );
+            return None;
+        }
+        let Some(node) = p.node.as_deref().and_then(OpcUaNode::parse) else {
+            d.push(
+                file,
+                line,
+                path,
+                "an OPC UA probe needs `node: ns=2;s=main_meter/v1` (or `nsu=urn:busbar:site;s=main_meter/v1`)",
+            );
+            return None;
+        };
+        let read = match p.read.as_deref() {
+            None | Some("value") => OpcUaRead::Value,
+            Some("status") => OpcUaRead::Status,
+            Some("status_class") => OpcUaRead::StatusClass,
+            Some(other) => {
+                d.push(
+                    file,
+                    line,
+                    path,
+                    format!("read `{other}`: value, status or status_class"),
+                );
+                return None;
+            }
+        };
+        return Some(Probe::OpcUa {
+            url: url.clone(),
+            node,
+            read,
+        });
     }
     if let Some(addr) = &p.bacnet {
         let object = p.object.as_deref().and_then(|o| {
@@ -928,6 +1035,40 @@ mod tests {
             "t.yaml:12: expect[4]: unknown sink `nowhere`",
             "t.yaml:13: expect[5].after: no timeline event `no_such_event`",
             "t.yaml:14: expect[6].probe: oid `one.two` is not dotted numbers",
+        ] {
+            assert!(d.contains(expected), "missing `{expected}` in:\n{d}");
+        }
+    }
+
+    #[test]
+    fn opcua_probes_name_an_endpoint_a_node_and_what_to_read() {
+        let s = parse(
+            "expect:\n  \
+             - { probe: { opcua: \"opc.tcp://127.0.0.1:4840/\", node: \"nsu=urn:busbar:site;s=ev1/state\", read: status }, equals: BadCommunicationError, within: 5s }\n  \
+             - { probe: { opcua: \"opc.tcp://127.0.0.1:4840/\", node: \"ns=2;s=main_meter/v1\" }, range: [200, 260], within: 5s }\n",
+        )
+        .unwrap_or_else(|d| panic!("{d}"));
+        assert!(
+            matches!(&s.expectations[0].check, Check::Probe { probe: Probe::OpcUa { node: OpcUaNode::ByUri { uri, id }, read: OpcUaRead::Status, .. }, .. }
+            if uri == "urn:busbar:site" && id == "s=ev1/state")
+        );
+        assert!(
+            matches!(&s.expectations[1].check, Check::Probe { probe: Probe::OpcUa { node: OpcUaNode::Id(t), read: OpcUaRead::Value, .. }, .. }
+            if t == "ns=2;s=main_meter/v1")
+        );
+        let d = parse(
+            "expect:\n  \
+             - { probe: { opcua: \"http://x\", node: \"ns=2;s=a\" }, equals: 1, within: 5s }\n  \
+             - { probe: { opcua: \"opc.tcp://x:4840/\", node: \"nsu=urn:x\" }, equals: 1, within: 5s }\n  \
+             - { probe: { opcua: \"opc.tcp://x:4840/\", node: \"ns=2;s=a\", read: colour }, equals: 1, within: 5s }\n",
+        )
+        .err()
+        .unwrap_or_default()
+        .to_string();
+        for expected in [
+            "t.yaml:8: expect[0].probe: `http://x` is not an endpoint",
+            "t.yaml:9: expect[1].probe: an OPC UA probe needs `node:",
+            "t.yaml:10: expect[2].probe: read `colour`: value, status or status_class",
         ] {
             assert!(d.contains(expected), "missing `{expected}` in:\n{d}");
         }

@@ -1,8 +1,9 @@
 //! Probes: read what the system under test shows through its own interfaces, a Modbus register
-//! (type, word order, scale), an HTTP JSON value, an SNMP object. Every read is bounded by a
+//! (type, word order, scale), an HTTP JSON value, an SNMP object, a BACnet property, an OPC UA
+//! node's value or StatusCode. Every read is bounded by a
 //! timeout; a failure is a value the report shows, never a panic.
 
-use super::expect::Probe;
+use super::expect::{OpcUaNode, OpcUaRead, Probe};
 use super::judge::Seen;
 use busbar_bacnet::apdu::{self, Apdu};
 use busbar_bacnet::bvll::{self, Bvll};
@@ -14,7 +15,14 @@ use busbar_bacnet::{ObjectId, Value};
 use busbar_core::profile::{Register, Table};
 use busbar_modbus::client::Client;
 use busbar_modbus::codec::{Request, Response};
+use opcua::client::{ClientBuilder, IdentityToken, Session};
+use opcua::crypto::SecurityPolicy;
+use opcua::types::{
+    EndpointDescription, MessageSecurityMode, NodeId, ReadValueId, StatusCode, TimestampsToReturn, UserTokenPolicy,
+    Variant,
+};
 use std::collections::HashMap;
+use std::sync::Arc;
 use std::time::Duration;
 
 const TIMEOUT: Duration = Duration::from_secs(1);
@@ -24,6 +32,36 @@ const TIMEOUT: Duration = Duration::from_secs(1);
 pub struct Prober {
     modbus: HashMap<String, Client>,
     http: Option<reqwest::Client>,
+    opcua: HashMap<String, OpcUaSession>,
+}
+
+/// An OPC UA session and the task that runs its event loop.
+struct OpcUaSession {
+    session: Arc<Session>,
+    event_loop: tokio::task::JoinHandle<StatusCode>,
+    /// Namespace URIs resolved to their index on this server.
+    namespaces: HashMap<String, u16>,
+}
+
+impl Drop for OpcUaSession {
+    fn drop(&mut self) {
+        self.event_loop.abort();
+    }
+}
+
+impl Drop for Prober {
+    fn drop(&mut self) {
+        for (_, s) in self.opcua.drain() {
+            let session = s.session.clone();
+            // Close the session politely when a runtime is there to do it; the server times it
+            // out otherwise.
+            if let Ok(rt) = tokio::runtime::Handle::try_current() {
+                rt.spawn(async move {
+                    let _ = session.disconnect().await;
+                });
+            }
+        }
+    }
 }
 
 impl Prober {
@@ -73,7 +111,8 @@ impl Prober {
                     Response::Registers(words) => busbar_core::encoding::decode(&register, &words)
                         .map(Seen::Number)
                         .map_err(|e| e.to_string()),
-                    Response::Exception(e) => Err(format!("Modbus exception {e:?}")),
+                    // What a SCADA sees of a lost device on a gateway: a value to expect.
+                    Response::Exception(e) => Ok(Seen::Text(format!("exception {:#04x}", e.code()))),
                     other => Err(format!("unexpected answer {other:?}")),
                 }
             }
@@ -103,6 +142,13 @@ impl Prober {
                 instance,
                 property,
             } => Prober::bacnet_read(addr, ObjectId::new(*object_type, *instance), *property).await,
+            Probe::OpcUa { url, node, read } => {
+                let answer = self.opcua_read(url, node, *read).await;
+                if answer.is_err() {
+                    self.opcua.remove(url);
+                }
+                answer
+            }
             Probe::Snmp { addr, community, oid } => {
                 let client = async_snmp::ClientBuilder::new(async_snmp::Auth::v2c(community.as_str()))
                     .target(addr.as_str())
@@ -161,6 +207,59 @@ impl Prober {
         }
     }
 
+    /// One Read of a node's Value attribute over a session kept open (security None, anonymous).
+    async fn opcua_read(&mut self, url: &str, node: &OpcUaNode, read: OpcUaRead) -> Result<Seen, String> {
+        if !self.opcua.contains_key(url) {
+            let s = opcua_connect(url).await?;
+            self.opcua.insert(url.to_string(), s);
+        }
+        let s = self.opcua.get_mut(url).ok_or("no session")?;
+        let node_id = match node {
+            OpcUaNode::Id(text) => text.parse::<NodeId>().map_err(|_| format!("bad node `{text}`"))?,
+            OpcUaNode::ByUri { uri, id } => {
+                let ns = match s.namespaces.get(uri) {
+                    Some(ns) => *ns,
+                    None => {
+                        let ns = opcua_namespace(&s.session, uri).await?;
+                        s.namespaces.insert(uri.clone(), ns);
+                        ns
+                    }
+                };
+                format!("ns={ns};{id}")
+                    .parse::<NodeId>()
+                    .map_err(|_| format!("bad node `{id}`"))?
+            }
+        };
+        let values = s
+            .session
+            .read(&[ReadValueId::from(node_id)], TimestampsToReturn::Both, 0.0)
+            .await
+            .map_err(|e| format!("Read: {e}"))?;
+        let dv = values.into_iter().next().ok_or("an empty Read answer")?;
+        let status = dv.status.unwrap_or(StatusCode::Good);
+        Ok(match read {
+            OpcUaRead::Status => Seen::Text(status.sub_code().to_string()),
+            OpcUaRead::StatusClass => Seen::Text(
+                if status.is_good() {
+                    "good"
+                } else if status.is_uncertain() {
+                    "uncertain"
+                } else {
+                    "bad"
+                }
+                .into(),
+            ),
+            OpcUaRead::Value if status.is_bad() => return Err(format!("StatusCode {}", status.sub_code())),
+            OpcUaRead::Value => match dv.value {
+                Some(Variant::String(t)) => Seen::Text(t.to_string()),
+                Some(Variant::LocalizedText(t)) => Seen::Text(t.text.to_string()),
+                Some(Variant::Boolean(b)) => Seen::Number(if b { 1.0 } else { 0.0 }),
+                Some(v) => Seen::Number(v.as_f64().ok_or_else(|| format!("not a number: {v:?}"))?),
+                None => return Err("no value".into()),
+            },
+        })
+    }
+
     async fn modbus_call(&mut self, addr: &str, unit: u8, request: &Request) -> Result<Response, String> {
         if !self.modbus.contains_key(addr) {
             let c = Client::connect_to(addr).await.map_err(|e| format!("{addr}: {e}"))?;
@@ -169,6 +268,60 @@ impl Prober {
         let client = self.modbus.get_mut(addr).ok_or("no connection")?;
         client.call(unit, request).await.map_err(|e| e.to_string())
     }
+}
+
+/// Open a session to `url` with security None and an anonymous identity, its event loop in a
+/// task; no reconnection of its own (a failed read drops it, the next read opens a new one).
+async fn opcua_connect(url: &str) -> Result<OpcUaSession, String> {
+    let pki = std::env::temp_dir().join(format!("busbar-sim-opcua-pki-{}", std::process::id()));
+    let mut client = ClientBuilder::new()
+        .application_name("busbar-sim test")
+        .application_uri("urn:busbar:sim:test")
+        .product_uri("urn:busbar:sim")
+        .create_sample_keypair(false)
+        .trust_server_certs(true)
+        .pki_dir(pki)
+        .session_retry_limit(0)
+        .request_timeout(TIMEOUT)
+        .client()
+        .map_err(|e| e.join("; "))?;
+    let endpoint: EndpointDescription = (
+        url,
+        SecurityPolicy::None.to_str(),
+        MessageSecurityMode::None,
+        UserTokenPolicy::anonymous(),
+    )
+        .into();
+    let (session, event_loop) = client
+        .connect_to_matching_endpoint(endpoint, IdentityToken::Anonymous)
+        .await
+        .map_err(|e| format!("{url}: {e}"))?;
+    let event_loop = event_loop.spawn();
+    if !session.wait_for_connection().await {
+        return Err(format!("{url}: no session"));
+    }
+    Ok(OpcUaSession {
+        session,
+        event_loop,
+        namespaces: HashMap::new(),
+    })
+}
+
+/// The index of namespace `uri` in the server's NamespaceArray.
+async fn opcua_namespace(session: &Session, uri: &str) -> Result<u16, String> {
+    let array = NodeId::new(0, opcua::types::VariableId::Server_NamespaceArray as u32);
+    let values = session
+        .read(&[ReadValueId::from(array)], TimestampsToReturn::Neither, 0.0)
+        .await
+        .map_err(|e| format!("reading the namespace array: {e}"))?;
+    let uris = match values.into_iter().next().and_then(|dv| dv.value) {
+        Some(Variant::Array(a)) => a.values,
+        _ => return Err("the server has no namespace array".into()),
+    };
+    uris.iter()
+        .position(|v| matches!(v, Variant::String(s) if s.as_ref() == uri))
+        .and_then(|i| u16::try_from(i).ok())
+        .ok_or_else(|| format!("the server has no namespace `{uri}`"))
 }
 
 /// The APDU of a BACnet/IP datagram.
