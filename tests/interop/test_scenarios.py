@@ -1,6 +1,6 @@
 """Busbar tested by its own scenarios: `busbar-sim test` plays tests/scenarios/*.yaml to a
 running `busbar run` and judges what the bridge does (polls, writes), shows (Modbus, HTTP,
-BACnet/IP, OPC UA, SNMP) and announces (traps, the alarm webhook). Each scenario passes against
+BACnet/IP, OPC UA, SNMP) and announces (traps, the alarm webhook, alarm mail to the run's SMTP sink). Each scenario passes against
 the bridge as configured, and fails on exactly the expectations it should against a bridge made
 to misbehave: one with a server off, or with writes disabled. The writes of bridge-writes.yaml
 are made during the run by real clients of each protocol (pymodbus, asyncua, bacpypes3,
@@ -36,9 +36,10 @@ TANKS = "{ name: tanks, profile: fafnir-visy-tanks, connection: gw, unit_id: 7 }
 SERVERS = ("modbus", "http", "bacnet", "opcua", "snmp")
 
 
-def bridge_config(tmp_path, devices, off=(), writes=True):
+def bridge_config(tmp_path, devices, off=(), writes=True, mail=False):
     """A bridge reading the scenario's site on 127.0.0.1:25020 and serving every protocol on the
-    ports the scenarios probe, except the servers in `off`."""
+    ports the scenarios probe, except the servers in `off`; with `mail`, its alarms mailed to the
+    run's SMTP sink on 127.0.0.1:25025."""
     servers = {
         "modbus": '  modbus: { listen: "127.0.0.1:25502" }\n',
         "http": f'  http: {{ listen: "127.0.0.1:25080", token: {TOKEN} }}\n',
@@ -61,7 +62,14 @@ devices:
 """ + "".join(f"  - {d}\n" for d in devices) + "servers:\n" + "".join(servers[s] for s in SERVERS if s not in off) + f"""alarms:
   journal: {tmp_path / "alarms.db"}
   webhooks: [{{ url: "http://127.0.0.1:25090/hook" }}]
-""")
+""" + ("""  email:
+    server: 127.0.0.1
+    port: 25025
+    security: none
+    from: Busbar <busbar@scenario.test>
+    hold_off_s: 2
+    recipients: [{ to: ops@scenario.test }]
+""" if mail else ""))
     return config
 
 
@@ -163,7 +171,7 @@ def write_current_limit_later(stop, outcomes):
     outcomes["http"] = retry(stop, lambda: http_write(13), deadline=30)
 
 
-def run_scenario(tmp_path, name, devices, off=(), writes=True, operator=None):
+def run_scenario(tmp_path, name, devices, off=(), writes=True, operator=None, mail=False):
     """The simulator playing tests/scenarios/NAME.yaml, the bridge on it, and what the operator
     does meanwhile; returns (exit code, stdout, JSON report, JUnit root, operator outcomes), the
     JUnit report validated against the schema CI servers read (scripts/test fetches it)."""
@@ -173,7 +181,7 @@ def run_scenario(tmp_path, name, devices, off=(), writes=True, operator=None):
                                 f"junit={junit},json={report}"], cwd=ROOT, stdout=subprocess.PIPE,
                                stderr=err, text=True)
     time.sleep(0.5)
-    config = bridge_config(tmp_path, devices, off, writes)
+    config = bridge_config(tmp_path, devices, off, writes, mail)
     bridge = subprocess.Popen([find_binary("busbar"), "run", "--config", str(config)],
                               cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     stop, outcomes = threading.Event(), {}
@@ -235,16 +243,17 @@ SNMP_EXPECTATIONS = {"SNMP: the silent charger is offline", "trap: communication
 
 def test_the_bridge_passes_its_mains_failure_scenario_on_every_protocol(tmp_path):
     code, out, report, junit, _ = run_scenario(tmp_path, "bridge-mains-failure", MAINS_DEVICES,
-                                               operator=write_current_limit_later)
-    assert_passed(code, out, report, junit, 14)
+                                               operator=write_current_limit_later, mail=True)
+    assert_passed(code, out, report, junit, 15)
     kinds = " ".join(t["what"] for t in report["timeline"])
     assert "ats: event mains_lost" in kinds and "SUT wrote ev1/current_limit = 13" in kinds
     assert "traps received: 1.3.6.1.4.1.32473.0.3" in kinds, "the alarm trap is in the timeline"
+    assert "mail received: From: Busbar <busbar@scenario.test>" in kinds, "the alarm mail is in the timeline"
 
 
 def test_the_same_scenario_fails_on_the_snmp_expectations_when_the_agent_is_off(tmp_path):
     code, out, report, junit, _ = run_scenario(tmp_path, "bridge-mains-failure", MAINS_DEVICES, off=("snmp",),
-                                               operator=write_current_limit_later)
+                                               operator=write_current_limit_later, mail=True)
     assert names("bridge-mains-failure", r"^(SNMP|trap):") == SNMP_EXPECTATIONS
     assert_failed_exactly(code, out, report, junit, SNMP_EXPECTATIONS)
     offline = next(e for e in report["expectations"] if e["name"] == "SNMP: the silent charger is offline")

@@ -161,6 +161,9 @@ pub(crate) struct SinkDoc {
     /// Receive HTTP POSTs (webhooks) on this TCP address.
     #[serde(default)]
     webhook: Option<String>,
+    /// Receive mail (SMTP, plain) on this TCP address.
+    #[serde(default)]
+    smtp: Option<String>,
 }
 
 /// A notification sink the test runs.
@@ -168,6 +171,7 @@ pub(crate) struct SinkDoc {
 pub enum SinkKind {
     SnmpTraps(SocketAddr),
     Webhook(SocketAddr),
+    Smtp(SocketAddr),
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -473,11 +477,17 @@ pub(crate) fn sinks(file: &str, docs: &[Spanned<SinkDoc>], d: &mut Diagnostics) 
                 )
             })
         };
-        let kind = match (&s.value.snmp_traps, &s.value.webhook) {
-            (Some(a), None) => addr(d, a).ok().map(SinkKind::SnmpTraps),
-            (None, Some(a)) => addr(d, a).ok().map(SinkKind::Webhook),
+        let kind = match (&s.value.snmp_traps, &s.value.webhook, &s.value.smtp) {
+            (Some(a), None, None) => addr(d, a).ok().map(SinkKind::SnmpTraps),
+            (None, Some(a), None) => addr(d, a).ok().map(SinkKind::Webhook),
+            (None, None, Some(a)) => addr(d, a).ok().map(SinkKind::Smtp),
             _ => {
-                d.push(file, line, &path, "a sink needs exactly one of `snmp_traps`, `webhook`");
+                d.push(
+                    file,
+                    line,
+                    &path,
+                    "a sink needs exactly one of `snmp_traps`, `webhook`, `smtp`",
+                );
                 None
             }
         };

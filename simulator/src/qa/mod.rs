@@ -7,6 +7,7 @@ pub mod judge;
 pub mod probe;
 pub mod report;
 pub mod sinks;
+pub mod smtp;
 
 use crate::runner::{self, RunOptions};
 use crate::scenario::{Action, Scenario};

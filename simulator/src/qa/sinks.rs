@@ -1,4 +1,5 @@
-//! Notification sinks a test run provides: an SNMP trap receiver and a webhook endpoint. What
+//! Notification sinks a test run provides: an SNMP trap receiver, a webhook endpoint and an SMTP
+//! server ([`super::smtp`]). What
 //! they receive is kept as text with the simulated time of its arrival, for `notified` and
 //! `not_notified`.
 
@@ -82,6 +83,31 @@ pub async fn start(
                             let _ = stop.changed().await;
                         })
                         .await;
+                }));
+            }
+            SinkKind::Smtp(addr) => {
+                let listener = tokio::net::TcpListener::bind(addr)
+                    .await
+                    .map_err(|e| anyhow::anyhow!("sink `{}`: cannot listen on {addr}: {e}", s.name))?;
+                let name = s.name.clone();
+                tasks.push(tokio::spawn(async move {
+                    loop {
+                        tokio::select! {
+                            accepted = listener.accept() => match accepted {
+                                Ok((stream, peer)) => {
+                                    let (inbox, clock, name) = (inbox.clone(), clock.clone(), name.clone());
+                                    tokio::spawn(async move {
+                                        let keep = |text: String| push(&inbox, &clock, text);
+                                        if let Err(e) = super::smtp::serve(stream, keep).await {
+                                            tracing::debug!(sink = %name, %peer, "SMTP session ended: {e}");
+                                        }
+                                    });
+                                }
+                                Err(e) => tracing::warn!(sink = %name, "cannot accept an SMTP client: {e}"),
+                            },
+                            _ = stop.changed() => return,
+                        }
+                    }
                 }));
             }
         }
