@@ -4,6 +4,7 @@
 pub mod activity;
 pub mod events;
 pub mod models;
+pub mod params;
 pub mod qa;
 pub mod rng;
 pub mod scenario;

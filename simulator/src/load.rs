@@ -3,13 +3,18 @@
 /// scenarios/demo.yaml, compiled in.
 pub const DEMO_SCENARIO: &str = include_str!("../../scenarios/demo.yaml");
 
-use crate::scenario::{load_traces, parse_scenario, Scenario};
+use crate::scenario::{load_traces, parse_scenario, parse_scenario_with, Scenario};
 use busbar_core::diag::Diagnostics;
 pub use busbar_core::profile::resolve_profiles;
 use std::path::Path;
 
-/// Load and validate a scenario file with its profiles.
-pub fn load_scenario(path: &Path, profiles_dir: Option<&Path>) -> Result<(Scenario, String), Diagnostics> {
+/// Load and validate a scenario file with its profiles, its parameters given `name=value`
+/// overrides (`--param`).
+pub fn load_scenario(
+    path: &Path,
+    profiles_dir: Option<&Path>,
+    overrides: &[(String, String)],
+) -> Result<(Scenario, String), Diagnostics> {
     let file = path.display().to_string();
     let text = std::fs::read_to_string(path).map_err(|e| {
         let mut d = Diagnostics::default();
@@ -17,7 +22,7 @@ pub fn load_scenario(path: &Path, profiles_dir: Option<&Path>) -> Result<(Scenar
         d
     })?;
     let (profiles, from) = resolve_profiles(profiles_dir, Some(path))?;
-    let mut scenario = parse_scenario(&file, &text, &profiles)?;
+    let mut scenario = parse_scenario_with(&file, &text, &profiles, overrides)?;
     load_traces(&mut scenario)?;
     Ok((scenario, from))
 }

@@ -46,7 +46,8 @@ enum Command {
         /// Address of the (first) gateway listener, overriding the scenario's.
         #[arg(long)]
         listen: Option<SocketAddr>,
-        /// Simulated seconds per real second (a real SUT runs at 1).
+        /// Simulated seconds per real second: 1 for a real SUT, more only up to the scenario's
+        /// `max_speed`.
         #[arg(long, default_value_t = 1.0)]
         speed: f64,
         /// Seed of every random process (the scenario's by default).
@@ -58,6 +59,9 @@ enum Command {
         /// Profile directory (default: profiles/ beside the scenario's folder, else built-in).
         #[arg(long)]
         profiles: Option<PathBuf>,
+        /// Set a scenario parameter, NAME=VALUE (repeatable; `busbar-sim check` lists them).
+        #[arg(long = "param", value_name = "NAME=VALUE", value_parser = parse_param_arg)]
+        params: Vec<(String, String)>,
     },
     /// Record a real device into a trace that a scenario device replays (`replay: { trace }`):
     /// poll it over Modbus TCP or RTU through a profile's read plan (or raw ranges) every
@@ -109,6 +113,9 @@ enum Command {
         /// Profile directory (default: profiles/ beside the scenario's folder, else built-in).
         #[arg(long)]
         profiles: Option<PathBuf>,
+        /// Set a scenario parameter, NAME=VALUE (repeatable; `busbar-sim check` lists them).
+        #[arg(long = "param", value_name = "NAME=VALUE", value_parser = parse_param_arg)]
+        params: Vec<(String, String)>,
     },
     /// Print a profile's register map as a table.
     Registers {
@@ -147,6 +154,9 @@ struct RunArgs {
     /// Profile directory (default: profiles/ beside the scenario's folder, else built-in).
     #[arg(long)]
     profiles: Option<PathBuf>,
+    /// Set a scenario parameter, NAME=VALUE (repeatable; `busbar-sim check` lists them).
+    #[arg(long = "param", value_name = "NAME=VALUE", value_parser = parse_param_arg)]
+    params: Vec<(String, String)>,
 }
 
 enum ReportKind {
@@ -171,6 +181,29 @@ fn parse_reports(text: Option<&str>) -> anyhow::Result<Vec<(ReportKind, PathBuf)
     Ok(out)
 }
 
+/// `  parameter NAME = VALUE (default|--param): DESCRIPTION` for each declared parameter.
+fn parameter_lines(s: &Scenario) -> String {
+    let mut o = String::new();
+    for p in &s.parameters {
+        o.push_str(&format!(
+            "  parameter {} = {} ({}){}\n",
+            p.name,
+            p.value,
+            if p.overridden { "--param" } else { "default" },
+            if p.description.is_empty() {
+                String::new()
+            } else {
+                format!(": {}", p.description)
+            }
+        ));
+    }
+    o
+}
+
+fn parse_param_arg(s: &str) -> Result<(String, String), String> {
+    busbar_sim::params::parse_override(s)
+}
+
 fn parse_duration_arg(s: &str) -> Result<std::time::Duration, String> {
     busbar_core::duration::parse_duration(s)
 }
@@ -192,7 +225,11 @@ fn main() -> ExitCode {
 
 fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
-        Command::Check { scenario, profiles } => match load_scenario(&scenario, profiles.as_deref()) {
+        Command::Check {
+            scenario,
+            profiles,
+            params,
+        } => match load_scenario(&scenario, profiles.as_deref(), &params) {
             Ok((s, from)) => {
                 println!(
                     "{}: ok: site `{}` with {} devices on {} listeners, {} timeline entries, {} expectations (profiles from {from})",
@@ -203,6 +240,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                     s.timeline.len(),
                     s.expectations.len()
                 );
+                print!("{}", parameter_lines(&s));
                 Ok(ExitCode::SUCCESS)
             }
             Err(d) => {
@@ -236,7 +274,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Run { scenario, run } => {
-            let (s, from) = match load_scenario(&scenario, run.profiles.as_deref()) {
+            let (s, from) = match load_scenario(&scenario, run.profiles.as_deref(), &run.params) {
                 Ok(x) => x,
                 Err(d) => {
                     eprintln!("{d}");
@@ -254,8 +292,9 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             seed,
             duration,
             profiles,
+            params,
         } => {
-            let (s, _) = match load_scenario(&scenario, profiles.as_deref()) {
+            let (s, _) = match load_scenario(&scenario, profiles.as_deref(), &params) {
                 Ok(x) => x,
                 Err(d) => {
                     eprintln!("{d}");
@@ -265,6 +304,13 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             let reports = parse_reports(report.as_deref())?;
             if !(speed > 0.0 && speed <= 100_000.0) {
                 anyhow::bail!("--speed must be within (0, 100000]");
+            }
+            if speed > s.max_speed {
+                anyhow::bail!(
+                    "--speed {speed}: {} allows at most x{} (`max_speed`); a real system under test sees real time unless the scenario says it may run faster",
+                    scenario.display(),
+                    s.max_speed
+                );
             }
             let opts = busbar_sim::qa::TestOptions {
                 speed,
@@ -278,6 +324,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 "busbar-sim test: {file}: {} expectation(s), speed x{speed}",
                 s.expectations.len()
             );
+            print!("{}", parameter_lines(&s));
             let r = rt.block_on(busbar_sim::qa::run(&file, &s, &opts))?;
             emit(&busbar_sim::qa::report::human(&r));
             for (kind, path) in reports {

@@ -20,6 +20,14 @@ use std::time::Duration;
 #[serde(deny_unknown_fields)]
 struct ScenarioDoc {
     site: SiteDoc,
+    /// Read and substituted before the rest (params.rs); declared here so the key is known.
+    #[serde(default)]
+    #[allow(dead_code)]
+    parameters: Option<serde_json::Value>,
+    /// The highest speed `busbar-sim test` may play this scenario at (default 1: a real SUT
+    /// sees real time).
+    #[serde(default)]
+    max_speed: Option<Spanned<f64>>,
     #[serde(default)]
     seed: Option<u64>,
     #[serde(default)]
@@ -169,6 +177,10 @@ pub struct Scenario {
     pub timeline: Vec<TimelineEntry>,
     pub expectations: Vec<crate::qa::expect::Expectation>,
     pub sinks: Vec<crate::qa::expect::Sink>,
+    /// The parameters the scenario declares, with the values this run uses.
+    pub parameters: Vec<crate::params::Parameter>,
+    /// The highest speed a test run may use (`max_speed`, default 1).
+    pub max_speed: f64,
 }
 
 fn parse_hhmm(s: &str) -> Option<f64> {
@@ -233,10 +245,34 @@ pub fn parse_action(value: &serde_json::Value) -> Result<(Action, Option<String>
     Ok((action, device))
 }
 
-/// Parse and validate a scenario against a profile set.
+/// Parse and validate a scenario against a profile set, its parameters at their defaults.
 pub fn parse_scenario(file: &str, text: &str, profiles: &ProfileSet) -> Result<Scenario, Diagnostics> {
-    let doc: ScenarioDoc = serde_saphyr::from_str(text).map_err(|e| Diagnostics::from_yaml_error(file, &e))?;
+    parse_scenario_with(file, text, profiles, &[])
+}
+
+/// Parse and validate a scenario, its parameters given `name=value` overrides (`--param`).
+pub fn parse_scenario_with(
+    file: &str,
+    text: &str,
+    profiles: &ProfileSet,
+    overrides: &[(String, String)],
+) -> Result<Scenario, Diagnostics> {
+    let (text, parameters) = crate::params::apply(file, text, overrides)?;
+    let doc: ScenarioDoc = serde_saphyr::from_str(&text).map_err(|e| Diagnostics::from_yaml_error(file, &e))?;
     let mut d = Diagnostics::default();
+    let max_speed = match &doc.max_speed {
+        None => 1.0,
+        Some(m) if m.value >= 1.0 && m.value <= 100_000.0 => m.value,
+        Some(m) => {
+            d.push(
+                file,
+                m.referenced.line(),
+                "max_speed",
+                "`max_speed` is within [1, 100000] (1: real time)",
+            );
+            1.0
+        }
+    };
     let (start_hour, step_ms, opening_hours) = clock_settings(file, &doc.clock, &mut d);
     let (listeners, listener_index) = listeners(file, &doc.listeners, &mut d);
     let (mut devices, lines) = devices(file, &doc.devices, &listener_index, profiles, &mut d);
@@ -258,6 +294,8 @@ pub fn parse_scenario(file: &str, text: &str, profiles: &ProfileSet) -> Result<S
         timeline,
         expectations,
         sinks,
+        parameters,
+        max_speed,
     };
     d.into_result(scenario)
 }
@@ -655,6 +693,50 @@ timeline:
         ] {
             assert!(t.contains(want), "missing `{want}` in:\n{t}");
         }
+    }
+
+    #[test]
+    fn parameters_fill_the_scenario_and_max_speed_is_bounded() {
+        let text = r#"
+parameters:
+  gateway: { default: "127.0.0.1:15020", description: where the SUT polls }
+  limit: { default: 16 }
+site: { name: P, id: p }
+max_speed: ${speed}
+listeners: [{ name: gw, listen: "${gateway}" }]
+devices:
+  - { name: ev1, profile: legrand-greenup, unit_id: 10 }
+expect:
+  - { name: limit, wrote: { device: ev1, point: current_limit, value: ${limit} }, within: 5s }
+"#;
+        let err = parse_scenario("p.yaml", text, &profiles())
+            .err()
+            .unwrap_or_default()
+            .to_string();
+        assert!(err.contains("p.yaml:6: `${speed}` names no parameter"), "{err}");
+        let text = text.replace("  limit: {", "  speed: { default: 0.5 }\n  limit: {");
+        let err = parse_scenario("p.yaml", &text, &profiles())
+            .err()
+            .unwrap_or_default()
+            .to_string();
+        assert!(
+            err.contains("p.yaml:7: max_speed: `max_speed` is within [1, 100000]"),
+            "{err}"
+        );
+        let over = [
+            ("speed".to_string(), "20".to_string()),
+            ("gateway".to_string(), "127.0.0.1:25020".to_string()),
+        ];
+        let s = parse_scenario_with("p.yaml", &text, &profiles(), &over).unwrap_or_else(|d| panic!("{d}"));
+        assert_eq!(s.max_speed, 20.0);
+        assert_eq!(s.listeners[0].listen.port(), 25020);
+        assert_eq!(s.parameters.len(), 3);
+        let plain = text.replace("max_speed: ${speed}\n", "");
+        let s = parse_scenario("p.yaml", &plain, &profiles()).unwrap_or_else(|d| panic!("{d}"));
+        assert_eq!(
+            s.max_speed, 1.0,
+            "a scenario plays a real SUT in real time unless it says otherwise"
+        );
     }
 
     #[test]

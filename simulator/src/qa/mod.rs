@@ -46,6 +46,8 @@ pub struct Report {
     pub file: String,
     pub seed: u64,
     pub speed: f64,
+    /// The scenario's parameters as this run used them (name, value).
+    pub parameters: Vec<(String, String)>,
     /// Simulated seconds the run lasted.
     pub sim_s: f64,
     pub outcomes: Vec<Outcome>,
@@ -256,6 +258,11 @@ pub async fn run(file: &str, scenario: &Scenario, opts: &TestOptions) -> anyhow:
         file: file.to_string(),
         seed,
         speed: opts.speed,
+        parameters: scenario
+            .parameters
+            .iter()
+            .map(|p| (p.name.clone(), p.value.clone()))
+            .collect(),
         sim_s: now,
         outcomes,
         timeline,

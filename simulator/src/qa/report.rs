@@ -39,6 +39,7 @@ pub fn json(r: &Report) -> serde_json::Value {
         "file": r.file,
         "seed": r.seed,
         "speed": r.speed,
+        "parameters": r.parameters.iter().map(|(k, v)| (k.clone(), serde_json::Value::String(v.clone()))).collect::<serde_json::Map<_, _>>(),
         "simulated_s": r.sim_s,
         "passed": r.passed(),
         "expectations": r.outcomes.iter().map(|x| serde_json::json!({
@@ -88,11 +89,13 @@ pub fn junit(r: &Report) -> String {
         r.sim_s
     );
     let _ = writeln!(o, "    <properties>");
-    for (k, v) in [
-        ("file", r.file.clone()),
-        ("seed", r.seed.to_string()),
-        ("speed", r.speed.to_string()),
-    ] {
+    let fixed = [
+        ("file".to_string(), r.file.clone()),
+        ("seed".to_string(), r.seed.to_string()),
+        ("speed".to_string(), r.speed.to_string()),
+    ];
+    let params = r.parameters.iter().map(|(k, v)| (format!("parameter.{k}"), v.clone()));
+    for (k, v) in fixed.into_iter().chain(params) {
         let _ = writeln!(o, "      <property name=\"{k}\" value=\"{}\"/>", xml(&v));
     }
     let _ = writeln!(o, "    </properties>");
@@ -134,6 +137,7 @@ mod tests {
             file: "tests/scenarios/x.yaml".into(),
             seed: 7,
             speed: 1.0,
+            parameters: vec![("sut".into(), "127.0.0.1:502".into())],
             sim_s: 45.0,
             outcomes: vec![
                 Outcome {
@@ -164,6 +168,10 @@ mod tests {
         assert!(!x.contains('\u{1}'));
         assert_eq!(x.matches("<testcase ").count(), 2);
         assert!(x.contains("ats: event mains_lost</system-out>"));
+        assert!(
+            x.contains("<property name=\"parameter.sut\" value=\"127.0.0.1:502\"/>"),
+            "{x}"
+        );
     }
 
     #[test]
@@ -172,6 +180,7 @@ mod tests {
         assert_eq!(j["passed"], false);
         assert_eq!(j["expectations"][1]["passed"], false);
         assert_eq!(j["timeline"][0]["t_s"], 30.0);
+        assert_eq!(j["parameters"]["sut"], "127.0.0.1:502");
         let h = human(&report());
         assert!(h.contains("2 expectation(s), 1 passed, 1 failed"));
         assert!(h.contains("FAIL  value \"shown\" [x.yaml:24] at 40.0 s"));
