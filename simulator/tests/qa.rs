@@ -74,12 +74,16 @@ async fn client(port: u16, limit: u16) {
 }
 
 async fn run(limit: u16) -> qa::Report {
+    run_seeded(limit, None).await
+}
+
+async fn run_seeded(limit: u16, seed: Option<u64>) -> qa::Report {
     let port = free_port();
     let s = scenario(port);
     let sut = tokio::spawn(client(port, limit));
     let opts = TestOptions {
         speed: 1.0,
-        seed: None,
+        seed,
         listen: None,
         duration: None,
     };
@@ -132,4 +136,29 @@ async fn a_client_that_does_the_right_thing_passes_and_one_that_does_not_fails_w
         "the charger refuses 40 A (its range is 0..63 A but the rating 32 A): {:?}",
         bad.timeline
     );
+}
+
+/// `--seed`: the same seed and the same SUT give the same verdicts and the same played
+/// timeline, and the report names the seed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_same_seed_and_the_same_sut_give_the_same_report() {
+    let a = run_seeded(16, Some(5)).await;
+    let b = run_seeded(16, Some(5)).await;
+    assert_eq!((a.seed, b.seed), (5, 5));
+    let verdicts = |r: &qa::Report| {
+        r.outcomes
+            .iter()
+            .map(|o| (o.name.clone(), o.passed))
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(verdicts(&a), verdicts(&b));
+    let played = |r: &qa::Report| {
+        r.timeline
+            .iter()
+            .filter(|(_, w)| w.starts_with("SUT wrote"))
+            .map(|(_, w)| w.clone())
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(played(&a), played(&b));
+    assert_eq!(qa::report::junit(&a).matches("<failure").count(), 0);
 }
