@@ -33,6 +33,17 @@ def find_binary(name: str) -> str:
     raise RuntimeError(f"{name} not built: run `cargo build -p busbar-sim` first")
 
 
+def stop_process(proc: subprocess.Popen, timeout: float = 10):
+    """Stop a server as an operator does (SIGINT, its clean shutdown), killed if it hangs."""
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGINT)
+        try:
+            proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
 class Simulator:
     """A running busbar-sim: its Modbus gateway port and control API."""
 
@@ -70,13 +81,7 @@ class Simulator:
         return self.api("GET", f"/api/devices/{device}")["truth"][point]["value"]
 
     def stop(self):
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGINT)
-            try:
-                self.proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+        stop_process(self.proc)
 
 
 class Demo:

@@ -9,17 +9,15 @@ and the site current exceeds the limit) and passes the others. The reports are v
 in test_scenarios.py."""
 
 import json
-import signal
 import subprocess
 import time
 import xml.etree.ElementTree as ET
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
-import xmlschema
 
-from conftest import ROOT, find_binary
-from test_scenarios import XSD_DIR
+from conftest import ROOT, find_binary, stop_process
+from test_scenarios import validate_junit
 
 LIBRARY = ROOT / "scenarios/acceptance"
 
@@ -99,11 +97,7 @@ def play(tmp, index):
     try:
         out, _ = sim.communicate(timeout=300)
     finally:
-        bridge.send_signal(signal.SIGINT)
-        try:
-            bridge.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            bridge.kill()
+        stop_process(bridge)
     return sim.returncode, out, junit, report
 
 
@@ -128,8 +122,7 @@ def test_every_scenario_of_the_library_is_played():
 def test_busbar_meets_the_acceptance_scenario(runs, name):
     code, out, junit, report = runs[name]
     assert report.exists(), f"{name}: no report ({code}): {out}"
-    for xsd in sorted(XSD_DIR.glob("junit-10-*.xsd")):
-        xmlschema.XMLSchema(str(xsd)).validate(str(junit))
+    validate_junit(junit)
     r = json.loads(report.read_text())
     failed = {e["name"] for e in r["expectations"] if not e["passed"]}
     expected = EXPECTED_FAILURES.get(name, set())

@@ -14,7 +14,7 @@ import urllib.request
 
 import pytest
 
-from conftest import ROOT, Simulator, find_binary
+from conftest import ROOT, Simulator, find_binary, stop_process
 
 TOKEN = "alarm-test-token-0001"
 
@@ -68,13 +68,7 @@ class Bridge:
         self.proc.wait(timeout=10)
 
     def stop(self):
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGINT)
-            try:
-                self.proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+        stop_process(self.proc)
 
 
 @pytest.fixture

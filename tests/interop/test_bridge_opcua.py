@@ -266,11 +266,10 @@ def test_untrusted_client_certificates_are_refused_until_trusted(tmp_path):
     moved to pki/trusted by an administrator, it is accepted."""
     import re
     import shutil
-    import signal
     import socket
     import subprocess
 
-    from conftest import ROOT, find_binary
+    from conftest import ROOT, find_binary, stop_process
 
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -320,8 +319,4 @@ servers:
             shutil.move(str(f), trusted / f.name)
         run(connect())
     finally:
-        proc.send_signal(signal.SIGINT)
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
+        stop_process(proc)

@@ -12,7 +12,6 @@ import asyncio
 import json
 import os
 import re
-import signal
 import struct
 import subprocess
 import threading
@@ -23,7 +22,7 @@ from pathlib import Path
 
 import xmlschema
 
-from conftest import ROOT, find_binary
+from conftest import ROOT, find_binary, stop_process
 
 SCENARIOS = ROOT / "tests/scenarios"
 TOKEN = "scenario-token-0001"
@@ -194,17 +193,18 @@ def run_scenario(tmp_path, name, devices, off=(), writes=True, operator=None, ma
         stop.set()
         if worker:
             worker.join()
-        bridge.send_signal(signal.SIGINT)
-        try:
-            bridge.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            bridge.kill()
+        stop_process(bridge)
     assert report.exists(), f"busbar-sim test wrote no report ({sim.returncode}): {log.read_text()[-2000:]}"
+    validate_junit(junit)
+    return sim.returncode, out, json.loads(report.read_text()), ET.parse(junit).getroot(), outcomes
+
+
+def validate_junit(junit):
+    """The JUnit report as CI servers read it: valid against Jenkins' xunit schema."""
     schemas = sorted(XSD_DIR.glob("junit-10-*.xsd"))
     assert schemas, f"no JUnit schema in {XSD_DIR} (scripts/test fetches it)"
     for xsd in schemas:
         xmlschema.XMLSchema(str(xsd)).validate(str(junit))
-    return sim.returncode, out, json.loads(report.read_text()), ET.parse(junit).getroot(), outcomes
 
 
 def assert_passed(code, out, report, junit, count):

@@ -1,7 +1,6 @@
 //! Notification sinks a test run provides: an SNMP trap receiver, a webhook endpoint and an SMTP
-//! server ([`super::smtp`]). What
-//! they receive is kept as text with the simulated time of its arrival, for `notified` and
-//! `not_notified`.
+//! server ([`super::smtp`]). What they receive is kept as text with the simulated time of its
+//! arrival, for `notified` and `not_notified`.
 
 use super::expect::{Sink, SinkKind};
 use crate::activity::SimClock;
@@ -33,6 +32,13 @@ fn trap_text(n: &async_snmp::notification::Notification) -> String {
         out.push_str(&format!(" {} = {value}", vb.oid));
     }
     out
+}
+
+/// A sink's TCP listener; a port taken names the sink.
+async fn listen(name: &str, addr: std::net::SocketAddr) -> anyhow::Result<tokio::net::TcpListener> {
+    tokio::net::TcpListener::bind(addr)
+        .await
+        .map_err(|e| anyhow::anyhow!("sink `{name}`: cannot listen on {addr}: {e}"))
 }
 
 /// Bind every sink (a port taken is an error before the run starts) and start receiving.
@@ -67,9 +73,7 @@ pub async fn start(
                 }));
             }
             SinkKind::Webhook(addr) => {
-                let listener = tokio::net::TcpListener::bind(addr)
-                    .await
-                    .map_err(|e| anyhow::anyhow!("sink `{}`: cannot listen on {addr}: {e}", s.name))?;
+                let listener = listen(&s.name, *addr).await?;
                 let app = axum::Router::new().fallback(move |body: String| {
                     let (inbox, clock) = (inbox.clone(), clock.clone());
                     async move {
@@ -86,9 +90,7 @@ pub async fn start(
                 }));
             }
             SinkKind::Smtp(addr) => {
-                let listener = tokio::net::TcpListener::bind(addr)
-                    .await
-                    .map_err(|e| anyhow::anyhow!("sink `{}`: cannot listen on {addr}: {e}", s.name))?;
+                let listener = listen(&s.name, *addr).await?;
                 let name = s.name.clone();
                 tasks.push(tokio::spawn(async move {
                     loop {

@@ -39,7 +39,6 @@ enum State {
 #[derive(Debug, Default)]
 pub struct Session {
     state: State,
-    recipients: usize,
     data: Vec<u8>,
     too_big: bool,
 }
@@ -91,7 +90,6 @@ impl Session {
             "RCPT" => match (&self.state, path(arg, "TO:")) {
                 (State::Mail | State::Recipients, Some(p)) if !p.is_empty() => {
                     self.state = State::Recipients;
-                    self.recipients += 1;
                     reply(250, "recipient ok")
                 }
                 (State::Mail | State::Recipients, _) => reply(501, "RCPT TO:<address> expected"),
@@ -123,7 +121,6 @@ impl Session {
 
     fn reset(&mut self, state: State) {
         self.state = state;
-        self.recipients = 0;
         self.data.clear();
         self.too_big = false;
     }
@@ -234,24 +231,18 @@ fn decode_words(value: &str) -> String {
     out
 }
 
-/// A body decoded by its Content-Transfer-Encoding.
+/// A body decoded by its Content-Transfer-Encoding (as received when it does not decode).
 fn decode_body(headers: &[(String, String)], body: &str) -> String {
-    match header(headers, "content-transfer-encoding").map(|e| e.to_ascii_lowercase()) {
-        Some(e) if e == "quoted-printable" => {
-            match quoted_printable::decode(body, quoted_printable::ParseMode::Robust) {
-                Ok(bytes) => String::from_utf8_lossy(&bytes).into_owned(),
-                Err(_) => body.to_string(),
-            }
-        }
-        Some(e) if e == "base64" => {
+    let encoding = header(headers, "content-transfer-encoding").map(str::to_ascii_lowercase);
+    let bytes = match encoding.as_deref() {
+        Some("quoted-printable") => quoted_printable::decode(body, quoted_printable::ParseMode::Robust).ok(),
+        Some("base64") => {
             let compact: String = body.chars().filter(|c| !c.is_whitespace()).collect();
-            match base64::engine::general_purpose::STANDARD.decode(compact) {
-                Ok(bytes) => String::from_utf8_lossy(&bytes).into_owned(),
-                Err(_) => body.to_string(),
-            }
+            base64::engine::general_purpose::STANDARD.decode(compact).ok()
         }
-        _ => body.to_string(),
-    }
+        _ => None,
+    };
+    bytes.map_or_else(|| body.to_string(), |b| String::from_utf8_lossy(&b).into_owned())
 }
 
 /// The text parts of a body, decoded, one level of multipart deep.
@@ -289,13 +280,8 @@ pub fn mail_text(raw: &[u8]) -> String {
     let raw = String::from_utf8_lossy(raw);
     let (headers, body) = split_message(&raw);
     let mut out = String::new();
-    for name in ["from", "to", "subject"] {
+    for (name, label) in [("from", "From"), ("to", "To"), ("subject", "Subject")] {
         if let Some(v) = header(&headers, name) {
-            let label = match name {
-                "from" => "From",
-                "to" => "To",
-                _ => "Subject",
-            };
             out.push_str(&format!("{label}: {}\n", decode_words(v)));
         }
     }
