@@ -19,6 +19,7 @@ pub mod object_type {
 pub mod property {
     pub const ACTIVE_TEXT: u32 = 4;
     pub const ALL: u32 = 8;
+    pub const APDU_SEGMENT_TIMEOUT: u32 = 10;
     pub const APDU_TIMEOUT: u32 = 11;
     pub const APPLICATION_SOFTWARE_VERSION: u32 = 12;
     pub const BIT_TEXT: u32 = 343;
@@ -34,6 +35,7 @@ pub mod property {
     pub const LOCATION: u32 = 58;
     pub const MAX_APDU_LENGTH_ACCEPTED: u32 = 62;
     pub const MAX_PRES_VALUE: u32 = 65;
+    pub const MAX_SEGMENTS_ACCEPTED: u32 = 167;
     pub const MIN_PRES_VALUE: u32 = 69;
     pub const MODEL_NAME: u32 = 70;
     pub const NUMBER_OF_APDU_RETRIES: u32 = 73;
@@ -147,7 +149,12 @@ pub mod reject_reason {
 pub mod abort_reason {
     pub const OTHER: u8 = 0;
     pub const BUFFER_OVERFLOW: u8 = 1;
+    pub const INVALID_APDU_IN_THIS_STATE: u8 = 2;
     pub const SEGMENTATION_NOT_SUPPORTED: u8 = 4;
+    pub const WINDOW_SIZE_OUT_OF_RANGE: u8 = 7;
+    pub const OUT_OF_RESOURCES: u8 = 9;
+    pub const TSM_TIMEOUT: u8 = 10;
+    pub const APDU_TOO_LONG: u8 = 11;
 }
 
 /// BACnetReliability.
@@ -163,6 +170,7 @@ pub mod reliability {
 
 /// BACnetSegmentation.
 pub mod segmentation {
+    pub const SEGMENTED_BOTH: u32 = 0;
     pub const NO_SEGMENTATION: u32 = 3;
 }
 

@@ -1,6 +1,7 @@
 //! BACnet/IP load client (busbar-bacnet's encoders, our own UDP loop): ReadPropertyMultiple
 //! throughput and COV notification fan-out against any BACnet/IP server, ours or bacpypes3's.
 
+use anyhow::Context;
 use busbar_bacnet::apdu::{self, Apdu};
 use busbar_bacnet::bvll::{self, Bvll};
 use busbar_bacnet::consts::{confirmed, object_type, property, unconfirmed};
@@ -281,4 +282,124 @@ pub async fn cov_fanout(
             .unwrap_or(f64::NAN)
     };
     Ok((all.len() as f64 / duration.as_secs_f64(), pct(0.5), pct(0.99), accepted))
+}
+
+/// Read the whole Object_List of device `device` in one ReadProperty, taking a segmented answer
+/// of 1476-octet segments, as many as the server sends, windows of up to 16: (objects, time).
+pub async fn object_list_whole(server: SocketAddr, device: u32) -> anyhow::Result<(usize, Duration)> {
+    use busbar_bacnet::segment::{Incoming, Received};
+    let sock = UdpSocket::bind("127.0.0.1:0").await?;
+    let mut a = vec![
+        0x02,
+        (apdu::code_of_max_segments(usize::MAX) << 4) | apdu::code_of_max_apdu(1476),
+        9,
+        confirmed::READ_PROPERTY,
+    ];
+    client::read_property(
+        &mut a,
+        ObjectId::new(object_type::DEVICE, device),
+        PropertyRef {
+            property: property::OBJECT_LIST,
+            index: None,
+        },
+    );
+    let mut n = Vec::new();
+    npdu::encode(&mut n, true, None);
+    n.extend_from_slice(&a);
+    let started = Instant::now();
+    sock.send_to(&bvll::frame(bvll::function::ORIGINAL_UNICAST_NPDU, &n), server)
+        .await?;
+    let mut rx: Option<Incoming> = None;
+    let mut buf = vec![0u8; 2048];
+    let body = loop {
+        let n = tokio::time::timeout(Duration::from_secs(10), sock.recv(&mut buf))
+            .await
+            .context("no segment within 10 s")??;
+        let Some(a) = buf.get(..n).and_then(apdu_of) else {
+            continue;
+        };
+        let ack = match apdu::decode(a) {
+            Ok(Apdu::ComplexAck {
+                invoke_id: 9,
+                segmented: false,
+                body,
+                ..
+            }) => break body.to_vec(),
+            Ok(Apdu::ComplexAck {
+                invoke_id: 9,
+                segmented: true,
+                more_follows,
+                sequence,
+                window,
+                service,
+                body,
+            }) => match &mut rx {
+                None if sequence == 0 => {
+                    let (r, ack) = Incoming::first(9, service, window, 16, body, 1 << 24, false);
+                    rx = Some(r);
+                    ack
+                }
+                None => continue,
+                Some(r) => match r.segment(sequence, more_follows, body) {
+                    Received::Ack(ack) => ack,
+                    Received::Nothing => continue,
+                    Received::Complete { ack, message } => {
+                        send_apdu(&sock, server, &ack).await?;
+                        break message;
+                    }
+                    Received::TooLong => anyhow::bail!("Object_List over 16 MiB"),
+                },
+            },
+            Ok(Apdu::Abort { reason, .. }) => anyhow::bail!("{server} aborted the read (reason {reason})"),
+            Ok(Apdu::Error { .. } | Apdu::Reject { .. }) => anyhow::bail!("{server} refused the read"),
+            _ => continue,
+        };
+        send_apdu(&sock, server, &ack).await?;
+    };
+    let took = started.elapsed();
+    let mut r = Reader::new(&body);
+    r.context_object_id(0)?;
+    r.context_unsigned(1)?;
+    r.opening(3)?;
+    let mut count = 0;
+    while !r.next_is_closing(3) {
+        let Value::ObjectId(_) = Value::decode(&mut r)? else {
+            anyhow::bail!("not an object identifier in Object_List")
+        };
+        count += 1;
+    }
+    Ok((count, took))
+}
+
+async fn send_apdu(sock: &UdpSocket, server: SocketAddr, a: &[u8]) -> anyhow::Result<()> {
+    let mut n = Vec::with_capacity(a.len() + 2);
+    npdu::encode(&mut n, false, None);
+    n.extend_from_slice(a);
+    sock.send_to(&bvll::frame(bvll::function::ORIGINAL_UNICAST_NPDU, &n), server)
+        .await?;
+    Ok(())
+}
+
+/// Object_List[0] of device `device`: how many objects it serves.
+pub async fn object_count(server: SocketAddr, device: u32) -> anyhow::Result<usize> {
+    let sock = UdpSocket::bind("127.0.0.1:0").await?;
+    let mut b = Vec::new();
+    client::read_property(
+        &mut b,
+        ObjectId::new(object_type::DEVICE, device),
+        PropertyRef {
+            property: property::OBJECT_LIST,
+            index: Some(0),
+        },
+    );
+    let a = request(&sock, server, confirmed::READ_PROPERTY, &b).await?;
+    let mut r = Reader::new(a.get(3..).unwrap_or(&[]));
+    r.context_object_id(0)?;
+    r.context_unsigned(1)?;
+    r.opt_context_unsigned(2)?;
+    r.opening(3)?;
+    match Value::decode(&mut r)? {
+        Value::Unsigned(n) => Ok(n as usize),
+        other => anyhow::bail!("Object_List[0] is {other:?}"),
+    }
 }

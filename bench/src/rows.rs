@@ -562,6 +562,79 @@ async fn bacnet_server_rows(who: &str, server: SocketAddr, pid: u32, window: Dur
     ])
 }
 
+/// The whole Object_List of a server with `objects` objects read `reads` times in one
+/// segmented ReadProperty each: the row with the median and slowest read.
+async fn object_list_row(who: &str, server: SocketAddr, pid: u32, objects: usize) -> anyhow::Result<String> {
+    let mut ready = false;
+    for _ in 0..1200 {
+        if crate::bacnet::object_count(server, 100).await.is_ok_and(|n| n >= objects) {
+            ready = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    if !ready {
+        anyhow::bail!("{who}: never served {objects} objects");
+    }
+    let cpu = CpuWindow::start(pid);
+    let mut times = Vec::new();
+    let mut count = 0;
+    for _ in 0..5 {
+        let (n, took) = crate::bacnet::object_list_whole(server, 100).await?;
+        count = n;
+        times.push(took.as_secs_f64() * 1000.0);
+    }
+    let cpu = cpu.percent();
+    times.sort_by(f64::total_cmp);
+    let segments = (count * 5).div_ceil(1476 - 5);
+    Ok(format!(
+        "| bacnet: {who}, Object_List read whole (segmented ReadProperty, 1476-octet segments) | median {:.0} ms, slowest {:.0} ms | {cpu:.0} % CPU (server) | {count} objects, ~{segments} segments, 5 reads |",
+        times[times.len() / 2],
+        times[times.len() - 1]
+    ))
+}
+
+/// Object_List read whole: ours at a 1000-device site's size (30,000 objects) and at 15,000,
+/// bacpypes3 at 15,000 (it sends at most 65 segments, ~19,000 objects at 1476 octets).
+async fn bacnet_object_list_rows() -> anyhow::Result<Vec<String>> {
+    let mut rows = Vec::new();
+    for (points, objects) in [(7_500, 15_000), (15_000, 30_000)] {
+        let port = free_port()?;
+        let ours = Proc(
+            Command::new(std::env::current_exe()?)
+                .args(["serve-bacnet", "--points", &points.to_string(), "--rate", "0"])
+                .args(["--listen", &format!("127.0.0.1:{port}")])
+                .env("BUSBAR_LOG", "warn")
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .context("start busbar-bench serve-bacnet")?,
+        );
+        rows.push(object_list_row("busbar", SocketAddr::from(([127, 0, 0, 1], port)), ours.0.id(), objects).await?);
+    }
+    let python = std::env::var("BUSBAR_PYTHON").unwrap_or_else(|_| "python3".into());
+    let port = free_port()?;
+    let peer = Proc(
+        Command::new(&python)
+            .arg(repo_root().join("bench/peers/bacnet_server.py"))
+            .args([port.to_string(), "15000".into(), "0".into()])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .context("start the bacpypes3 server (pip install bacpypes3)")?,
+    );
+    rows.push(
+        object_list_row(
+            "bacpypes3 0.0.110 server",
+            SocketAddr::from(([127, 0, 0, 1], port)),
+            peer.0.id(),
+            15_000,
+        )
+        .await?,
+    );
+    Ok(rows)
+}
+
 async fn bacnet_rows(window: Duration) -> anyhow::Result<Vec<String>> {
     let mut rows = Vec::new();
     let port = free_port()?;
@@ -718,6 +791,7 @@ pub async fn run_all(args: &Args) -> anyhow::Result<String> {
     }
     if want("bacnet") {
         out.extend(bacnet_rows(window).await?);
+        out.extend(bacnet_object_list_rows().await?);
     }
     if want("snmp") {
         out.extend(snmp_rows(args.quick).await?);

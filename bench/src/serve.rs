@@ -160,6 +160,7 @@ pub async fn bacnet_load(points: usize, rate: usize, listen: SocketAddr) -> anyh
         description: String::new(),
         max_foreign_devices: 0,
         max_cov_subscriptions: 1_000_000,
+        apdu: busbar_bridge::northbound::bacnet::ApduLimits::default(),
     };
     let (_stop, shutdown) = watch::channel(false);
     let (handle, _tasks) = busbar_bridge::northbound::bacnet::start(

@@ -405,3 +405,227 @@ async fn foreign_device_table() {
         bvll::result(bvll::result::DISTRIBUTE_BROADCAST_TO_NETWORK_NAK)
     );
 }
+
+/// A datagram carrying `apdu` unicast to the server.
+fn datagram(apdu: &[u8]) -> Vec<u8> {
+    let mut n = Vec::new();
+    npdu::encode(&mut n, true, None);
+    n.extend_from_slice(apdu);
+    bvll::frame(bvll::function::ORIGINAL_UNICAST_NPDU, &n)
+}
+
+/// (sequence, more follows, data) of a segment of a ComplexACK.
+fn segment_of(d: &[u8]) -> Option<(u8, bool, Vec<u8>)> {
+    match apdu::decode(&apdu_of(d)).ok()? {
+        Apdu::ComplexAck {
+            segmented: true,
+            sequence,
+            more_follows,
+            body,
+            ..
+        } => Some((sequence, more_follows, body.to_vec())),
+        _ => None,
+    }
+}
+
+fn segment_ack(invoke: u8, sequence: u8, window: u8, nak: bool) -> Vec<u8> {
+    let mut a = Vec::new();
+    apdu::segment_ack(&mut a, invoke, sequence, window, nak, false);
+    datagram(&a)
+}
+
+/// A ReadProperty of the whole Object_List from a client taking segmented answers of up to 64
+/// segments of 50 octets (the smallest APDU).
+fn read_object_list(invoke: u8) -> Vec<u8> {
+    let mut a = vec![0x02, (apdu::code_of_max_segments(64) << 4) | apdu::code_of_max_apdu(50), invoke, confirmed::READ_PROPERTY];
+    client::read_property(
+        &mut a,
+        ObjectId::new(object_type::DEVICE, 77),
+        PropertyRef {
+            property: property::OBJECT_LIST,
+            index: None,
+        },
+    );
+    datagram(&a)
+}
+
+/// The object identifiers of a ReadProperty-ACK body of Object_List.
+fn object_ids(body: &[u8]) -> Vec<ObjectId> {
+    let mut r = Reader::new(body);
+    r.context_object_id(0).unwrap_or_else(|e| panic!("{e}"));
+    r.context_unsigned(1).unwrap_or_else(|e| panic!("{e}"));
+    r.opening(3).unwrap_or_else(|e| panic!("{e}"));
+    let mut out = Vec::new();
+    while !r.next_is_closing(3) {
+        match Value::decode(&mut r) {
+            Ok(Value::ObjectId(id)) => out.push(id),
+            other => panic!("{other:?}"),
+        }
+    }
+    out
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn segmented_answers_survive_lost_and_duplicated_segments() {
+    let clock = busbar_bridge::clock::ManualClock::new();
+    let rig = rig_on(clock.clone()).await;
+    let sock = UdpSocket::bind("127.0.0.1:0").await.unwrap_or_else(|e| panic!("{e}"));
+    let send = |d: Vec<u8>| {
+        let sock = &sock;
+        let to = rig.server;
+        async move {
+            sock.send_to(&d, to).await.unwrap_or_else(|e| panic!("{e}"));
+        }
+    };
+    send(read_object_list(21)).await;
+    // The first segment comes alone; our acknowledgement takes a window of 3.
+    let Some((0, true, first)) = recv(&sock, 1000).await.and_then(|d| segment_of(&d)) else {
+        panic!("a first segment")
+    };
+    let mut body = first;
+    send(segment_ack(21, 0, 3, false)).await;
+    let window: Vec<_> = [
+        recv(&sock, 1000).await,
+        recv(&sock, 1000).await,
+        recv(&sock, 1000).await,
+    ]
+    .into_iter()
+    .map(|d| d.and_then(|d| segment_of(&d)).unwrap_or_else(|| panic!("a segment")))
+    .collect();
+    assert_eq!(window.iter().map(|s| s.0).collect::<Vec<_>>(), [1, 2, 3]);
+    // Segment 2 "lost": keep 1, NAK naming 1; the server resumes at 2.
+    body.extend_from_slice(&window[0].2);
+    send(segment_ack(21, 1, 3, true)).await;
+    let mut next = 2u8;
+    loop {
+        let Some((seq, more, data)) = recv(&sock, 1000).await.and_then(|d| segment_of(&d)) else {
+            panic!("segment {next}")
+        };
+        if seq != next {
+            // What was already in flight before the NAK arrived.
+            continue;
+        }
+        body.extend_from_slice(&data);
+        if !more {
+            send(segment_ack(21, seq, 3, false)).await;
+            break;
+        }
+        if seq % 3 == 1 {
+            // End of a window (2..=4, 5..=7, ...): acknowledge it twice (a duplicate ACK).
+            send(segment_ack(21, seq, 3, false)).await;
+            send(segment_ack(21, seq, 3, false)).await;
+        }
+        next = seq.wrapping_add(1);
+    }
+    let ids = object_ids(&body);
+    // The list the index-wise read gives, every element once, in order.
+    let mut count = Vec::new();
+    client::read_property(
+        &mut count,
+        ObjectId::new(object_type::DEVICE, 77),
+        PropertyRef {
+            property: property::OBJECT_LIST,
+            index: Some(0),
+        },
+    );
+    send(request(22, confirmed::READ_PROPERTY, &count, None)).await;
+    let answer = loop {
+        let d = recv(&sock, 1000).await.unwrap_or_else(|| panic!("count"));
+        let a = apdu_of(&d);
+        if let Ok(Apdu::ComplexAck { invoke_id: 22, body, .. }) = apdu::decode(&a) {
+            break body.to_vec();
+        }
+    };
+    let mut r = Reader::new(&answer);
+    r.context_object_id(0).unwrap_or_else(|e| panic!("{e}"));
+    r.context_unsigned(1).unwrap_or_else(|e| panic!("{e}"));
+    r.context_unsigned(2).unwrap_or_else(|e| panic!("{e}"));
+    r.opening(3).unwrap_or_else(|e| panic!("{e}"));
+    let Ok(Value::Unsigned(n)) = Value::decode(&mut r) else {
+        panic!("a count")
+    };
+    assert!(n * 5 > 45 * 4, "enough objects for more than 4 segments: {n}");
+    assert_eq!(ids.len() as u64, n);
+    assert_eq!(ids[0], ObjectId::new(object_type::DEVICE, 77));
+    assert!(ids.contains(&v1()));
+
+    // No acknowledgement at all: the first segment again once the segment timeout (2 s) passes
+    // on the server's clock, then never after the retries (3) are spent.
+    send(read_object_list(23)).await;
+    assert!(recv(&sock, 1000).await.and_then(|d| segment_of(&d)).is_some());
+    assert!(recv(&sock, 400).await.is_none(), "nothing before the timeout");
+    for _ in 0..3 {
+        clock.advance(Duration::from_millis(2100));
+        let again = recv(&sock, 1000).await.and_then(|d| segment_of(&d));
+        assert_eq!(again.map(|s| s.0), Some(0), "the window sent again");
+    }
+    clock.advance(Duration::from_millis(2100));
+    assert!(recv(&sock, 600).await.is_none(), "given up");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn segmented_requests_are_put_together_in_order() {
+    let rig = rig().await;
+    set(&rig.store, "m/v1", 231.0, Quality::Good);
+    let sock = UdpSocket::bind("127.0.0.1:0").await.unwrap_or_else(|e| panic!("{e}"));
+    // An RPM of Present_Value of v1, 60 times over: ~360 octets, in segments of 100.
+    let spec = ReadAccessSpec {
+        object: v1(),
+        properties: vec![PropertyRef {
+            property: property::PRESENT_VALUE,
+            index: None,
+        }],
+    };
+    let mut body = Vec::new();
+    client::read_property_multiple(&mut body, &vec![spec; 60]);
+    let chunks: Vec<&[u8]> = body.chunks(100).collect();
+    assert!(chunks.len() >= 3);
+    let seg = |seq: u8, more: bool, data: &[u8]| {
+        let mut a = vec![
+            0x0A | if more { 0x04 } else { 0 },
+            (apdu::code_of_max_segments(64) << 4) | apdu::code_of_max_apdu(1476),
+            31,
+            seq,
+            4,
+            confirmed::READ_PROPERTY_MULTIPLE,
+        ];
+        a.extend_from_slice(data);
+        datagram(&a)
+    };
+    let ack = |d: Option<Vec<u8>>| match d.map(|d| apdu_of(&d)).as_deref().map(apdu::decode) {
+        Some(Ok(Apdu::SegmentAck {
+            from_server: true,
+            sequence,
+            window,
+            nak,
+            invoke_id: 31,
+        })) => (sequence, window, nak),
+        other => panic!("not a SegmentACK: {other:?}"),
+    };
+    let last = chunks.len() - 1;
+    let to = rig.server;
+    sock.send_to(&seg(0, true, chunks[0]), to).await.unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(ack(recv(&sock, 1000).await), (0, 4, false), "first segment: the window taken");
+    // Segment 2 before 1: a NAK naming 0.
+    sock.send_to(&seg(2, 2 < last, chunks[2]), to).await.unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(ack(recv(&sock, 1000).await), (0, 4, true));
+    for (i, c) in chunks.iter().enumerate().skip(1) {
+        sock.send_to(&seg(i as u8, i < last, c), to).await.unwrap_or_else(|e| panic!("{e}"));
+    }
+    // The last segment is acknowledged, then the answer comes: 60 readings of 231 V.
+    let mut answer = None;
+    for _ in 0..4 {
+        let d = recv(&sock, 1000).await.unwrap_or_else(|| panic!("answer"));
+        if let Ok(Apdu::ComplexAck { body, .. }) = apdu::decode(&apdu_of(&d)) {
+            answer = Some(body.to_vec());
+            break;
+        }
+    }
+    let answer = answer.unwrap_or_else(|| panic!("no answer"));
+    let volts = answer.windows(5).filter(|w| w == &[0x44, 0x43, 0x67, 0x00, 0x00]).count();
+    assert_eq!(volts, 60, "every access spec answered");
+    // A later segment of a transaction that does not exist: Abort, invalid APDU in this state.
+    sock.send_to(&seg(5, true, chunks[1]), to).await.unwrap_or_else(|e| panic!("{e}"));
+    let a = recv(&sock, 1000).await.map(|d| apdu_of(&d)).unwrap_or_default();
+    assert_eq!(a, [0x71, 31, 2]);
+}

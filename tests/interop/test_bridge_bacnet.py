@@ -20,7 +20,7 @@ from bacpypes3.argparse import SimpleArgumentParser
 from bacpypes3.pdu import Address
 from bacpypes3.primitivedata import ObjectIdentifier
 
-from conftest import ROOT, Demo, find_binary
+from conftest import ROOT, Demo, find_binary, stop_process
 
 # Each client stack gets its own UDP port (two stacks on one port and address collide).
 _ports = itertools.count(47900)
@@ -68,7 +68,7 @@ def test_unicast_who_is_finds_the_device_and_ranges_filter(demo):
             assert len(i_ams) == 1
             assert i_ams[0].iAmDeviceIdentifier == ObjectIdentifier("device,100")
             assert i_ams[0].maxAPDULengthAccepted == 1476
-            assert str(i_ams[0].segmentationSupported) == "no-segmentation"
+            assert str(i_ams[0].segmentationSupported) == "segmented-both"
             assert await app.who_is(5, 99, address=srv, timeout=2) == []
             # The wildcard instance means "this device".
             name = await app.read_property(srv, ObjectIdentifier("device,4194303"), "objectName")
@@ -116,6 +116,101 @@ def test_object_list_by_index_and_rpm_of_a_meter(demo, ede):
             app.close()
 
     run(go())
+
+
+def metric(base, name):
+    with urllib.request.urlopen(base + "/metrics", timeout=5) as r:
+        text = r.read().decode()
+    return sum(float(line.split()[-1]) for line in text.splitlines() if line.startswith(name + " "))
+
+
+def test_whole_object_list_and_long_rpms_travel_in_segments(demo, ede):
+    """What a BMS front-end does first: the whole Object_List in one read, then every object's
+    name and value in one ReadPropertyMultiple, far over one APDU both ways."""
+    demo.wait_good("main_meter/v1")
+
+    async def go():
+        app = await started(client())
+        # A front-end configured for a large site: 64 segments of 1476 octets per answer.
+        app.device_object.maxSegmentsAccepted = 64
+        app.device_object.maxApduLengthAccepted = 1476
+        try:
+            srv = Address(f"127.0.0.1:{demo.bacnet}")
+            dev = ObjectIdentifier("device,100")
+            # Learn the device (bacpypes3 segments a request only toward a device it knows segments).
+            assert len(await app.who_is(100, 100, address=srv, timeout=3)) == 1
+            assert await app.read_property(srv, dev, "maxSegmentsAccepted") == 256
+            assert str(await app.read_property(srv, dev, "segmentationSupported")) == "segmented-both"
+            whole = await app.read_property(srv, dev, "objectList")
+            assert len(whole) == len(ede) > 300, "every object, device included"
+            listed = [f"{int(o[0])},{o[1]}" for o in whole]
+            assert len(set(listed)) == len(listed), "each object once"
+            assert set(listed) == set(ede.values())
+            assert whole[0] == dev
+            answers_before = metric(demo.http, "busbar_bacnet_segmented_answers_total")
+            requests_before = metric(demo.http, "busbar_bacnet_segmented_requests_total")
+            specs = []
+            for oid in ede.values():
+                if not oid.startswith("8,"):
+                    specs += [oid, ["objectName", "presentValue"]]
+            result = await app.read_property_multiple(srv, specs)
+            names = {str(v) for o, p, _, v in result if str(p) == "object-name"}
+            assert names == {n for n, oid in ede.items() if not oid.startswith("8,")}
+            v1 = ede["main_meter.v1"].split(",")[1]
+            volts = [v for o, p, _, v in result if str(o) == f"analog-input,{v1}" and str(p) == "present-value"]
+            assert len(volts) == 1 and 180 < volts[0] < 260
+            assert metric(demo.http, "busbar_bacnet_segmented_requests_total") > requests_before, \
+                "the request went in segments"
+            assert metric(demo.http, "busbar_bacnet_segmented_answers_total") > answers_before
+            assert metric(demo.http, "busbar_bacnet_segmented_failures_total") == 0
+        finally:
+            app.close()
+
+    run(go())
+
+
+def test_object_list_of_a_thousand_device_site(tmp_path):
+    """A site of 1000 meters (never reachable: this is about the object model, not the values)
+    as one BACnet device: its Object_List read whole by bacpypes3, in segments."""
+    port = next(_ports)
+    http = next(_ports)
+    devices = "".join(
+        f"  - {{ name: m{i:04}, profile: socomec-diris-a40, connection: gw{i // 200}, unit_id: {i % 200 + 1}, "
+        f"bacnet_base: {i + 1} }}\n" for i in range(1000))
+    connections = ", ".join(f"{{ name: gw{c}, tcp: {{ host: 127.0.0.1, port: {9 + c} }} }}" for c in range(5))
+    config = tmp_path / "site.yaml"
+    config.write_text(f"site: {{ name: Campus, id: campus }}\nconnections: [{connections}]\ndevices:\n{devices}"
+                      f"servers:\n  bacnet: {{ listen: '127.0.0.1:{port}', device_instance: 7 }}\n"
+                      f"  http: {{ listen: '127.0.0.1:{http}' }}\n")
+    proc = subprocess.Popen([find_binary("busbar"), "run", "--config", str(config)], cwd=ROOT,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        async def go():
+            app = await started(client())
+            # Take as many segments as the server will send (bacpypes3 says "more than 64").
+            app.device_object.maxSegmentsAccepted = 1000
+            app.device_object.maxApduLengthAccepted = 1476
+            try:
+                srv = Address(f"127.0.0.1:{port}")
+                dev = ObjectIdentifier("device,7")
+                for _ in range(50):
+                    if await app.who_is(7, 7, address=srv, timeout=1):
+                        break
+                count = await app.read_property(srv, dev, "objectList", 0)
+                assert count > 20_000
+                started_at = time.monotonic()
+                whole = await app.read_property(srv, dev, "objectList")
+                took = time.monotonic() - started_at
+                assert len(whole) == count
+                assert len({(int(o[0]), o[1]) for o in whole}) == count, "no object twice"
+                print(f"{count} objects in {took:.2f} s")
+            finally:
+                app.close()
+
+        run(go())
+        assert metric(f"http://127.0.0.1:{http}", "busbar_bacnet_segmented_answers_total") == 1
+    finally:
+        stop_process(proc)
 
 
 def test_commands_reach_the_simulated_devices_or_fail_honestly(demo, ede):
@@ -315,10 +410,10 @@ def test_malformed_datagrams_are_rejected_and_never_stop_it(demo):
         raw.sendto(_bvll(0x0A, b"\x01\x04" + b"\x00\x05\x2b\x63"), srv)
         reply = raw.recv(1500)
         assert reply[6:9] == b"\x60\x2b\x09"
-        # A segmented request: Abort, segmentation-not-supported (4).
-        raw.sendto(_bvll(0x0A, b"\x01\x04" + b"\x0c\x05\x2c\x00\x01\x0c\x0c\x02\x00\x00\x64\x19\x4d"), srv)
+        # A later segment of a request never begun: Abort, invalid-apdu-in-this-state (2).
+        raw.sendto(_bvll(0x0A, b"\x01\x04" + b"\x0c\x05\x2c\x03\x01\x0c\x0c\x02\x00\x00\x64\x19\x4d"), srv)
         reply = raw.recv(1500)
-        assert reply[6:9] == b"\x71\x2c\x04"
+        assert reply[6:9] == b"\x71\x2c\x02"
         # Still answering.
         raw.sendto(_bvll(0x0A, b"\x01\x00\x10\x08"), srv)
         assert raw.recv(1500)[6:8] == b"\x10\x00", "I-Am"

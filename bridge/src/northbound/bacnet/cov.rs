@@ -196,7 +196,7 @@ impl Server {
                 _ = shutdown.changed() => return,
             }
             let now = self.store.clock().now();
-            let timeout = Duration::from_millis(APDU_TIMEOUT_MS);
+            let timeout = self.settings.apdu.timeout;
             let mut resend = Vec::new();
             {
                 let mut st = self.state();
@@ -216,7 +216,7 @@ impl Server {
                     if now.duration_since(p.sent) < timeout {
                         return true;
                     }
-                    if p.tries > APDU_RETRIES {
+                    if p.tries > u64::from(self.settings.apdu.retries) {
                         tracing::warn!("bacnet: confirmed COV notification to {} never acknowledged", p.peer);
                         return false;
                     }

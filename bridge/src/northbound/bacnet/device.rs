@@ -4,14 +4,13 @@
 use super::objects::*;
 use busbar_bacnet::consts::{
     device_status, error_class, error_code, object_type, property as prop, segmentation, services_supported,
-    MAX_APDU_IP,
 };
 use busbar_bacnet::service::PropertyRef;
 use busbar_bacnet::{BitString, Value};
 use busbar_core::time::civil;
 use std::time::SystemTime;
 
-pub(super) const DEVICE_REQUIRED: [u32; 17] = [
+pub(super) const DEVICE_REQUIRED: [u32; 19] = [
     prop::SYSTEM_STATUS,
     prop::VENDOR_NAME,
     prop::VENDOR_IDENTIFIER,
@@ -25,6 +24,9 @@ pub(super) const DEVICE_REQUIRED: [u32; 17] = [
     prop::OBJECT_LIST,
     prop::MAX_APDU_LENGTH_ACCEPTED,
     prop::SEGMENTATION_SUPPORTED,
+    // Required of a device that segments (clause 12.11.20, 12.11.21).
+    prop::MAX_SEGMENTS_ACCEPTED,
+    prop::APDU_SEGMENT_TIMEOUT,
     prop::APDU_TIMEOUT,
     prop::NUMBER_OF_APDU_RETRIES,
     prop::DEVICE_ADDRESS_BINDING,
@@ -90,10 +92,12 @@ impl ObjectTable {
                         .ok_or((error_class::PROPERTY, error_code::INVALID_ARRAY_INDEX)),
                 }
             }
-            prop::MAX_APDU_LENGTH_ACCEPTED => one(Value::Unsigned(MAX_APDU_IP as u64)),
-            prop::SEGMENTATION_SUPPORTED => one(Value::Enumerated(segmentation::NO_SEGMENTATION)),
-            prop::APDU_TIMEOUT => one(Value::Unsigned(APDU_TIMEOUT_MS)),
-            prop::NUMBER_OF_APDU_RETRIES => one(Value::Unsigned(APDU_RETRIES)),
+            prop::MAX_APDU_LENGTH_ACCEPTED => one(Value::Unsigned(d.apdu.max_length as u64)),
+            prop::SEGMENTATION_SUPPORTED => one(Value::Enumerated(segmentation::SEGMENTED_BOTH)),
+            prop::MAX_SEGMENTS_ACCEPTED => one(Value::Unsigned(d.apdu.max_segments as u64)),
+            prop::APDU_SEGMENT_TIMEOUT => one(Value::Unsigned(d.apdu.segment_timeout.as_millis() as u64)),
+            prop::APDU_TIMEOUT => one(Value::Unsigned(d.apdu.timeout.as_millis() as u64)),
+            prop::NUMBER_OF_APDU_RETRIES => one(Value::Unsigned(u64::from(d.apdu.retries))),
             prop::DEVICE_ADDRESS_BINDING => Ok(Vec::new()),
             prop::DATABASE_REVISION => one(Value::Unsigned(u64::from(self.database_revision))),
             prop::DESCRIPTION => one(Value::CharacterString(d.description.clone())),

@@ -3,17 +3,18 @@
 //! ReadPropertyMultiple, WriteProperty (commands travel to the field device and the answer waits
 //! for it), SubscribeCOV and SubscribeCOVProperty, pushes COV notifications from the store's
 //! change notices, and accepts foreign-device registrations so a BMS on another subnet reaches
-//! it (a BBMD without peer BBMDs). No segmentation: an answer larger than the client accepts is
-//! an Abort, and clients read long arrays element by element. docs/bacnet.md.
+//! it (a BBMD without peer BBMDs). Answers longer than the client's APDU leave in segments and
+//! segmented requests are put together ([`segments`]). docs/bacnet.md.
 
 mod cov;
 mod device;
+mod segments;
 pub mod ede;
 pub mod objects;
 pub mod section;
 pub mod units;
 
-pub use section::{Bacnet, BacnetSettings};
+pub use section::{ApduLimits, Bacnet, BacnetSettings};
 
 use crate::acquisition::{Acquisition, WriteOutcome};
 use crate::config::Config;
@@ -23,17 +24,14 @@ use busbar_bacnet::apdu::{self, Apdu};
 use busbar_bacnet::bvll::{self, Bvll, FdtEntry};
 use busbar_bacnet::consts::{
     abort_reason, confirmed, error_class, error_code, property as prop, reject_reason, segmentation, unconfirmed,
-    MAX_APDU_IP,
 };
 use busbar_bacnet::npdu::{self, NetAddr};
 use busbar_bacnet::request::{self, Request};
 use busbar_bacnet::service::{self, PropertyRef, ReadResult, SubscribeCov, WhoHasObject};
 use busbar_bacnet::{ObjectId, Value};
 use device::device_property_ids;
-use objects::{
-    cov_due, expand_special, optional_of, status_flags, ObjectState, ObjectTable, PropError, APDU_RETRIES,
-    APDU_TIMEOUT_MS,
-};
+use objects::{cov_due, expand_special, optional_of, status_flags, ObjectState, ObjectTable, PropError};
+use segments::{Answer, SegmentTransactions};
 use std::collections::HashMap;
 use std::net::{SocketAddr, SocketAddrV4};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -98,6 +96,7 @@ struct State {
     subscriptions: Vec<CovSubscription>,
     pending: HashMap<u8, Pending>,
     next_invoke: u8,
+    segments: SegmentTransactions,
 }
 
 /// Counters for /metrics and the benchmark.
@@ -109,6 +108,10 @@ pub struct BacnetStats {
     pub notifications: AtomicU64,
     pub subscriptions: AtomicU64,
     pub foreign_devices: AtomicU64,
+    pub segmented_answers: AtomicU64,
+    pub segmented_requests: AtomicU64,
+    pub segment_retries: AtomicU64,
+    pub segmented_failures: AtomicU64,
 }
 
 struct Server {
@@ -167,6 +170,7 @@ pub async fn start(
     let tasks = vec![
         tokio::spawn(server.clone().receive(shutdown.clone())),
         tokio::spawn(server.clone().notify(shutdown.clone())),
+        tokio::spawn(server.clone().segment_timers(shutdown.clone())),
         tokio::spawn(server.clone().housekeeping(shutdown)),
     ];
     Ok((
@@ -247,8 +251,8 @@ impl Server {
         service::encode_i_am(
             &mut a,
             self.table.device.id,
-            MAX_APDU_IP as u32,
-            segmentation::NO_SEGMENTATION,
+            self.settings.apdu.max_length as u32,
+            segmentation::SEGMENTED_BOTH,
             self.table.device.vendor_id,
         );
         a
@@ -422,52 +426,65 @@ impl Server {
             }
             Apdu::ConfirmedRequest {
                 segmented,
+                more_follows,
+                segmented_response_accepted,
+                max_segments,
                 max_apdu,
                 invoke_id,
+                sequence,
+                window,
                 service,
                 body,
             } => {
-                self.stats.requests.fetch_add(1, Ordering::Relaxed);
                 if reach == Reach::Broadcast {
                     // Confirmed requests are unicast; a broadcast one is ignored (clause 5.4).
                     return;
                 }
-                if segmented {
-                    let mut out = Vec::new();
-                    apdu::abort(&mut out, invoke_id, abort_reason::SEGMENTATION_NOT_SUPPORTED);
-                    self.send(peer.addr, &unicast_datagram(&peer, false, &out)).await;
-                    return;
-                }
-                let request = match request::decode_confirmed(service, body) {
-                    Ok(r) => r,
-                    Err(e) => {
-                        let mut out = Vec::new();
-                        apdu::reject(&mut out, invoke_id, e.reject_reason());
-                        self.reply(&peer, invoke_id, max_apdu, out).await;
-                        return;
-                    }
+                let limits = &self.settings.apdu;
+                let to = Answer {
+                    peer,
+                    invoke_id,
+                    max_apdu: max_apdu.min(limits.max_length),
+                    max_segments: if segmented_response_accepted {
+                        max_segments.unwrap_or(limits.max_segments).min(limits.max_segments)
+                    } else {
+                        1
+                    },
                 };
-                if let Request::WriteProperty(w) = request {
-                    // Writes wait for the field device: never hold up the other requests.
-                    let me = self.clone();
-                    tokio::spawn(async move {
-                        let mut out = Vec::new();
-                        match me.write(&w).await {
-                            Ok(()) => apdu::simple_ack(&mut out, invoke_id, service),
-                            Err((class, code)) => apdu::error(&mut out, invoke_id, service, class, code),
-                        }
-                        me.reply(&peer, invoke_id, max_apdu, out).await;
-                    });
+                if segmented {
+                    let segment = segments::Segment {
+                        sequence,
+                        window,
+                        more_follows,
+                        service,
+                        data: body,
+                    };
+                    if let Some(message) = self.request_segment(&to, segment).await {
+                        self.stats.requests.fetch_add(1, Ordering::Relaxed);
+                        self.request(to, service, &message).await;
+                    }
                     return;
                 }
-                let subscribing = matches!(request, Request::SubscribeCov(_));
-                let out = self.confirmed(&peer, invoke_id, service, request, max_apdu);
-                let acked = out.first().is_some_and(|b| *b >> 4 == 2);
-                self.reply(&peer, invoke_id, max_apdu, out).await;
-                if subscribing && acked {
-                    // The initial notification follows the acknowledgement (clause 13.14.1.1).
-                    self.notify_peer_now(&peer).await;
-                }
+                self.stats.requests.fetch_add(1, Ordering::Relaxed);
+                self.request(to, service, body).await;
+            }
+            Apdu::SegmentAck {
+                nak,
+                from_server: false,
+                invoke_id,
+                sequence,
+                window,
+            } => {
+                let peer = peer.clone();
+                self.answer_segment_ack(&peer, invoke_id, sequence, window, nak).await;
+            }
+            Apdu::Abort {
+                invoke_id,
+                from_server: false,
+                ..
+            } => {
+                // The client gives up a transaction of ours (a segmented answer or request).
+                self.state().segments.forget(&peer, invoke_id);
             }
             Apdu::SimpleAck { invoke_id, .. }
             | Apdu::Error { invoke_id, .. }
@@ -482,16 +499,39 @@ impl Server {
         }
     }
 
-    /// Send an answer, or an Abort when it is larger than the client accepts.
-    async fn reply(&self, peer: &Peer, invoke_id: u8, max_apdu: usize, mut out: Vec<u8>) {
-        if out.len() > max_apdu.min(MAX_APDU_IP) {
-            out.clear();
-            apdu::abort(&mut out, invoke_id, abort_reason::SEGMENTATION_NOT_SUPPORTED);
+    /// A whole confirmed request (one APDU, or its segments put together).
+    async fn request(self: &Arc<Self>, to: Answer, service: u8, body: &[u8]) {
+        let invoke_id = to.invoke_id;
+        let request = match request::decode_confirmed(service, body) {
+            Ok(r) => r,
+            Err(e) => {
+                let mut out = Vec::new();
+                apdu::reject(&mut out, invoke_id, e.reject_reason());
+                self.reply(&to, out).await;
+                return;
+            }
+        };
+        if let Request::WriteProperty(w) = request {
+            // Writes wait for the field device: never hold up the other requests.
+            let me = self.clone();
+            tokio::spawn(async move {
+                let mut out = Vec::new();
+                match me.write(&w).await {
+                    Ok(()) => apdu::simple_ack(&mut out, invoke_id, service),
+                    Err((class, code)) => apdu::error(&mut out, invoke_id, service, class, code),
+                }
+                me.reply(&to, out).await;
+            });
+            return;
         }
-        if out.first().is_some_and(|b| *b >> 4 == 6) {
-            self.stats.rejected.fetch_add(1, Ordering::Relaxed);
+        let subscribing = matches!(request, Request::SubscribeCov(_));
+        let out = self.confirmed(&to.peer, invoke_id, service, request, to.capacity());
+        let acked = out.first().is_some_and(|b| *b >> 4 == 2);
+        self.reply(&to, out).await;
+        if subscribing && acked {
+            // The initial notification follows the acknowledgement (clause 13.14.1.1).
+            self.notify_peer_now(&to.peer).await;
         }
-        self.send(peer.addr, &unicast_datagram(peer, false, &out)).await;
     }
 
     async fn unconfirmed(&self, peer: &Peer, reach: Reach, service: u8, body: &[u8]) {
@@ -529,7 +569,8 @@ impl Server {
     }
 
     /// A confirmed request that does not wait for a field device: the complete answer APDU.
-    fn confirmed(&self, peer: &Peer, invoke_id: u8, service: u8, request: Request, max_apdu: usize) -> Vec<u8> {
+    /// `capacity`: the longest answer the client takes, segmented or not.
+    fn confirmed(&self, peer: &Peer, invoke_id: u8, service: u8, request: Request, capacity: usize) -> Vec<u8> {
         let mut out = Vec::with_capacity(256);
         match request {
             Request::ReadProperty(rp) => match self.read(rp.object, rp.property) {
@@ -557,9 +598,9 @@ impl Server {
                     }
                 };
                 encode(&mut out, &answers);
-                if out.len() > max_apdu.min(MAX_APDU_IP) {
-                    // Too large unsegmented: the whole Object_List (the usual culprit of an ALL
-                    // on the device) becomes an error the client can follow by reading it
+                if out.len() > capacity {
+                    // Too long for the client: the whole Object_List (the usual culprit of an
+                    // ALL on the device) becomes an error the client can follow by reading it
                     // element by element; if that is not enough the reply aborts.
                     for (_, results) in &mut answers {
                         for r in results.iter_mut() {

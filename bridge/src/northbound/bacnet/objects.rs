@@ -154,9 +154,6 @@ pub(super) const IDENTITY: [u32; 4] = [
 
 /// The protocol revision this device claims.
 pub const PROTOCOL_REVISION: u64 = 14;
-/// Seconds a confirmed notification waits for its acknowledgement, and how often it is retried.
-pub const APDU_TIMEOUT_MS: u64 = 3000;
-pub const APDU_RETRIES: u64 = 3;
 
 /// One point served as an object.
 #[derive(Debug, Clone)]
@@ -186,6 +183,8 @@ pub struct DeviceInfo {
     pub vendor_id: u16,
     pub location: String,
     pub description: String,
+    /// The application layer's limits, which the Device object declares.
+    pub apdu: super::ApduLimits,
 }
 
 /// Every object of the device.
@@ -267,6 +266,7 @@ impl ObjectTable {
             vendor_id: settings.vendor_id,
             location: settings.location.clone(),
             description: settings.description.clone(),
+            apdu: settings.apdu.clone(),
         };
         let database_revision = revision_of(&device, &objects);
         ObjectTable {

@@ -10,6 +10,7 @@ use serde::Deserialize;
 use std::collections::HashMap;
 use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
 use std::sync::atomic::Ordering;
+use std::time::Duration;
 
 /// The component.
 pub struct Bacnet;
@@ -43,6 +44,147 @@ pub struct BacnetDoc {
     /// COV subscriptions held at once, all clients together.
     #[serde(default = "d_cov_subs")]
     max_cov_subscriptions: usize,
+    /// The application layer's limits and timers (segmentation, retries).
+    #[serde(default)]
+    apdu: ApduDoc,
+}
+
+/// `servers.bacnet.apdu`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ApduDoc {
+    /// Largest APDU accepted and sent, 50..=1476 octets (BACnet/IP carries 1476).
+    #[serde(default = "d_max_length")]
+    max_length: usize,
+    /// Segments accepted in one request, and sent in one answer to a client that accepts
+    /// more than 64 or leaves it unspecified; 2..=65535 (a 1000-device Object_List takes ~150).
+    #[serde(default = "d_max_segments")]
+    max_segments: usize,
+    /// The window proposed to clients (segments sent before an acknowledgement), 1..=127.
+    #[serde(default = "d_window")]
+    window_size: u8,
+    /// How long a sent window waits for its SegmentACK before it is sent again.
+    #[serde(default = "d_segment_timeout")]
+    segment_timeout_ms: u64,
+    /// How long a confirmed notification waits for its acknowledgement.
+    #[serde(default = "d_apdu_timeout")]
+    timeout_ms: u64,
+    /// Retries of a window or a confirmed notification before giving up.
+    #[serde(default = "d_retries")]
+    retries: u32,
+    /// Segmented transactions (requests arriving and answers leaving) in progress at once.
+    #[serde(default = "d_transactions")]
+    max_transactions: usize,
+}
+
+impl Default for ApduDoc {
+    fn default() -> ApduDoc {
+        ApduDoc {
+            max_length: d_max_length(),
+            max_segments: d_max_segments(),
+            window_size: d_window(),
+            segment_timeout_ms: d_segment_timeout(),
+            timeout_ms: d_apdu_timeout(),
+            retries: d_retries(),
+            max_transactions: d_transactions(),
+        }
+    }
+}
+
+fn d_max_length() -> usize {
+    1476
+}
+fn d_max_segments() -> usize {
+    256
+}
+fn d_window() -> u8 {
+    16
+}
+fn d_segment_timeout() -> u64 {
+    2000
+}
+fn d_apdu_timeout() -> u64 {
+    3000
+}
+fn d_retries() -> u32 {
+    3
+}
+fn d_transactions() -> usize {
+    256
+}
+
+/// The application layer's limits and timers, validated.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ApduLimits {
+    pub max_length: usize,
+    pub max_segments: usize,
+    pub window_size: u8,
+    pub segment_timeout: Duration,
+    pub timeout: Duration,
+    pub retries: u32,
+    pub max_transactions: usize,
+}
+
+impl Default for ApduLimits {
+    fn default() -> ApduLimits {
+        ApduLimits::of(&ApduDoc::default())
+    }
+}
+
+impl ApduLimits {
+    fn of(d: &ApduDoc) -> ApduLimits {
+        ApduLimits {
+            max_length: d.max_length,
+            max_segments: d.max_segments,
+            window_size: d.window_size,
+            segment_timeout: Duration::from_millis(d.segment_timeout_ms),
+            timeout: Duration::from_millis(d.timeout_ms),
+            retries: d.retries,
+            max_transactions: d.max_transactions,
+        }
+    }
+
+    fn resolve(d: &ApduDoc, cx: &mut Resolve<'_>) -> Option<ApduLimits> {
+        let mut ok = true;
+        let mut check = |key: &str, good: bool, message: String| {
+            if !good {
+                cx.error(key, message);
+                ok = false;
+            }
+        };
+        check(
+            "apdu.max_length",
+            (50..=1476).contains(&d.max_length),
+            format!("{} is outside 50..=1476 octets", d.max_length),
+        );
+        check(
+            "apdu.max_segments",
+            (2..=65535).contains(&d.max_segments),
+            format!("{} is outside 2..=65535", d.max_segments),
+        );
+        check(
+            "apdu.window_size",
+            (1..=127).contains(&d.window_size),
+            format!("{} is outside 1..=127", d.window_size),
+        );
+        check(
+            "apdu.segment_timeout_ms",
+            (100..=60_000).contains(&d.segment_timeout_ms),
+            format!("{} is outside 100..=60000 ms", d.segment_timeout_ms),
+        );
+        check(
+            "apdu.timeout_ms",
+            (100..=60_000).contains(&d.timeout_ms),
+            format!("{} is outside 100..=60000 ms", d.timeout_ms),
+        );
+        check("apdu.retries", d.retries <= 10, format!("{} is more than 10", d.retries));
+        check(
+            "apdu.max_transactions",
+            (1..=65536).contains(&d.max_transactions),
+            format!("{} is outside 1..=65536", d.max_transactions),
+        );
+        ok.then(|| ApduLimits::of(d))
+    }
 }
 
 fn d_listen() -> String {
@@ -70,6 +212,7 @@ pub struct BacnetSettings {
     pub description: String,
     pub max_foreign_devices: usize,
     pub max_cov_subscriptions: usize,
+    pub apdu: ApduLimits,
 }
 
 impl Component for Bacnet {
@@ -115,6 +258,7 @@ impl Component for Bacnet {
                 return None;
             }
         };
+        let apdu = ApduLimits::resolve(&b.apdu, cx)?;
         check_instances(cx);
         Some(BacnetSettings {
             broadcast: SocketAddrV4::new(broadcast_ip, listen.port()),
@@ -126,6 +270,7 @@ impl Component for Bacnet {
             description: b.description.clone(),
             max_foreign_devices: b.max_foreign_devices.min(1024),
             max_cov_subscriptions: b.max_cov_subscriptions.clamp(1, 1_000_000),
+            apdu,
         })
     }
 
@@ -210,6 +355,30 @@ impl MetricSource for BacnetStats {
                     "counter",
                     "COV notifications sent (retries excluded).",
                     load(&self.notifications),
+                ),
+                (
+                    "busbar_bacnet_segmented_answers_total",
+                    "counter",
+                    "Answers sent in segments.",
+                    load(&self.segmented_answers),
+                ),
+                (
+                    "busbar_bacnet_segmented_requests_total",
+                    "counter",
+                    "Segmented requests received whole.",
+                    load(&self.segmented_requests),
+                ),
+                (
+                    "busbar_bacnet_segment_retries_total",
+                    "counter",
+                    "Windows of segments sent again after a timeout.",
+                    load(&self.segment_retries),
+                ),
+                (
+                    "busbar_bacnet_segmented_failures_total",
+                    "counter",
+                    "Segmented transactions given up (retries spent, silent peer, too long, aborted).",
+                    load(&self.segmented_failures),
                 ),
                 (
                     "busbar_bacnet_cov_subscriptions",
