@@ -273,7 +273,12 @@ mod tests {
     /// Run a transfer through a lossy, reordering channel: `mangle` may drop, duplicate or
     /// reorder each window before the receiver sees it. Returns the message received and the
     /// number of timeouts it took.
-    fn transfer(len: usize, max_apdu: usize, window: u8, mut mangle: impl FnMut(usize, Vec<Vec<u8>>) -> Vec<Vec<u8>>) -> (Vec<u8>, usize) {
+    fn transfer(
+        len: usize,
+        max_apdu: usize,
+        window: u8,
+        mut mangle: impl FnMut(usize, Vec<Vec<u8>>) -> Vec<Vec<u8>>,
+    ) -> (Vec<u8>, usize) {
         let sent = body(len);
         let mut tx = Outgoing::new(9, 14, sent.clone(), max_apdu, window);
         let mut flight = tx.start();
@@ -326,7 +331,12 @@ mod tests {
 
     #[test]
     fn a_long_answer_arrives_whole_in_order() {
-        for (len, apdu, window) in [(100, 50, 4), (1471 * 3, 1476, 16), (45 * 30 + 1, 50, 2), (70_000, 206, 127)] {
+        for (len, apdu, window) in [
+            (100, 50, 4),
+            (1471 * 3, 1476, 16),
+            (45 * 30 + 1, 50, 2),
+            (70_000, 206, 127),
+        ] {
             let (got, timeouts) = transfer(len, apdu, window, |_, w| w);
             assert_eq!(got, body(len), "len {len}");
             assert_eq!(timeouts, 0);

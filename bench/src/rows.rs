@@ -567,7 +567,10 @@ async fn bacnet_server_rows(who: &str, server: SocketAddr, pid: u32, window: Dur
 async fn object_list_row(who: &str, server: SocketAddr, pid: u32, objects: usize) -> anyhow::Result<String> {
     let mut ready = false;
     for _ in 0..1200 {
-        if crate::bacnet::object_count(server, 100).await.is_ok_and(|n| n >= objects) {
+        if crate::bacnet::object_count(server, 100)
+            .await
+            .is_ok_and(|n| n >= objects)
+        {
             ready = true;
             break;
         }

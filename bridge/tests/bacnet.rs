@@ -437,7 +437,12 @@ fn segment_ack(invoke: u8, sequence: u8, window: u8, nak: bool) -> Vec<u8> {
 /// A ReadProperty of the whole Object_List from a client taking segmented answers of up to 64
 /// segments of 50 octets (the smallest APDU).
 fn read_object_list(invoke: u8) -> Vec<u8> {
-    let mut a = vec![0x02, (apdu::code_of_max_segments(64) << 4) | apdu::code_of_max_apdu(50), invoke, confirmed::READ_PROPERTY];
+    let mut a = vec![
+        0x02,
+        (apdu::code_of_max_segments(64) << 4) | apdu::code_of_max_apdu(50),
+        invoke,
+        confirmed::READ_PROPERTY,
+    ];
     client::read_property(
         &mut a,
         ObjectId::new(object_type::DEVICE, 77),
@@ -532,7 +537,10 @@ async fn segmented_answers_survive_lost_and_duplicated_segments() {
     let answer = loop {
         let d = recv(&sock, 1000).await.unwrap_or_else(|| panic!("count"));
         let a = apdu_of(&d);
-        if let Ok(Apdu::ComplexAck { invoke_id: 22, body, .. }) = apdu::decode(&a) {
+        if let Ok(Apdu::ComplexAck {
+            invoke_id: 22, body, ..
+        }) = apdu::decode(&a)
+        {
             break body.to_vec();
         }
     };
@@ -604,13 +612,23 @@ async fn segmented_requests_are_put_together_in_order() {
     };
     let last = chunks.len() - 1;
     let to = rig.server;
-    sock.send_to(&seg(0, true, chunks[0]), to).await.unwrap_or_else(|e| panic!("{e}"));
-    assert_eq!(ack(recv(&sock, 1000).await), (0, 4, false), "first segment: the window taken");
+    sock.send_to(&seg(0, true, chunks[0]), to)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(
+        ack(recv(&sock, 1000).await),
+        (0, 4, false),
+        "first segment: the window taken"
+    );
     // Segment 2 before 1: a NAK naming 0.
-    sock.send_to(&seg(2, 2 < last, chunks[2]), to).await.unwrap_or_else(|e| panic!("{e}"));
+    sock.send_to(&seg(2, 2 < last, chunks[2]), to)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(ack(recv(&sock, 1000).await), (0, 4, true));
     for (i, c) in chunks.iter().enumerate().skip(1) {
-        sock.send_to(&seg(i as u8, i < last, c), to).await.unwrap_or_else(|e| panic!("{e}"));
+        sock.send_to(&seg(i as u8, i < last, c), to)
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
     }
     // The last segment is acknowledged, then the answer comes: 60 readings of 231 V.
     let mut answer = None;
@@ -622,10 +640,15 @@ async fn segmented_requests_are_put_together_in_order() {
         }
     }
     let answer = answer.unwrap_or_else(|| panic!("no answer"));
-    let volts = answer.windows(5).filter(|w| w == &[0x44, 0x43, 0x67, 0x00, 0x00]).count();
+    let volts = answer
+        .windows(5)
+        .filter(|w| w == &[0x44, 0x43, 0x67, 0x00, 0x00])
+        .count();
     assert_eq!(volts, 60, "every access spec answered");
     // A later segment of a transaction that does not exist: Abort, invalid APDU in this state.
-    sock.send_to(&seg(5, true, chunks[1]), to).await.unwrap_or_else(|e| panic!("{e}"));
+    sock.send_to(&seg(5, true, chunks[1]), to)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
     let a = recv(&sock, 1000).await.map(|d| apdu_of(&d)).unwrap_or_default();
     assert_eq!(a, [0x71, 31, 2]);
 }

@@ -8,10 +8,10 @@
 
 mod cov;
 mod device;
-mod segments;
 pub mod ede;
 pub mod objects;
 pub mod section;
+mod segments;
 pub mod units;
 
 pub use section::{ApduLimits, Bacnet, BacnetSettings};

@@ -177,7 +177,11 @@ impl ApduLimits {
             (100..=60_000).contains(&d.timeout_ms),
             format!("{} is outside 100..=60000 ms", d.timeout_ms),
         );
-        check("apdu.retries", d.retries <= 10, format!("{} is more than 10", d.retries));
+        check(
+            "apdu.retries",
+            d.retries <= 10,
+            format!("{} is more than 10", d.retries),
+        );
         check(
             "apdu.max_transactions",
             (1..=65536).contains(&d.max_transactions),

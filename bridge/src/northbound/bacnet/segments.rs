@@ -153,10 +153,23 @@ impl Server {
                     (Some(abort_of(to.invoke_id, abort_reason::OUT_OF_RESOURCES)), None)
                 } else {
                     let limit = limits.max_segments * limits.max_length;
-                    let (rx, ack) =
-                        Incoming::first(to.invoke_id, s.service, s.window, limits.window_size, s.data, limit, true);
+                    let (rx, ack) = Incoming::first(
+                        to.invoke_id,
+                        s.service,
+                        s.window,
+                        limits.window_size,
+                        s.data,
+                        limit,
+                        true,
+                    );
                     st.segments.leaving.remove(&key);
-                    st.segments.arriving.insert(key, Arriving { rx, deadline: now + quiet });
+                    st.segments.arriving.insert(
+                        key,
+                        Arriving {
+                            rx,
+                            deadline: now + quiet,
+                        },
+                    );
                     (Some(ack), None)
                 }
             } else {
