@@ -9,6 +9,7 @@
 pub mod apdu;
 pub mod bvll;
 pub mod consts;
+pub mod event;
 pub mod npdu;
 pub mod request;
 pub mod segment;

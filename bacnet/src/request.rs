@@ -2,6 +2,7 @@
 //! choice and its body. The server and the fuzz target both go through here.
 
 use crate::consts::{confirmed, unconfirmed};
+use crate::event::{self, AcknowledgeAlarm};
 use crate::service::{self, ReadAccessSpec, ReadProperty, SubscribeCov, WhoHas, WhoIs, WriteProperty};
 use crate::tag::Result;
 
@@ -15,6 +16,9 @@ pub enum Request {
     WriteProperty(WriteProperty),
     /// SubscribeCOV, or SubscribeCOVProperty when the request names a property.
     SubscribeCov(SubscribeCov),
+    AcknowledgeAlarm(AcknowledgeAlarm),
+    /// GetEventInformation after this object (the last of the previous answer).
+    GetEventInformation(Option<crate::ObjectId>),
     /// A confirmed service this device does not implement (answered with a Reject).
     UnknownConfirmed(u8),
     /// An unconfirmed service a device ignores (I-Am, notifications, time sync, ...).
@@ -30,6 +34,8 @@ pub fn decode_confirmed(service: u8, body: &[u8]) -> Result<Request> {
         confirmed::WRITE_PROPERTY => Request::WriteProperty(service::decode_write_property(body)?),
         confirmed::SUBSCRIBE_COV => Request::SubscribeCov(service::decode_subscribe_cov(body)?),
         confirmed::SUBSCRIBE_COV_PROPERTY => Request::SubscribeCov(service::decode_subscribe_cov_property(body)?),
+        confirmed::ACKNOWLEDGE_ALARM => Request::AcknowledgeAlarm(event::decode_acknowledge_alarm(body)?),
+        confirmed::GET_EVENT_INFORMATION => Request::GetEventInformation(event::decode_get_event_information(body)?),
         other => Request::UnknownConfirmed(other),
     })
 }

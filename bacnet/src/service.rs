@@ -57,9 +57,33 @@ pub struct ReadAccessSpec {
 pub struct WriteProperty {
     pub object: ObjectId,
     pub property: PropertyRef,
+    /// The value as application-tagged values; empty when it is a constructed value (a
+    /// Recipient_List), which `encoded` holds.
     pub value: Vec<Value>,
+    /// The bytes of the value as sent.
+    pub encoded: Vec<u8>,
     /// 1 (highest) to 16.
     pub priority: Option<u8>,
+}
+
+impl WriteProperty {
+    /// A write of application-tagged values.
+    pub fn of_values(
+        object: ObjectId,
+        property: PropertyRef,
+        value: Vec<Value>,
+        priority: Option<u8>,
+    ) -> WriteProperty {
+        let mut encoded = Vec::new();
+        put_values(&mut encoded, &value);
+        WriteProperty {
+            object,
+            property,
+            value,
+            encoded,
+            priority,
+        }
+    }
 }
 
 /// SubscribeCOV, or SubscribeCOVProperty when `property` is set. Without `confirmed` and
@@ -104,6 +128,19 @@ pub fn decode_who_is(body: &[u8]) -> Result<WhoIs> {
     let mut r = Reader::new(body);
     let range = opt_range(&mut r)?;
     finish(&r, WhoIs { range })
+}
+
+/// I-Am: the device identifier (the rest, max APDU, segmentation and vendor, is checked for
+/// shape only).
+pub fn decode_i_am(body: &[u8]) -> Result<ObjectId> {
+    let mut r = Reader::new(body);
+    let Value::ObjectId(device) = Value::decode(&mut r)? else {
+        return Err(DecodeError::WrongType);
+    };
+    for _ in 0..3 {
+        Value::decode(&mut r)?;
+    }
+    finish(&r, device)
 }
 
 pub fn decode_who_has(body: &[u8]) -> Result<WhoHas> {
@@ -156,28 +193,29 @@ pub fn decode_read_property_multiple(body: &[u8]) -> Result<Vec<ReadAccessSpec>>
     Ok(specs)
 }
 
-/// Application values up to closing tag `n` (the opening tag already read).
-fn values_until_closing(r: &mut Reader<'_>, n: u8) -> Result<Vec<Value>> {
-    let mut values = Vec::new();
-    while !r.next_is_closing(n) {
-        if r.at_end() {
-            return Err(DecodeError::Truncated);
-        }
-        values.push(Value::decode(r)?);
-    }
-    r.closing(n)?;
-    Ok(values)
-}
-
 pub fn decode_write_property(body: &[u8]) -> Result<WriteProperty> {
     let mut r = Reader::new(body);
     let object = r.context_object_id(0)?;
     let property = property_ref(&mut r, 1)?;
     r.opening(3)?;
-    let value = values_until_closing(&mut r, 3)?;
-    if value.is_empty() {
+    let encoded = r.until_closing(3)?.to_vec();
+    if encoded.is_empty() {
         return Err(DecodeError::Missing);
     }
+    let value = {
+        let mut inner = Reader::new(&encoded);
+        let mut values = Vec::new();
+        while !inner.at_end() {
+            match Value::decode(&mut inner) {
+                Ok(v) => values.push(v),
+                Err(_) => {
+                    values.clear();
+                    break;
+                }
+            }
+        }
+        values
+    };
     let priority = match r.opt_context_unsigned(4)? {
         None => None,
         Some(p @ 1..=16) => Some(p as u8),
@@ -189,6 +227,7 @@ pub fn decode_write_property(body: &[u8]) -> Result<WriteProperty> {
             object,
             property,
             value,
+            encoded,
             priority,
         },
     )
@@ -387,7 +426,7 @@ pub mod client {
             put_context_unsigned(out, 2, u64::from(i));
         }
         put_opening(out, 3);
-        put_values(out, &w.value);
+        out.extend_from_slice(&w.encoded);
         put_closing(out, 3);
         if let Some(p) = w.priority {
             put_context_unsigned(out, 4, u64::from(p));
@@ -470,12 +509,7 @@ mod tests {
 
     #[test]
     fn write_property_with_priority_and_null() {
-        let w = WriteProperty {
-            object: ObjectId::new(2, 7),
-            property: pv(),
-            value: vec![Value::Null],
-            priority: Some(8),
-        };
+        let w = WriteProperty::of_values(ObjectId::new(2, 7), pv(), vec![Value::Null], Some(8));
         let mut b = Vec::new();
         client::write_property(&mut b, &w);
         assert_eq!(decode_write_property(&b), Ok(w.clone()));

@@ -83,6 +83,9 @@ pub enum Value {
     /// Hour, minute, second, hundredths.
     Time([u8; 4]),
     ObjectId(ObjectId),
+    /// Already encoded data (a constructed element such as a BACnetDestination or a
+    /// BACnetTimeStamp), written as it is. [`Value::decode`] never returns it.
+    Encoded(Vec<u8>),
 }
 
 impl Value {
@@ -153,6 +156,7 @@ impl Value {
                 put_tag(out, 12, false, 4);
                 out.extend_from_slice(&id.to_u32().to_be_bytes());
             }
+            Value::Encoded(bytes) => out.extend_from_slice(bytes),
         }
     }
 

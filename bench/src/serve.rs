@@ -168,6 +168,7 @@ pub async fn bacnet_load(points: usize, rate: usize, listen: SocketAddr) -> anyh
         &settings,
         store.clone(),
         Acquisition::detached(store.clone()),
+        None,
         shutdown,
     )
     .await?;

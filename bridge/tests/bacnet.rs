@@ -51,6 +51,7 @@ async fn rig_on(clock: Arc<dyn busbar_bridge::clock::Clock>) -> Rig {
         &settings,
         store.clone(),
         Acquisition::detached(store.clone()),
+        None,
         rx,
     )
     .await
@@ -312,15 +313,15 @@ async fn routed_requests_required_optional_and_refused_writes() {
     let mut wp = Vec::new();
     client::write_property(
         &mut wp,
-        &WriteProperty {
-            object: limit,
-            property: PropertyRef {
+        &WriteProperty::of_values(
+            limit,
+            PropertyRef {
                 property: property::PRESENT_VALUE,
                 index: None,
             },
-            value: vec![Value::Real(10.0)],
-            priority: Some(8),
-        },
+            vec![Value::Real(10.0)],
+            Some(8),
+        ),
     );
     sock.send_to(&request(7, confirmed::WRITE_PROPERTY, &wp, None), rig.server)
         .await

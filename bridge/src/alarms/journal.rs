@@ -53,6 +53,13 @@ const MIGRATIONS: &[&str] = &[
     );
     CREATE INDEX notifications_time ON notifications (time_ms);
 ",
+    "
+    CREATE TABLE protocol_state (
+        key TEXT PRIMARY KEY,
+        value BLOB NOT NULL,
+        time_ms INTEGER NOT NULL
+    );
+",
 ];
 
 /// A transition before the journal numbers it.
@@ -259,6 +266,26 @@ impl Journal {
     }
 
     /// The number of transitions kept.
+    /// State a protocol server keeps across restarts (a BACnet Recipient_List a BMS wrote),
+    /// under its key.
+    pub fn protocol_state(&self, key: &str) -> Result<Option<Vec<u8>>, JournalError> {
+        Ok(self
+            .conn
+            .query_row("SELECT value FROM protocol_state WHERE key = ?1", params![key], |r| {
+                r.get(0)
+            })
+            .optional()?)
+    }
+
+    pub fn set_protocol_state(&mut self, key: &str, value: &[u8], time_ms: i64) -> Result<(), JournalError> {
+        self.conn.execute(
+            "INSERT INTO protocol_state (key, value, time_ms) VALUES (?1, ?2, ?3)
+             ON CONFLICT (key) DO UPDATE SET value = excluded.value, time_ms = excluded.time_ms",
+            params![key, value, time_ms],
+        )?;
+        Ok(())
+    }
+
     pub fn len(&self) -> Result<u64, JournalError> {
         Ok(self
             .conn

@@ -307,6 +307,22 @@ impl Alarms {
         }
     }
 
+    /// What a protocol server stored under `key` ([`Alarms::save_protocol_state`]), read at
+    /// its start.
+    pub fn protocol_state(&self, key: &str) -> Result<Option<Vec<u8>>, JournalError> {
+        lock(&self.journal).protocol_state(key)
+    }
+
+    /// Keep a protocol server's state in the journal's database (committed when this returns).
+    pub async fn save_protocol_state(&self, key: &str, value: Vec<u8>) -> Result<(), JournalError> {
+        let time = journal::unix_ms(self.clock.wall());
+        let journal = self.journal.clone();
+        let key = key.to_string();
+        tokio::task::spawn_blocking(move || lock(&journal).set_protocol_state(&key, &value, time))
+            .await
+            .map_err(|e| JournalError::Corrupt(format!("state task: {e}")))?
+    }
+
     async fn prune(&self) {
         let before =
             journal::unix_ms(self.clock.wall()) - i64::try_from(self.retention.as_millis()).unwrap_or(i64::MAX);

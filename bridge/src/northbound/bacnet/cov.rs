@@ -52,15 +52,23 @@ impl Server {
     }
 
     /// The values a subscription reports now: (Present_Value, Status_Flags).
-    fn cov_values(&self, object: usize) -> Option<(Value, Value)> {
+    fn cov_values(&self, object: usize, state: Option<&ObjectState>) -> Option<(Value, Value)> {
         let o = self.table.objects.get(object)?;
         let sample = self.store.sample(o.point).unwrap_or_default();
-        Some((o.present_value(&sample), status_flags(&sample, o.range)))
+        let flags = match state {
+            Some(s) => o.status_flags(s, &sample),
+            None => status_flags(&sample, o.range),
+        };
+        Some((o.present_value(&sample), flags))
     }
 
     /// Build the notifications due for the subscriptions `which` selects; `force` sends even
     /// without a change (initial notifications).
-    fn due_notifications(&self, which: impl Fn(&CovSubscription) -> bool, force: bool) -> Vec<(SocketAddrV4, Vec<u8>)> {
+    pub(super) fn due_notifications(
+        &self,
+        which: impl Fn(&CovSubscription) -> bool,
+        force: bool,
+    ) -> Vec<(SocketAddrV4, Vec<u8>)> {
         let now = self.store.clock().now();
         let mut out = Vec::new();
         let mut st = self.state();
@@ -89,7 +97,7 @@ impl Server {
             let current = match &memo {
                 Some((object, values)) if *object == sub.object => values.clone(),
                 _ => {
-                    let Some(values) = self.cov_values(sub.object) else {
+                    let Some(values) = self.cov_values(sub.object, objects.get(sub.object)) else {
                         continue;
                     };
                     memo = Some((sub.object, values.clone()));
@@ -151,7 +159,7 @@ impl Server {
         out
     }
 
-    async fn send_all(&self, datagrams: Vec<(SocketAddrV4, Vec<u8>)>) {
+    pub(super) async fn send_all(&self, datagrams: Vec<(SocketAddrV4, Vec<u8>)>) {
         self.stats
             .notifications
             .fetch_add(datagrams.len() as u64, Ordering::Relaxed);
@@ -217,7 +225,7 @@ impl Server {
                         return true;
                     }
                     if p.tries > u64::from(self.settings.apdu.retries) {
-                        tracing::warn!("bacnet: confirmed COV notification to {} never acknowledged", p.peer);
+                        tracing::warn!("bacnet: confirmed notification to {} never acknowledged", p.peer);
                         return false;
                     }
                     p.tries += 1;

@@ -77,19 +77,23 @@ impl ObjectTable {
             }
             prop::PROTOCOL_VERSION => one(Value::Unsigned(1)),
             prop::PROTOCOL_REVISION => one(Value::Unsigned(PROTOCOL_REVISION)),
-            prop::PROTOCOL_SERVICES_SUPPORTED => one(Value::BitString(services_bits())),
+            prop::PROTOCOL_SERVICES_SUPPORTED => one(Value::BitString(services_bits(!self.classes.is_empty()))),
             prop::PROTOCOL_OBJECT_TYPES_SUPPORTED => one(Value::BitString(self.object_type_bits())),
             prop::OBJECT_LIST => {
                 // Index-wise access without building the whole list.
                 match p.index {
                     None => Ok(self.object_list()),
-                    Some(0) => one(Value::Unsigned(self.objects.len() as u64 + 1)),
+                    Some(0) => one(Value::Unsigned((self.objects.len() + self.classes.len()) as u64 + 1)),
                     Some(1) => one(Value::ObjectId(d.id)),
-                    Some(i) => self
-                        .objects
-                        .get(i as usize - 2)
-                        .map(|o| vec![Value::ObjectId(o.id)])
-                        .ok_or((error_class::PROPERTY, error_code::INVALID_ARRAY_INDEX)),
+                    Some(i) => {
+                        let i = i as usize - 2;
+                        let id = match self.objects.get(i) {
+                            Some(o) => Some(o.id),
+                            None => self.classes.get(i - self.objects.len()).map(|c| c.id),
+                        };
+                        id.map(|id| vec![Value::ObjectId(id)])
+                            .ok_or((error_class::PROPERTY, error_code::INVALID_ARRAY_INDEX))
+                    }
                 }
             }
             prop::MAX_APDU_LENGTH_ACCEPTED => one(Value::Unsigned(d.apdu.max_length as u64)),
@@ -121,6 +125,7 @@ impl ObjectTable {
     pub fn object_list(&self) -> Vec<Value> {
         std::iter::once(Value::ObjectId(self.device.id))
             .chain(self.objects.iter().map(|o| Value::ObjectId(o.id)))
+            .chain(self.classes.iter().map(|c| Value::ObjectId(c.id)))
             .collect()
     }
 
@@ -130,12 +135,16 @@ impl ObjectTable {
         for o in &self.objects {
             b.set(u32::from(o.id.object_type), true);
         }
+        for c in &self.classes {
+            b.set(u32::from(c.id.object_type), true);
+        }
         b
     }
 }
 
-/// Protocol_Services_Supported: what [`super`] answers and sends.
-fn services_bits() -> BitString {
+/// Protocol_Services_Supported: what [`super`] answers and sends (the event services when
+/// alarms are configured).
+fn services_bits(events: bool) -> BitString {
     use services_supported::*;
     let mut b = BitString::with_len(COUNT);
     for s in [
@@ -152,6 +161,16 @@ fn services_bits() -> BitString {
         SUBSCRIBE_COV_PROPERTY,
     ] {
         b.set(s, true);
+    }
+    if events {
+        for s in [
+            ACKNOWLEDGE_ALARM,
+            CONFIRMED_EVENT_NOTIFICATION,
+            UNCONFIRMED_EVENT_NOTIFICATION,
+            GET_EVENT_INFORMATION,
+        ] {
+            b.set(s, true);
+        }
     }
     b
 }

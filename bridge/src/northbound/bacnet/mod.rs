@@ -9,6 +9,7 @@
 mod cov;
 mod device;
 pub mod ede;
+pub mod events;
 pub mod objects;
 pub mod section;
 mod segments;
@@ -17,6 +18,7 @@ pub mod units;
 pub use section::{ApduLimits, Bacnet, BacnetSettings};
 
 use crate::acquisition::{Acquisition, WriteOutcome};
+use crate::alarms::Alarms;
 use crate::config::Config;
 use crate::store::{Notice, Store};
 use anyhow::Context;
@@ -78,6 +80,8 @@ struct CovSubscription {
 enum Target<'a> {
     Device,
     Point(&'a objects::PointObject, ObjectState, crate::store::Sample),
+    /// A Notification Class object (its index).
+    Class(usize),
 }
 
 /// A confirmed notification waiting for its SimpleAck.
@@ -97,6 +101,7 @@ struct State {
     pending: HashMap<u8, Pending>,
     next_invoke: u8,
     segments: SegmentTransactions,
+    events: events::EventState,
 }
 
 /// Counters for /metrics and the benchmark.
@@ -112,6 +117,9 @@ pub struct BacnetStats {
     pub segmented_requests: AtomicU64,
     pub segment_retries: AtomicU64,
     pub segmented_failures: AtomicU64,
+    pub event_transitions: AtomicU64,
+    pub event_notifications: AtomicU64,
+    pub alarm_acknowledgements: AtomicU64,
 }
 
 struct Server {
@@ -119,6 +127,8 @@ struct Server {
     settings: BacnetSettings,
     store: Arc<Store>,
     acq: Acquisition,
+    /// The alarm service, whose alarms the event objects report.
+    alarms: Option<Arc<Alarms>>,
     socket: UdpSocket,
     state: Mutex<State>,
     stats: Arc<BacnetStats>,
@@ -131,12 +141,14 @@ pub struct BacnetHandle {
     pub stats: Arc<BacnetStats>,
 }
 
-/// Bind the socket and start serving, notifying and expiring.
+/// Bind the socket and start serving, notifying and expiring; with the alarm service, report
+/// its alarms as events.
 pub async fn start(
     config: &Config,
     settings: &BacnetSettings,
     store: Arc<Store>,
     acq: Acquisition,
+    alarms: Option<Arc<Alarms>>,
     shutdown: watch::Receiver<bool>,
 ) -> anyhow::Result<(BacnetHandle, Vec<JoinHandle<()>>)> {
     let std_socket = std::net::UdpSocket::bind(settings.listen)
@@ -156,23 +168,39 @@ pub async fn start(
         settings: settings.clone(),
         store,
         acq,
+        alarms: alarms.clone(),
         socket,
         state: Mutex::new(state),
         stats: stats.clone(),
     });
+    // Subscribed before any task runs, so no transition made after start is missed.
+    let event_feed = alarms.map(|a| {
+        server.init_events(&a);
+        let t = a.subscribe();
+        (a, t, server.store.subscribe())
+    });
     tracing::info!(
-        "bacnet: device {} `{}` with {} objects on udp {local}",
+        "bacnet: device {} `{}` with {} objects ({} reporting alarms as events) on udp {local}",
         server.table.device.id.instance,
         server.table.device.name,
-        server.table.objects.len()
+        server.table.objects.len() + server.table.classes.len(),
+        server.table.objects.iter().filter(|o| o.event.is_some()).count()
     );
     server.announce().await;
-    let tasks = vec![
+    let mut tasks = vec![
         tokio::spawn(server.clone().receive(shutdown.clone())),
         tokio::spawn(server.clone().notify(shutdown.clone())),
         tokio::spawn(server.clone().segment_timers(shutdown.clone())),
-        tokio::spawn(server.clone().housekeeping(shutdown)),
+        tokio::spawn(server.clone().housekeeping(shutdown.clone())),
     ];
+    if let Some((alarms, transitions, changes)) = event_feed {
+        tasks.push(tokio::spawn(server.clone().events(
+            alarms,
+            transitions,
+            changes,
+            shutdown,
+        )));
+    }
     Ok((
         BacnetHandle {
             local,
@@ -524,6 +552,22 @@ impl Server {
             });
             return;
         }
+        if let Request::AcknowledgeAlarm(a) = request {
+            // The acknowledgement waits for the journal: never hold up the other requests.
+            let me = self.clone();
+            tokio::spawn(async move {
+                let mut out = Vec::new();
+                match me.acknowledge(&to.peer, &a).await {
+                    Ok(()) => {
+                        me.stats.alarm_acknowledgements.fetch_add(1, Ordering::Relaxed);
+                        apdu::simple_ack(&mut out, invoke_id, service)
+                    }
+                    Err((class, code)) => apdu::error(&mut out, invoke_id, service, class, code),
+                }
+                me.reply(&to, out).await;
+            });
+            return;
+        }
         let subscribing = matches!(request, Request::SubscribeCov(_));
         let out = self.confirmed(&to.peer, invoke_id, service, request, to.capacity());
         let acked = out.first().is_some_and(|b| *b >> 4 == 2);
@@ -536,6 +580,13 @@ impl Server {
 
     async fn unconfirmed(&self, peer: &Peer, reach: Reach, service: u8, body: &[u8]) {
         let me = self.table.device.id.instance;
+        if service == unconfirmed::I_AM {
+            // Where a device recipient of event notifications is.
+            if let Ok(device) = service::decode_i_am(body) {
+                self.i_am_from(peer, device).await;
+            }
+            return;
+        }
         match request::decode_unconfirmed(service, body) {
             Ok(Request::WhoIs(w)) if w.matches(me) => {
                 let a = self.i_am();
@@ -616,6 +667,15 @@ impl Server {
                 Ok(()) => apdu::simple_ack(&mut out, invoke_id, service),
                 Err((class, code)) => apdu::error(&mut out, invoke_id, service, class, code),
             },
+            Request::GetEventInformation(last) if !self.table.classes.is_empty() => {
+                match self.event_information(last, capacity) {
+                    Ok((summaries, more)) => {
+                        apdu::complex_ack_header(&mut out, invoke_id, service);
+                        busbar_bacnet::event::encode_get_event_information_ack(&mut out, &summaries, more);
+                    }
+                    Err((class, code)) => apdu::error(&mut out, invoke_id, service, class, code),
+                }
+            }
             _ => apdu::reject(&mut out, invoke_id, reject_reason::UNRECOGNIZED_SERVICE),
         }
         out
@@ -626,6 +686,9 @@ impl Server {
     fn target(&self, object: ObjectId) -> Result<Target<'_>, PropError> {
         if self.table.is_device(object) {
             return Ok(Target::Device);
+        }
+        if let Some(c) = self.table.find_class(object) {
+            return Ok(Target::Class(c));
         }
         let i = self.table.find(object).ok_or(UNKNOWN_OBJECT)?;
         let o = &self.table.objects[i];
@@ -638,6 +701,7 @@ impl Server {
         match t {
             Target::Device => self.table.read_device(p, self.store.clock().wall()),
             Target::Point(o, state, sample) => o.read(state, sample, p),
+            Target::Class(c) => self.read_class(*c, p),
         }
     }
 
@@ -664,6 +728,11 @@ impl Server {
         let (id, all, optional) = match &t {
             Target::Device => (self.table.device.id, device_property_ids(), optional_of(None)),
             Target::Point(o, _, _) => (o.id, o.property_ids(), optional_of(Some(o))),
+            Target::Class(c) => (
+                self.table.classes[*c].id,
+                events::NotificationClass::property_ids(),
+                &objects::CLASS_OPTIONAL[..],
+            ),
         };
         let mut results = Vec::with_capacity(props.len());
         for p in props {
@@ -690,6 +759,9 @@ impl Server {
         let denied = (error_class::PROPERTY, error_code::WRITE_ACCESS_DENIED);
         if self.table.is_device(w.object) {
             return Err(denied);
+        }
+        if let Some(c) = self.table.find_class(w.object) {
+            return self.write_class(c, w).await;
         }
         let i = self.table.find(w.object).ok_or(UNKNOWN_OBJECT)?;
         let o = &self.table.objects[i];

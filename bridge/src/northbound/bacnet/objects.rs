@@ -4,6 +4,7 @@
 //! [`fault_of`], and nowhere else.
 
 use super::device::DEVICE_OPTIONAL;
+use super::events::{EventDef, EventStatus, NotificationClass};
 use super::units::{bacnet_unit, NO_UNITS};
 use super::BacnetSettings;
 use crate::config::Config;
@@ -173,6 +174,8 @@ pub struct PointObject {
     pub bits: Vec<String>,
     pub range: Option<(f64, f64)>,
     pub cov_increment: f32,
+    /// Its intrinsic reporting, when the alarm settings give the point alarms.
+    pub event: Option<EventDef>,
 }
 
 /// The Device object's settings.
@@ -191,6 +194,8 @@ pub struct DeviceInfo {
 pub struct ObjectTable {
     pub device: DeviceInfo,
     pub objects: Vec<PointObject>,
+    /// Notification Class objects, one per severity, when alarms are configured.
+    pub classes: Vec<NotificationClass>,
     by_id: HashMap<ObjectId, usize>,
     by_name: HashMap<String, usize>,
     by_point: HashMap<PointIdx, usize>,
@@ -254,6 +259,7 @@ impl ObjectTable {
                     bits,
                     range,
                     cov_increment,
+                    event: EventDef::of(config, d, k),
                 });
             }
         }
@@ -268,10 +274,16 @@ impl ObjectTable {
             description: settings.description.clone(),
             apdu: settings.apdu.clone(),
         };
-        let database_revision = revision_of(&device, &objects);
+        let classes = if config.alarms.is_some() {
+            NotificationClass::all()
+        } else {
+            Vec::new()
+        };
+        let database_revision = revision_of(&device, &objects, &classes);
         ObjectTable {
             device,
             objects,
+            classes,
             by_id,
             by_name,
             by_point,
@@ -281,6 +293,11 @@ impl ObjectTable {
 
     pub fn find(&self, id: ObjectId) -> Option<usize> {
         self.by_id.get(&id).copied()
+    }
+
+    /// A Notification Class object.
+    pub fn find_class(&self, id: ObjectId) -> Option<usize> {
+        self.classes.iter().position(|c| c.id == id)
     }
 
     pub fn find_name(&self, name: &str) -> Option<usize> {
@@ -299,7 +316,7 @@ impl ObjectTable {
 }
 
 /// FNV-1a over the identities, names and types of every object.
-fn revision_of(device: &DeviceInfo, objects: &[PointObject]) -> u32 {
+fn revision_of(device: &DeviceInfo, objects: &[PointObject], classes: &[NotificationClass]) -> u32 {
     let mut h: u32 = 0x811C_9DC5;
     let mut eat = |bytes: &[u8]| {
         for b in bytes {
@@ -312,6 +329,10 @@ fn revision_of(device: &DeviceInfo, objects: &[PointObject]) -> u32 {
     for o in objects {
         eat(&o.id.to_u32().to_be_bytes());
         eat(o.name.as_bytes());
+    }
+    for c in classes {
+        eat(&c.id.to_u32().to_be_bytes());
+        eat(c.name.as_bytes());
     }
     h & 0x7FFF_FFFF
 }
@@ -336,19 +357,28 @@ pub fn fault_of(sample: &Sample, range: Option<(f64, f64)>) -> Option<u32> {
     }
 }
 
-/// Status_Flags of a sample.
+/// Status_Flags of a sample, for an object that reports no events.
 pub fn status_flags(sample: &Sample, range: Option<(f64, f64)>) -> Value {
+    flags_of(sample, range, false)
+}
+
+/// Status_Flags: FAULT from the sample's quality, IN_ALARM from the event state.
+fn flags_of(sample: &Sample, range: Option<(f64, f64)>, in_alarm: bool) -> Value {
     let mut flags = BitString::with_len(4);
+    flags.set(u32::from(status_flags::IN_ALARM), in_alarm);
     flags.set(u32::from(status_flags::FAULT), fault_of(sample, range).is_some());
     Value::BitString(flags)
 }
 
-/// The per-object state clients can change: COV_Increment and the priority array.
+/// The per-object state: what clients change (COV_Increment, the priority array) and the
+/// event state of an event object.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ObjectState {
     pub cov_increment: f32,
     /// Commanded values in engineering units, priority 1 first.
     pub priority: [Option<f64>; 16],
+    /// Boxed: only event objects have one, and states are cloned per read.
+    pub event: Option<Box<EventStatus>>,
 }
 
 impl ObjectState {
@@ -356,7 +386,15 @@ impl ObjectState {
         ObjectState {
             cov_increment: o.cov_increment,
             priority: [None; 16],
+            event: o.event.as_ref().map(|_| Box::default()),
         }
+    }
+
+    /// Event_State is not NORMAL.
+    pub fn in_alarm(&self) -> bool {
+        self.event
+            .as_ref()
+            .is_some_and(|e| e.state != busbar_bacnet::consts::event_state::NORMAL)
     }
 
     /// The winning command: (priority, value).
@@ -441,12 +479,21 @@ impl PointObject {
     /// Every property this object has, for Property_List and ReadPropertyMultiple ALL.
     pub fn property_ids(&self) -> Vec<u32> {
         let (req, opt) = self.class.properties();
-        IDENTITY
+        let mut ids: Vec<u32> = IDENTITY
             .iter()
             .chain(req)
             .chain(opt.iter().filter(|p| self.optional_present(**p)))
             .copied()
-            .collect()
+            .collect();
+        if let Some(def) = &self.event {
+            ids.extend(def.property_ids(self.class));
+        }
+        ids
+    }
+
+    /// Status_Flags of this object now.
+    pub fn status_flags(&self, state: &ObjectState, sample: &Sample) -> Value {
+        flags_of(sample, self.range, state.in_alarm())
     }
 
     /// Whether an optional property of the class is there (the range ones need a range).
@@ -457,7 +504,13 @@ impl PointObject {
     /// Whether the object has property `p` (without building the list: it is asked per read).
     pub fn has_property(&self, p: u32) -> bool {
         let (req, opt) = self.class.properties();
-        IDENTITY.contains(&p) || req.contains(&p) || (opt.contains(&p) && self.optional_present(p))
+        IDENTITY.contains(&p)
+            || req.contains(&p)
+            || (opt.contains(&p) && self.optional_present(p))
+            || self
+                .event
+                .as_ref()
+                .is_some_and(|d| d.property_ids(self.class).contains(&p))
     }
 
     /// Read one property.
@@ -468,10 +521,18 @@ impl PointObject {
         }
         let is_array = matches!(
             p.property,
-            prop::PRIORITY_ARRAY | prop::STATE_TEXT | prop::BIT_TEXT | prop::PROPERTY_LIST
+            prop::PRIORITY_ARRAY
+                | prop::STATE_TEXT
+                | prop::BIT_TEXT
+                | prop::PROPERTY_LIST
+                | prop::EVENT_TIME_STAMPS
+                | prop::EVENT_MESSAGE_TEXTS
         );
         if p.index.is_some() && !is_array {
             return Err((error_class::PROPERTY, error_code::PROPERTY_IS_NOT_AN_ARRAY));
+        }
+        if let Some(r) = self.read_event(state, p) {
+            return r;
         }
         match p.property {
             prop::OBJECT_IDENTIFIER => one(Value::ObjectId(self.id)),
@@ -479,7 +540,7 @@ impl PointObject {
             prop::OBJECT_TYPE => one(Value::Enumerated(u32::from(self.id.object_type))),
             prop::DESCRIPTION => one(Value::CharacterString(self.description.clone())),
             prop::PRESENT_VALUE => one(self.present_value(sample)),
-            prop::STATUS_FLAGS => one(status_flags(sample, self.range)),
+            prop::STATUS_FLAGS => one(self.status_flags(state, sample)),
             prop::EVENT_STATE => one(Value::Enumerated(0)),
             prop::OUT_OF_SERVICE => one(Value::Boolean(false)),
             prop::RELIABILITY => one(Value::Enumerated(
@@ -574,6 +635,9 @@ pub fn optional_of(o: Option<&PointObject>) -> &'static [u32] {
         None => &DEVICE_OPTIONAL,
     }
 }
+
+/// The optional properties of a Notification Class object.
+pub const CLASS_OPTIONAL: [u32; 1] = [prop::DESCRIPTION];
 
 /// Whether a new value differs enough from the last notified one to notify (COV_Increment for
 /// analog objects, any change for the others), or the status flags changed.

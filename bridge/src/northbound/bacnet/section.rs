@@ -279,8 +279,15 @@ impl Component for Bacnet {
     }
 
     async fn start(s: &BacnetSettings, cx: &Context) -> anyhow::Result<Started> {
-        let (handle, tasks) =
-            super::start(&cx.config, s, cx.store.clone(), cx.acq.clone(), cx.shutdown.clone()).await?;
+        let (handle, tasks) = super::start(
+            &cx.config,
+            s,
+            cx.store.clone(),
+            cx.acq.clone(),
+            cx.alarms.clone(),
+            cx.shutdown.clone(),
+        )
+        .await?;
         cx.metrics.register(handle.stats.clone());
         Ok(Started {
             endpoint: Endpoint {
@@ -383,6 +390,24 @@ impl MetricSource for BacnetStats {
                     "counter",
                     "Segmented transactions given up (retries spent, silent peer, too long, aborted).",
                     load(&self.segmented_failures),
+                ),
+                (
+                    "busbar_bacnet_event_transitions_total",
+                    "counter",
+                    "Event state changes and acknowledgements of event objects (each told to the recipients).",
+                    load(&self.event_transitions),
+                ),
+                (
+                    "busbar_bacnet_event_notifications_total",
+                    "counter",
+                    "EventNotifications sent (confirmed and unconfirmed, first tries).",
+                    load(&self.event_notifications),
+                ),
+                (
+                    "busbar_bacnet_alarm_acknowledgements_total",
+                    "counter",
+                    "AcknowledgeAlarm requests accepted.",
+                    load(&self.alarm_acknowledgements),
                 ),
                 (
                     "busbar_bacnet_cov_subscriptions",
