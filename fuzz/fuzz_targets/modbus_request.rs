@@ -10,7 +10,15 @@ fuzz_target!(|data: &[u8]| {
     while let Ok(Some((header, pdu, used))) = split_frame(rest) {
         assert!(used <= rest.len() && used >= 8);
         if let Err(e) = decode_request(pdu) {
-            write_exception(&mut out, Header { transaction: header.transaction, unit: header.unit }, pdu.first().copied().unwrap_or(0), e);
+            write_exception(
+                &mut out,
+                Header {
+                    transaction: header.transaction,
+                    unit: header.unit,
+                },
+                pdu.first().copied().unwrap_or(0),
+                e,
+            );
         }
         rest = &rest[used..];
     }

@@ -24,7 +24,10 @@ fn fixture() -> Option<&'static Fixture> {
         let store = Store::new(&config, 16);
         let map = modbus_map::build(&config, &store, Default::default());
         let server = ModbusHandler::new(map, store.clone(), Acquisition::detached(store), true);
-        let rt = tokio::runtime::Builder::new_current_thread().enable_time().build().ok()?;
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_time()
+            .build()
+            .ok()?;
         Some(Fixture { rt, server })
     })
     .as_ref()

@@ -2,6 +2,7 @@
 //! BMS integrators import: one row per object, the state texts of multi-state objects, and the
 //! unit codes used.
 
+use super::events::Algorithm;
 use super::objects::{ObjectClass, ObjectTable};
 
 /// One file: name and content.
@@ -77,13 +78,30 @@ pub fn files(
             _ => (String::new(), String::new()),
         };
         let settable = if o.class.commandable() { "Y" } else { "N" };
+        let (hi, lo) = match o.event.as_ref().map(|e| &e.algorithm) {
+            Some(Algorithm::OutOfRange { high, low, .. }) => (
+                high.map(|v| v.to_string()).unwrap_or_default(),
+                low.map(|v| v.to_string()).unwrap_or_default(),
+            ),
+            _ => (String::new(), String::new()),
+        };
         ede.push_str(&format!(
-            "{};{dev};{};{};{};{};;{min};{max};{settable};Y;;;{reference};{unit};\n",
+            "{};{dev};{};{};{};{};;{min};{max};{settable};Y;{hi};{lo};{reference};{unit};\n",
             field(&o.name),
             field(&o.name),
             o.id.object_type,
             o.id.instance,
             field(&o.description),
+        ));
+    }
+    for c in &table.classes {
+        ede.push_str(&format!(
+            "{};{dev};{};{};{};{};;;;N;N;;;;;\n",
+            field(&c.name),
+            field(&c.name),
+            c.id.object_type,
+            c.id.instance,
+            field(&c.description()),
         ));
     }
     let mut unit_file = String::new();

@@ -23,6 +23,9 @@ use std::time::SystemTime;
 /// Destinations one Notification Class keeps at most.
 pub const MAX_RECIPIENTS: usize = 32;
 
+/// Notifications waiting for their device recipients' I-Am, at most.
+const MAX_UNBOUND: usize = 1024;
+
 /// One Notification Class object: the class of every event object whose worst alarm has its
 /// severity.
 #[derive(Debug, Clone)]
@@ -66,6 +69,10 @@ impl NotificationClass {
     /// The class of a severity (index into [`NotificationClass::all`]).
     pub fn index_of(severity: Severity) -> usize {
         Severity::ALL.iter().position(|s| *s == severity).unwrap_or(0)
+    }
+
+    pub fn description(&self) -> String {
+        format!("alarms of severity {} (busbar alarm engine)", self.severity.as_str())
     }
 
     pub fn property_ids() -> Vec<u32> {
@@ -646,13 +653,33 @@ impl Server {
         };
         let Some(peer) = peer else {
             if let Recipient::Device(id) = recipient {
-                let until = self.store.clock().now() + self.settings.apdu.timeout * (self.settings.apdu.retries + 1);
-                self.state().events.unbound.push(Unbound {
-                    device: id.instance,
-                    apdu: body.to_vec(),
-                    confirmed,
-                    until,
-                });
+                let now = self.store.clock().now();
+                let until = now + self.settings.apdu.timeout * (self.settings.apdu.retries + 1);
+                {
+                    let mut st = self.state();
+                    let waiting = &mut st.events.unbound;
+                    let before = waiting.len();
+                    waiting.retain(|u| u.until > now);
+                    if waiting.len() >= MAX_UNBOUND {
+                        waiting.remove(0);
+                    }
+                    if before > waiting.len() {
+                        tracing::warn!(
+                            "bacnet: {} event notifications dropped: their device recipients never answered Who-Is",
+                            before - waiting.len()
+                        );
+                    }
+                    waiting.push(Unbound {
+                        device: id.instance,
+                        apdu: body.to_vec(),
+                        confirmed,
+                        until,
+                    });
+                }
+                tracing::debug!(
+                    "bacnet: device {} not bound yet: Who-Is before notifying it",
+                    id.instance
+                );
                 self.who_is(id.instance).await;
             }
             return;
@@ -739,10 +766,7 @@ impl Server {
             prop::OBJECT_IDENTIFIER => one(Value::ObjectId(class.id)),
             prop::OBJECT_NAME => one(Value::CharacterString(class.name.clone())),
             prop::OBJECT_TYPE => one(Value::Enumerated(u32::from(object_type::NOTIFICATION_CLASS))),
-            prop::DESCRIPTION => one(Value::CharacterString(format!(
-                "alarms of severity {} (busbar alarm engine)",
-                class.severity.as_str()
-            ))),
+            prop::DESCRIPTION => one(Value::CharacterString(class.description())),
             prop::NOTIFICATION_CLASS => one(Value::Unsigned(u64::from(class.id.instance))),
             prop::PRIORITY => array(
                 class.priority.iter().map(|p| Value::Unsigned(u64::from(*p))).collect(),
@@ -1125,5 +1149,157 @@ impl objects::PointObject {
                 .collect())),
             _ => None,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use busbar_core::profile::embedded;
+    use std::time::{Duration, UNIX_EPOCH};
+
+    fn config() -> Config {
+        let profiles = embedded::profiles().unwrap_or_else(|e| panic!("{e}"));
+        let text = "site: { name: S, id: s }\nconnections: [{ name: gw, tcp: { host: h, port: 1 } }]\n\
+             devices:\n  - { name: m, profile: socomec-diris-a40, connection: gw, unit_id: 1 }\n  \
+             - { name: ats, profile: socomec-atys-pm, connection: gw, unit_id: 2 }\n\
+             servers: { bacnet: { listen: '127.0.0.1:0' } }\n\
+             alarms:\n  journal: /nonexistent/alarms.db\n  rules:\n    \
+             - { name: mains, family: meter, points: [v1], low: 207, high: 253, deadband: 2, on_delay_s: 3, off_delay_s: 5, severity: minor }\n";
+        crate::config::parse_config("t.yaml", text, &profiles, "x").unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    fn def(config: &Config, device: &str, point: &str) -> Option<EventDef> {
+        let d = config.devices.iter().position(|d| d.name == device)?;
+        let p = config.devices[d].profile.point_index(point)?;
+        EventDef::of(config, d, p)
+    }
+
+    #[test]
+    fn threshold_rules_read_as_out_of_range_in_the_class_of_their_severity() {
+        let c = config();
+        let Some(d) = def(&c, "m", "v1") else {
+            panic!("v1 has a rule")
+        };
+        assert_eq!(
+            d.algorithm,
+            Algorithm::OutOfRange {
+                high: Some(253.0),
+                low: Some(207.0),
+                deadband: 2.0
+            }
+        );
+        assert_eq!(NotificationClass::all()[d.class].severity, Severity::Minor);
+        assert_eq!((d.time_delay_s, d.time_delay_normal_s), (3, 5));
+        assert!(def(&c, "m", "v2").is_none(), "no rule, no device state: no events");
+    }
+
+    #[test]
+    fn device_alarm_states_read_as_change_of_state() {
+        let c = config();
+        let Some(d) = def(&c, "ats", "fail_start") else {
+            panic!("fail_start has a device alarm state")
+        };
+        assert_eq!(d.algorithm, Algorithm::ChangeOfState { alarm_raw: vec![1] });
+        assert_eq!(NotificationClass::all()[d.class].severity, Severity::Critical);
+        let Some(s) = def(&c, "ats", "source1_state") else {
+            panic!("source1_state has a device alarm state")
+        };
+        assert_eq!(s.algorithm, Algorithm::ChangeOfState { alarm_raw: vec![0] });
+        assert!(s
+            .property_ids(ObjectClass::MultiStateInput)
+            .contains(&prop::ALARM_VALUES));
+        assert!(d.property_ids(ObjectClass::BinaryInput).contains(&prop::ALARM_VALUE));
+    }
+
+    #[test]
+    fn classes_have_rising_priorities_and_ack_required_from_warning_up() {
+        let all = NotificationClass::all();
+        assert_eq!(all.len(), Severity::ALL.len());
+        for pair in all.windows(2) {
+            assert!(pair[0].severity < pair[1].severity);
+            assert!(pair[0].priority[0] > pair[1].priority[0], "more severe, more urgent");
+        }
+        let info = &all[NotificationClass::index_of(Severity::Info)];
+        assert_eq!(info.ack_required, [false, true, false]);
+        let critical = &all[NotificationClass::index_of(Severity::Critical)];
+        assert_eq!(critical.ack_required, [true, true, false]);
+        assert_eq!(critical.id.instance, 5);
+    }
+
+    #[test]
+    fn state_follows_fault_then_the_levels_of_active_alarms() {
+        let mut e = EventStatus::default();
+        assert_eq!(e.derived(false), event_state::NORMAL);
+        e.take("a", true, false, Some(Level::Low), "low");
+        assert_eq!(e.derived(false), event_state::LOW_LIMIT);
+        e.take("b", true, false, Some(Level::HighHigh), "high high");
+        assert_eq!(e.derived(false), event_state::HIGH_LIMIT, "high wins over low");
+        assert_eq!(e.derived(true), event_state::FAULT, "fault wins over alarms");
+        e.take("a", false, true, Some(Level::Low), "");
+        e.take("b", false, false, Some(Level::HighHigh), "");
+        assert_eq!(e.derived(false), event_state::NORMAL);
+        assert_eq!(
+            e.unacked.len(),
+            1,
+            "an inactive alarm may still wait for its acknowledgement"
+        );
+        e.take("s", true, false, None, "state");
+        assert_eq!(e.derived(false), event_state::OFFNORMAL);
+    }
+
+    #[test]
+    fn an_acknowledgement_names_its_transition_by_time_stamp() {
+        // 2026-12-06 18:38:07.25 UTC, a Sunday.
+        let at = UNIX_EPOCH + Duration::from_millis(1_796_582_287_250);
+        let TimeStamp::DateTime(d, t) = stamp_of(Some(at)) else {
+            panic!("a date and time")
+        };
+        assert_eq!(d, [126, 12, 6, 7]);
+        assert_eq!(t, [18, 38, 7, 25]);
+        assert!(stamp_matches(&TimeStamp::DateTime(d, t), at));
+        assert!(
+            stamp_matches(&TimeStamp::DateTime([126, 12, 6, 0xFF], t), at),
+            "weekday left out"
+        );
+        assert!(stamp_matches(&TimeStamp::Time(t), at));
+        assert!(!stamp_matches(&TimeStamp::DateTime(d, [18, 38, 8, 25]), at));
+        assert!(!stamp_matches(&TimeStamp::Sequence(3), at));
+        assert_eq!(stamp_of(None), TimeStamp::UNSPECIFIED);
+    }
+
+    #[test]
+    fn destinations_open_on_their_days_and_hours() {
+        let sunday_evening = UNIX_EPOCH + Duration::from_millis(1_796_582_287_250);
+        let mut d = Destination {
+            valid_days: [true; 7],
+            from_time: [0xFF; 4],
+            to_time: [0xFF; 4],
+            recipient: Recipient::Address {
+                network: 0,
+                mac: vec![127, 0, 0, 1, 0xBA, 0xC0],
+            },
+            process_id: 1,
+            confirmed: false,
+            transitions: [true; 3],
+        };
+        assert!(destination_open(&d, sunday_evening));
+        d.valid_days[6] = false;
+        assert!(!destination_open(&d, sunday_evening), "not on Sundays");
+        d.valid_days[6] = true;
+        d.from_time = [8, 0, 0, 0];
+        d.to_time = [17, 0, 0, 0];
+        assert!(!destination_open(&d, sunday_evening), "office hours only");
+        d.to_time = [23, 59, 59, 99];
+        assert!(destination_open(&d, sunday_evening));
+        assert_eq!(
+            address_of(&d.recipient),
+            Some("127.0.0.1:47808".parse().unwrap_or_else(|e| panic!("{e}")))
+        );
+        let routed = Recipient::Address {
+            network: 5,
+            mac: vec![127, 0, 0, 1, 0xBA, 0xC0],
+        };
+        assert_eq!(address_of(&routed), None, "only the local network");
     }
 }
