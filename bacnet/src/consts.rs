@@ -83,8 +83,16 @@ pub mod property {
     pub const VENDOR_IDENTIFIER: u32 = 120;
     pub const VENDOR_NAME: u32 = 121;
     pub const PROPERTY_LIST: u32 = 371;
+    pub const LAST_RESTART_REASON: u32 = 196;
+    pub const TIME_OF_DEVICE_RESTART: u32 = 203;
     pub const TIME_DELAY_NORMAL: u32 = 356;
     pub const CURRENT_COMMAND_PRIORITY: u32 = 431;
+}
+
+/// BACnetRestartReason.
+pub mod restart_reason {
+    pub const COLDSTART: u32 = 1;
+    pub const WARMSTART: u32 = 2;
 }
 
 /// Confirmed service choices (BACnetConfirmedServiceChoice).
@@ -96,6 +104,8 @@ pub mod confirmed {
     pub const READ_PROPERTY: u8 = 12;
     pub const READ_PROPERTY_MULTIPLE: u8 = 14;
     pub const WRITE_PROPERTY: u8 = 15;
+    pub const DEVICE_COMMUNICATION_CONTROL: u8 = 17;
+    pub const REINITIALIZE_DEVICE: u8 = 20;
     pub const SUBSCRIBE_COV_PROPERTY: u8 = 28;
     pub const GET_EVENT_INFORMATION: u8 = 29;
 }
@@ -106,8 +116,10 @@ pub mod unconfirmed {
     pub const I_HAVE: u8 = 1;
     pub const UNCONFIRMED_COV_NOTIFICATION: u8 = 2;
     pub const UNCONFIRMED_EVENT_NOTIFICATION: u8 = 3;
+    pub const TIME_SYNCHRONIZATION: u8 = 6;
     pub const WHO_HAS: u8 = 7;
     pub const WHO_IS: u8 = 8;
+    pub const UTC_TIME_SYNCHRONIZATION: u8 = 9;
 }
 
 /// Bit positions in Protocol_Services_Supported (BACnetServicesSupported).
@@ -119,12 +131,16 @@ pub mod services_supported {
     pub const READ_PROPERTY: u32 = 12;
     pub const READ_PROPERTY_MULTIPLE: u32 = 14;
     pub const WRITE_PROPERTY: u32 = 15;
+    pub const DEVICE_COMMUNICATION_CONTROL: u32 = 17;
+    pub const REINITIALIZE_DEVICE: u32 = 20;
     pub const I_AM: u32 = 26;
     pub const I_HAVE: u32 = 27;
     pub const UNCONFIRMED_COV_NOTIFICATION: u32 = 28;
     pub const UNCONFIRMED_EVENT_NOTIFICATION: u32 = 29;
     pub const WHO_HAS: u32 = 33;
+    pub const TIME_SYNCHRONIZATION: u32 = 32;
     pub const WHO_IS: u32 = 34;
+    pub const UTC_TIME_SYNCHRONIZATION: u32 = 36;
     pub const SUBSCRIBE_COV_PROPERTY: u32 = 38;
     pub const GET_EVENT_INFORMATION: u32 = 39;
     /// Length of the bit string in revision 14.
@@ -137,6 +153,7 @@ pub mod error_class {
     pub const OBJECT: u32 = 1;
     pub const PROPERTY: u32 = 2;
     pub const RESOURCES: u32 = 3;
+    pub const SECURITY: u32 = 4;
     pub const SERVICES: u32 = 5;
     pub const COMMUNICATION: u32 = 7;
 }
@@ -148,6 +165,7 @@ pub mod error_code {
     pub const NO_SPACE_TO_ADD_LIST_ELEMENT: u32 = 19;
     pub const INVALID_DATA_TYPE: u32 = 9;
     pub const OPERATIONAL_PROBLEM: u32 = 25;
+    pub const PASSWORD_FAILURE: u32 = 26;
     pub const SERVICE_REQUEST_DENIED: u32 = 29;
     pub const TIMEOUT: u32 = 30;
     pub const UNKNOWN_OBJECT: u32 = 31;
@@ -157,6 +175,7 @@ pub mod error_code {
     pub const INVALID_ARRAY_INDEX: u32 = 42;
     pub const COV_SUBSCRIPTION_FAILED: u32 = 43;
     pub const NOT_COV_PROPERTY: u32 = 44;
+    pub const OPTIONAL_FUNCTIONALITY_NOT_SUPPORTED: u32 = 45;
     pub const PROPERTY_IS_NOT_AN_ARRAY: u32 = 50;
     pub const ABORT_SEGMENTATION_NOT_SUPPORTED: u32 = 54;
     pub const INVALID_EVENT_STATE: u32 = 73;

@@ -3,6 +3,7 @@
 
 use crate::consts::{confirmed, unconfirmed};
 use crate::event::{self, AcknowledgeAlarm};
+use crate::management;
 use crate::service::{self, ReadAccessSpec, ReadProperty, SubscribeCov, WhoHas, WhoIs, WriteProperty};
 use crate::tag::Result;
 
@@ -19,6 +20,10 @@ pub enum Request {
     AcknowledgeAlarm(AcknowledgeAlarm),
     /// GetEventInformation after this object (the last of the previous answer).
     GetEventInformation(Option<crate::ObjectId>),
+    DeviceCommunicationControl(management::CommunicationControl),
+    ReinitializeDevice(management::ReinitializeDevice),
+    /// TimeSynchronization or UTCTimeSynchronization.
+    TimeSync(management::TimeSync),
     /// A confirmed service this device does not implement (answered with a Reject).
     UnknownConfirmed(u8),
     /// An unconfirmed service a device ignores (I-Am, notifications, time sync, ...).
@@ -36,6 +41,10 @@ pub fn decode_confirmed(service: u8, body: &[u8]) -> Result<Request> {
         confirmed::SUBSCRIBE_COV_PROPERTY => Request::SubscribeCov(service::decode_subscribe_cov_property(body)?),
         confirmed::ACKNOWLEDGE_ALARM => Request::AcknowledgeAlarm(event::decode_acknowledge_alarm(body)?),
         confirmed::GET_EVENT_INFORMATION => Request::GetEventInformation(event::decode_get_event_information(body)?),
+        confirmed::DEVICE_COMMUNICATION_CONTROL => {
+            Request::DeviceCommunicationControl(management::decode_communication_control(body)?)
+        }
+        confirmed::REINITIALIZE_DEVICE => Request::ReinitializeDevice(management::decode_reinitialize_device(body)?),
         other => Request::UnknownConfirmed(other),
     })
 }
@@ -44,6 +53,8 @@ pub fn decode_unconfirmed(service: u8, body: &[u8]) -> Result<Request> {
     Ok(match service {
         unconfirmed::WHO_IS => Request::WhoIs(service::decode_who_is(body)?),
         unconfirmed::WHO_HAS => Request::WhoHas(service::decode_who_has(body)?),
+        unconfirmed::TIME_SYNCHRONIZATION => Request::TimeSync(management::decode_time_sync(body, false)?),
+        unconfirmed::UTC_TIME_SYNCHRONIZATION => Request::TimeSync(management::decode_time_sync(body, true)?),
         other => Request::OtherUnconfirmed(other),
     })
 }

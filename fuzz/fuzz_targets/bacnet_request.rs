@@ -9,6 +9,7 @@ use busbar_bacnet::apdu::{self, Apdu};
 use busbar_bacnet::bvll::{self, Bvll};
 use busbar_bacnet::consts::unconfirmed;
 use busbar_bacnet::event::{self, client as event_client};
+use busbar_bacnet::management::client as management_client;
 use busbar_bacnet::npdu;
 use busbar_bacnet::request::{decode_confirmed, decode_unconfirmed, Request};
 use busbar_bacnet::service::{self, client};
@@ -46,6 +47,18 @@ fuzz_target!(|data: &[u8]| {
         Request::SubscribeCov(s) => client::subscribe_cov(&mut again, s),
         Request::AcknowledgeAlarm(a) => event_client::acknowledge_alarm(&mut again, a),
         Request::GetEventInformation(last) => event_client::get_event_information(&mut again, *last),
+        Request::DeviceCommunicationControl(c) => management_client::communication_control(&mut again, c),
+        Request::ReinitializeDevice(r) => management_client::reinitialize_device(&mut again, r),
+        Request::TimeSync(t) => {
+            management_client::time_sync(&mut again, t);
+            let service = if t.utc {
+                unconfirmed::UTC_TIME_SYNCHRONIZATION
+            } else {
+                unconfirmed::TIME_SYNCHRONIZATION
+            };
+            assert_eq!(decode_unconfirmed(service, &again).ok(), Some(request.clone()));
+            return;
+        }
         _ => return,
     }
     let decoded = decode_confirmed(service, &again);
@@ -58,6 +71,8 @@ fuzz_target!(|data: &[u8]| {
         Ok(Request::SubscribeCov(s)) => client::subscribe_cov(&mut twice, &s),
         Ok(Request::AcknowledgeAlarm(a)) => event_client::acknowledge_alarm(&mut twice, &a),
         Ok(Request::GetEventInformation(last)) => event_client::get_event_information(&mut twice, last),
+        Ok(Request::DeviceCommunicationControl(c)) => management_client::communication_control(&mut twice, &c),
+        Ok(Request::ReinitializeDevice(r)) => management_client::reinitialize_device(&mut twice, &r),
         other => panic!("re-encoded {request:?} decoded as {other:?}"),
     }
     assert_eq!(again, twice, "encoding is stable");

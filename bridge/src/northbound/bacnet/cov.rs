@@ -170,6 +170,9 @@ impl Server {
 
     /// Initial notifications of a peer's new subscriptions.
     pub(super) async fn notify_peer_now(&self, peer: &Peer) {
+        if !self.may_initiate() {
+            return;
+        }
         let d = self.due_notifications(|s| s.peer == *peer && s.last.is_none(), true);
         self.send_all(d).await;
     }
@@ -182,6 +185,11 @@ impl Server {
                 n = changes.next() => n,
                 _ = shutdown.changed() => return,
             };
+            if !self.may_initiate() && !matches!(notice, Notice::Closed) {
+                // DeviceCommunicationControl: the changes are told once it ends (each
+                // subscription compares with what it was last told).
+                continue;
+            }
             let d = match notice {
                 Notice::Changed(p) => {
                     let Some(object) = self.table.of_point(p) else { continue };
@@ -205,6 +213,8 @@ impl Server {
             }
             let now = self.store.clock().now();
             let timeout = self.settings.apdu.timeout;
+            // No retries while DeviceCommunicationControl disables initiation: they wait.
+            let initiate = self.may_initiate();
             let mut resend = Vec::new();
             {
                 let mut st = self.state();
@@ -221,7 +231,7 @@ impl Server {
                     .store(st.subscriptions.len() as u64, Ordering::Relaxed);
                 self.stats.foreign_devices.store(st.fdt.len() as u64, Ordering::Relaxed);
                 st.pending.retain(|_, p| {
-                    if now.duration_since(p.sent) < timeout {
+                    if !initiate || now.duration_since(p.sent) < timeout {
                         return true;
                     }
                     if p.tries > u64::from(self.settings.apdu.retries) {

@@ -33,13 +33,23 @@ pub(super) const DEVICE_REQUIRED: [u32; 19] = [
     prop::DATABASE_REVISION,
 ];
 
-pub(super) const DEVICE_OPTIONAL: [u32; 5] = [
+pub(super) const DEVICE_OPTIONAL: [u32; 7] = [
     prop::DESCRIPTION,
     prop::LOCATION,
     prop::LOCAL_DATE,
     prop::LOCAL_TIME,
     prop::UTC_OFFSET,
+    prop::LAST_RESTART_REASON,
+    prop::TIME_OF_DEVICE_RESTART,
 ];
+
+/// Why and when the device last (re)started: the process start, or a ReinitializeDevice.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Restart {
+    /// BACnetRestartReason.
+    pub reason: u32,
+    pub at: SystemTime,
+}
 
 /// Properties of the Device object.
 pub fn device_property_ids() -> Vec<u32> {
@@ -51,7 +61,7 @@ pub fn device_property_ids() -> Vec<u32> {
 
 impl ObjectTable {
     /// Read a property of the Device object.
-    pub fn read_device(&self, p: PropertyRef, now: SystemTime) -> Result<Vec<Value>, PropError> {
+    pub fn read_device(&self, p: PropertyRef, now: SystemTime, restart: Restart) -> Result<Vec<Value>, PropError> {
         let one = |v: Value| Ok(vec![v]);
         if !(IDENTITY.contains(&p.property)
             || DEVICE_REQUIRED.contains(&p.property)
@@ -117,6 +127,12 @@ impl ObjectTable {
             }
             // The bridge keeps UTC: local time is UTC and the offset 0.
             prop::UTC_OFFSET => one(Value::Signed(0)),
+            prop::LAST_RESTART_REASON => one(Value::Enumerated(restart.reason)),
+            prop::TIME_OF_DEVICE_RESTART => {
+                let mut out = Vec::with_capacity(12);
+                super::events::stamp_of(Some(restart.at)).encode_choice(&mut out);
+                one(Value::Encoded(out))
+            }
             prop::PROPERTY_LIST => property_list(device_property_ids(), p.index),
             _ => Err(UNKNOWN_PROPERTY),
         }
@@ -159,6 +175,10 @@ fn services_bits(events: bool) -> BitString {
         WHO_HAS,
         WHO_IS,
         SUBSCRIBE_COV_PROPERTY,
+        DEVICE_COMMUNICATION_CONTROL,
+        REINITIALIZE_DEVICE,
+        TIME_SYNCHRONIZATION,
+        UTC_TIME_SYNCHRONIZATION,
     ] {
         b.set(s, true);
     }

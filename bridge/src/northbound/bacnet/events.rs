@@ -688,6 +688,13 @@ impl Server {
     }
 
     async fn send_event_to(&self, peer: &Peer, confirmed: bool, body: &[u8]) {
+        if !self.may_initiate() {
+            tracing::info!(
+                "bacnet: event notification to {} not sent: DeviceCommunicationControl disables initiation",
+                peer.addr
+            );
+            return;
+        }
         let mut a = Vec::with_capacity(body.len() + 4);
         let datagram = if confirmed {
             let mut st = self.state();
@@ -717,6 +724,9 @@ impl Server {
 
     /// Who-Is for one device instance, to learn a recipient's address.
     pub(super) async fn who_is(&self, instance: u32) {
+        if !self.may_initiate() {
+            return;
+        }
         let mut a = Vec::with_capacity(12);
         apdu::unconfirmed_request_header(&mut a, unconfirmed::WHO_IS);
         service::client::who_is(&mut a, Some((instance, instance)));

@@ -10,6 +10,7 @@ mod cov;
 mod device;
 pub mod ede;
 pub mod events;
+mod management;
 pub mod objects;
 pub mod section;
 mod segments;
@@ -102,6 +103,7 @@ struct State {
     next_invoke: u8,
     segments: SegmentTransactions,
     events: events::EventState,
+    management: management::ManagementState,
 }
 
 /// Counters for /metrics and the benchmark.
@@ -120,6 +122,9 @@ pub struct BacnetStats {
     pub event_transitions: AtomicU64,
     pub event_notifications: AtomicU64,
     pub alarm_acknowledgements: AtomicU64,
+    pub communication_controls: AtomicU64,
+    pub reinitializations: AtomicU64,
+    pub time_synchronizations: AtomicU64,
 }
 
 struct Server {
@@ -160,6 +165,7 @@ pub async fn start(
     let table = ObjectTable::build(config, settings, &store);
     let state = State {
         objects: table.objects.iter().map(ObjectState::new).collect(),
+        management: management::ManagementState::new(store.clock().wall()),
         ..State::default()
     };
     let stats = Arc::new(BacnetStats::default());
@@ -288,6 +294,9 @@ impl Server {
 
     /// I-Am at start-up, as devices do.
     async fn announce(&self) {
+        if !self.may_initiate() {
+            return;
+        }
         let a = self.i_am();
         self.broadcast(&a).await;
     }
@@ -447,6 +456,20 @@ impl Server {
             Ok(a) => a,
             Err(e) => return self.dropped(from, "APDU", &e),
         };
+        if self.communication() == busbar_bacnet::management::Communication::Disable
+            && !matches!(
+                a,
+                Apdu::ConfirmedRequest {
+                    segmented: false,
+                    service: confirmed::DEVICE_COMMUNICATION_CONTROL | confirmed::REINITIALIZE_DEVICE,
+                    ..
+                }
+            )
+        {
+            // DeviceCommunicationControl DISABLE: silent to everything but the two services
+            // that can end it.
+            return;
+        }
         match a {
             Apdu::UnconfirmedRequest { service, body } => {
                 self.stats.requests.fetch_add(1, Ordering::Relaxed);
@@ -568,6 +591,25 @@ impl Server {
             });
             return;
         }
+        if let Request::ReinitializeDevice(r) = &request {
+            let mut out = Vec::new();
+            let restart = match self.reinitialize_check(&to.peer, r) {
+                Ok(restart) => {
+                    apdu::simple_ack(&mut out, invoke_id, service);
+                    restart
+                }
+                Err((class, code)) => {
+                    apdu::error(&mut out, invoke_id, service, class, code);
+                    false
+                }
+            };
+            // The acknowledgement goes first, then the device starts over (clause 16.4.1.1.1).
+            self.reply(&to, out).await;
+            if restart {
+                self.reinitialize(&to.peer, r).await;
+            }
+            return;
+        }
         let subscribing = matches!(request, Request::SubscribeCov(_));
         let out = self.confirmed(&to.peer, invoke_id, service, request, to.capacity());
         let acked = out.first().is_some_and(|b| *b >> 4 == 2);
@@ -592,6 +634,7 @@ impl Server {
                 let a = self.i_am();
                 self.answer_unconfirmed(peer, reach, &a).await;
             }
+            Ok(Request::TimeSync(t)) => self.time_sync(peer, &t),
             Ok(Request::WhoHas(w)) => {
                 if w.range.is_some_and(|(lo, hi)| me < lo || me > hi) {
                     return;
@@ -667,6 +710,10 @@ impl Server {
                 Ok(()) => apdu::simple_ack(&mut out, invoke_id, service),
                 Err((class, code)) => apdu::error(&mut out, invoke_id, service, class, code),
             },
+            Request::DeviceCommunicationControl(c) => match self.communication_control(peer, &c) {
+                Ok(()) => apdu::simple_ack(&mut out, invoke_id, service),
+                Err((class, code)) => apdu::error(&mut out, invoke_id, service, class, code),
+            },
             Request::GetEventInformation(last) if !self.table.classes.is_empty() => {
                 match self.event_information(last, capacity) {
                     Ok((summaries, more)) => {
@@ -699,7 +746,10 @@ impl Server {
 
     fn read_from(&self, t: &Target<'_>, p: PropertyRef) -> Result<Vec<Value>, PropError> {
         match t {
-            Target::Device => self.table.read_device(p, self.store.clock().wall()),
+            Target::Device => {
+                let restart = self.state().management.restart;
+                self.table.read_device(p, self.store.clock().wall(), restart)
+            }
             Target::Point(o, state, sample) => o.read(state, sample, p),
             Target::Class(c) => self.read_class(*c, p),
         }

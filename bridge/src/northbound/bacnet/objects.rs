@@ -760,6 +760,13 @@ mod tests {
         assert_eq!(fault_of(&s, Some((0.0, 500.0))), Some(reliability::OVER_RANGE));
     }
 
+    fn restart() -> super::super::device::Restart {
+        super::super::device::Restart {
+            reason: busbar_bacnet::consts::restart_reason::COLDSTART,
+            at: SystemTime::now(),
+        }
+    }
+
     #[test]
     fn arrays_read_whole_or_by_index() {
         let (t, _) = table(false);
@@ -771,6 +778,7 @@ mod tests {
                     index,
                 },
                 SystemTime::now(),
+                restart(),
             )
         };
         assert_eq!(list(Some(0)), Ok(vec![Value::Unsigned(n)]));
@@ -787,6 +795,7 @@ mod tests {
                 index: Some(1),
             },
             SystemTime::now(),
+            restart(),
         );
         assert_eq!(name, Err((error_class::PROPERTY, error_code::PROPERTY_IS_NOT_AN_ARRAY)));
     }

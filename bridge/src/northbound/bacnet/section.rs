@@ -47,6 +47,10 @@ pub struct BacnetDoc {
     /// The application layer's limits and timers (segmentation, retries).
     #[serde(default)]
     apdu: ApduDoc,
+    /// The password of DeviceCommunicationControl and ReinitializeDevice (1 to 20 characters);
+    /// without it both services are refused.
+    #[serde(default)]
+    password: Option<String>,
 }
 
 /// `servers.bacnet.apdu`.
@@ -217,6 +221,8 @@ pub struct BacnetSettings {
     pub max_foreign_devices: usize,
     pub max_cov_subscriptions: usize,
     pub apdu: ApduLimits,
+    /// DeviceCommunicationControl and ReinitializeDevice need it; `None` refuses them.
+    pub password: Option<String>,
 }
 
 impl Component for Bacnet {
@@ -263,6 +269,19 @@ impl Component for Bacnet {
             }
         };
         let apdu = ApduLimits::resolve(&b.apdu, cx)?;
+        if let Some(p) = &b.password {
+            let n = p.chars().count();
+            if n == 0 || n > busbar_bacnet::management::MAX_PASSWORD {
+                cx.error(
+                    "password",
+                    format!(
+                        "{n} characters: BACnet passwords have 1 to {}",
+                        busbar_bacnet::management::MAX_PASSWORD
+                    ),
+                );
+                return None;
+            }
+        }
         check_instances(cx);
         Some(BacnetSettings {
             broadcast: SocketAddrV4::new(broadcast_ip, listen.port()),
@@ -275,6 +294,7 @@ impl Component for Bacnet {
             max_foreign_devices: b.max_foreign_devices.min(1024),
             max_cov_subscriptions: b.max_cov_subscriptions.clamp(1, 1_000_000),
             apdu,
+            password: b.password.clone(),
         })
     }
 
@@ -408,6 +428,24 @@ impl MetricSource for BacnetStats {
                     "counter",
                     "AcknowledgeAlarm requests accepted.",
                     load(&self.alarm_acknowledgements),
+                ),
+                (
+                    "busbar_bacnet_communication_controls_total",
+                    "counter",
+                    "DeviceCommunicationControl requests accepted.",
+                    load(&self.communication_controls),
+                ),
+                (
+                    "busbar_bacnet_reinitializations_total",
+                    "counter",
+                    "ReinitializeDevice coldstarts and warmstarts done.",
+                    load(&self.reinitializations),
+                ),
+                (
+                    "busbar_bacnet_time_synchronizations_total",
+                    "counter",
+                    "TimeSynchronization and UTCTimeSynchronization received (logged, not applied).",
+                    load(&self.time_synchronizations),
                 ),
                 (
                     "busbar_bacnet_cov_subscriptions",
