@@ -89,8 +89,26 @@ pub fn decode(buf: &[u8]) -> Result<Npdu<'_>> {
     })
 }
 
+/// Network layer message types (clause 6.2.4).
+pub mod message {
+    pub const WHO_IS_ROUTER_TO_NETWORK: u8 = 0x00;
+    pub const I_AM_ROUTER_TO_NETWORK: u8 = 0x01;
+}
+
 /// Append an NPDU header for an APDU, routed to `destination` when the peer sits behind a router.
 pub fn encode(out: &mut Vec<u8>, expecting_reply: bool, destination: Option<&NetAddr>) {
+    encode_from(out, expecting_reply, destination, None);
+}
+
+fn put_net_addr(out: &mut Vec<u8>, a: &NetAddr) {
+    out.extend_from_slice(&a.net.to_be_bytes());
+    out.push(a.mac.len() as u8);
+    out.extend_from_slice(&a.mac);
+}
+
+/// Append an NPDU header for an APDU from `source` (SNET, SADR: a device on a network behind
+/// the router that sends it) to `destination`.
+pub fn encode_from(out: &mut Vec<u8>, expecting_reply: bool, destination: Option<&NetAddr>, source: Option<&NetAddr>) {
     out.push(VERSION);
     let mut control = 0u8;
     if expecting_reply {
@@ -99,18 +117,90 @@ pub fn encode(out: &mut Vec<u8>, expecting_reply: bool, destination: Option<&Net
     if destination.is_some() {
         control |= 0x20;
     }
+    if source.is_some() {
+        control |= 0x08;
+    }
     out.push(control);
     if let Some(d) = destination {
-        out.extend_from_slice(&d.net.to_be_bytes());
-        out.push(d.mac.len() as u8);
-        out.extend_from_slice(&d.mac);
+        put_net_addr(out, d);
+    }
+    if let Some(s) = source {
+        put_net_addr(out, s);
+    }
+    if destination.is_some() {
         out.push(255);
     }
+}
+
+/// A network layer message of a router: its type and payload, to `destination` if routed.
+pub fn encode_network_message(out: &mut Vec<u8>, destination: Option<&NetAddr>, message_type: u8, payload: &[u8]) {
+    out.push(VERSION);
+    let mut control = 0x80u8;
+    if destination.is_some() {
+        control |= 0x20;
+    }
+    out.push(control);
+    if let Some(d) = destination {
+        put_net_addr(out, d);
+        out.push(255);
+    }
+    out.push(message_type);
+    out.extend_from_slice(payload);
+}
+
+/// The networks of a Who-Is-Router-To-Network (`None`: any) from its payload.
+pub fn decode_who_is_router(payload: &[u8]) -> Result<Option<u16>> {
+    match payload {
+        [] => Ok(None),
+        [a, b] => Ok(Some(u16::from_be_bytes([*a, *b]))),
+        [_] => Err(DecodeError::Truncated),
+        _ => Err(DecodeError::TooMany),
+    }
+}
+
+/// The networks an I-Am-Router-To-Network announces.
+pub fn decode_i_am_router(payload: &[u8]) -> Result<Vec<u16>> {
+    if !payload.len().is_multiple_of(2) {
+        return Err(DecodeError::Truncated);
+    }
+    Ok(payload
+        .chunks_exact(2)
+        .map(|c| u16::from_be_bytes([c[0], c[1]]))
+        .collect())
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn routed_answers_carry_their_source_and_routers_announce_networks() {
+        let dest = NetAddr {
+            net: 7,
+            mac: vec![0xC0, 0xA8, 0, 5, 0xBA, 0xC0],
+        };
+        let src = NetAddr {
+            net: 1001,
+            mac: vec![0x01, 0x93],
+        };
+        let mut out = Vec::new();
+        encode_from(&mut out, true, Some(&dest), Some(&src));
+        out.extend_from_slice(&[0x30, 0x01, 0x0C]);
+        let n = decode(&out).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!((n.destination, n.source), (Some(dest), Some(src.clone())));
+        assert!(n.expecting_reply && n.network_message.is_none());
+        assert_eq!(n.apdu, &[0x30, 0x01, 0x0C]);
+
+        let mut out = Vec::new();
+        encode_network_message(&mut out, None, message::I_AM_ROUTER_TO_NETWORK, &1001u16.to_be_bytes());
+        let n = decode(&out).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(n.network_message, Some(message::I_AM_ROUTER_TO_NETWORK));
+        assert_eq!(decode_i_am_router(n.apdu), Ok(vec![1001]));
+        assert_eq!(decode_who_is_router(&[]), Ok(None));
+        assert_eq!(decode_who_is_router(&[0x03, 0xE9]), Ok(Some(1001)));
+        assert!(decode_who_is_router(&[0x03]).is_err());
+        assert!(decode_i_am_router(&[0x03]).is_err());
+    }
 
     #[test]
     fn routed_requests_keep_their_source() {

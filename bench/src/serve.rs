@@ -162,6 +162,7 @@ pub async fn bacnet_load(points: usize, rate: usize, listen: SocketAddr) -> anyh
         max_cov_subscriptions: 1_000_000,
         apdu: busbar_bridge::northbound::bacnet::ApduLimits::default(),
         password: None,
+        virtual_network: None,
     };
     let (_stop, shutdown) = watch::channel(false);
     let (handle, _tasks) = busbar_bridge::northbound::bacnet::start(

@@ -98,6 +98,24 @@ fn bacnet_and_snmp_settings_are_checked() {
     );
     let out = check(&text);
     assert!(out.contains("is also `a/"), "{out}");
+    // The virtual network: its number, a site device instance that a field device's device
+    // would have, and a BACnet password of more than 20 characters.
+    for (bacnet, expected) in [
+        ("virtual_network: 0", "not a network number"),
+        ("virtual_network: 65535", "not a network number"),
+        (
+            "virtual_network: 9, device_instance: 9000",
+            "instance of `a` on the virtual network",
+        ),
+        ("password: '123456789012345678901'", "1 to 20"),
+    ] {
+        let text = format!(
+            "{base}devices:\n  - {{ name: a, profile: legrand-dpx3, connection: gw, unit_id: 1, bacnet_base: 9 }}\n\
+             servers: {{ bacnet: {{ listen: '0.0.0.0:47808', {bacnet} }} }}\n"
+        );
+        let out = check(&text);
+        assert!(out.contains(expected), "{bacnet}: {out}");
+    }
     // SNMP: a root outside enterprises, a bad source network, short keys, an inform to an unknown user.
     let text = format!(
         "{base}devices: []\nservers:\n  snmp:\n    enterprise_oid: 1.3.6.1.2.1\n    communities: [{{ name: public, sources: [10.0.0.0/33] }}]\n    \

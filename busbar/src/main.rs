@@ -346,10 +346,11 @@ fn export(what: Export) -> anyhow::Result<ExitCode> {
                 );
             };
             let store = Store::new(&c, 16);
-            let table = busbar_bridge::northbound::bacnet::objects::ObjectTable::build(&c, settings, &store);
+            // The layout in use: the site device, or the router and one device per field device.
+            let tables = busbar_bridge::northbound::bacnet::objects::ObjectTable::layout(&c, settings, &store);
             let stamp = busbar_core::time::rfc3339(std::time::SystemTime::now());
             let files = busbar_bridge::northbound::bacnet::ede::files(
-                &table,
+                &tables,
                 &c.site_name,
                 &c.site_id,
                 &stamp,

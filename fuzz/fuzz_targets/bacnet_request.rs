@@ -1,6 +1,7 @@
 //! The BACnet/IP request path of a server device: BVLL, NPDU, APDU, then the service request,
 //! on any bytes. A decoded request re-encoded with the client encoders must decode the same.
-//! The values a request carries on to other decoders go there too: a written Recipient_List
+//! Network layer messages go to the router's decoders. The values a request carries on to
+//! other decoders go there too: a written Recipient_List
 //! (BACnetDestinations), an I-Am (binding a device recipient), and the body of an
 //! EventNotification (what a client of the test suite decodes).
 #![no_main]
@@ -23,6 +24,12 @@ fuzz_target!(|data: &[u8]| {
         _ => return,
     };
     let Ok(n) = npdu::decode(n) else { return };
+    if n.network_message.is_some() {
+        // What a router reads of Who-Is-Router-To-Network and I-Am-Router-To-Network.
+        let _ = npdu::decode_who_is_router(n.apdu);
+        let _ = npdu::decode_i_am_router(n.apdu);
+        return;
+    }
     let Ok(a) = apdu::decode(n.apdu) else { return };
     let (service, request) = match a {
         Apdu::ConfirmedRequest { service, body, .. } => (service, decode_confirmed(service, body)),

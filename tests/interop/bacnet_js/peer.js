@@ -10,14 +10,24 @@ const Bacnet = require('@bacnet-js/client').default;
 const port = Number(process.argv[2] || 47900);
 const client = new Bacnet({ port, interface: '127.0.0.1', broadcastAddress: '127.255.255.255', apduTimeout: 6000 });
 
+// A receiver: "ip:port", or { address, net, adr } for a device behind a router.
+function at(to) {
+  return typeof to === 'string' ? { address: to } : to;
+}
+
+// Where a message came from: address, and network and MAC when a router relayed it.
+function origin(sender) {
+  return { address: sender.address, net: sender.net, adr: sender.adr };
+}
+
 function out(message) {
   process.stdout.write(`${JSON.stringify(message)}\n`);
 }
 
 client.on('error', (e) => out({ event: 'error', error: String(e) }));
-client.on('iAm', (m) => out({ event: 'iAm', sender: m.header.sender.address, payload: m.payload }));
+client.on('iAm', (m) => out({ event: 'iAm', sender: origin(m.header.sender), payload: m.payload }));
 client.on('eventNotify', (m) => {
-  out({ event: 'eventNotify', sender: m.header.sender.address, confirmed: m.invokeId !== undefined, payload: m.payload });
+  out({ event: 'eventNotify', sender: origin(m.header.sender), confirmed: m.invokeId !== undefined, payload: m.payload });
   if (m.invokeId !== undefined) {
     client.simpleAckResponse(m.header.sender, m.service, m.invokeId);
   }
@@ -26,35 +36,35 @@ client.on('listening', () => out({ event: 'ready', port }));
 
 const ops = {
   whoIs: ({ to, low, high }) => {
-    client.whoIs({ address: to }, { lowLimit: low, highLimit: high });
+    client.whoIs(at(to), { lowLimit: low, highLimit: high });
     return null;
   },
   read: async ({ to, type, instance, property, index, maxApdu }) => {
     const options = {};
     if (index !== undefined) options.arrayIndex = index;
     if (maxApdu !== undefined) options.maxApdu = maxApdu;
-    const r = await client.readProperty({ address: to }, { type, instance }, property, options);
+    const r = await client.readProperty(at(to), { type, instance }, property, options);
     return r.values;
   },
   readMultiple: async ({ to, specs }) => {
-    const r = await client.readPropertyMultiple({ address: to }, specs);
+    const r = await client.readPropertyMultiple(at(to), specs);
     return r.values;
   },
-  eventInformation: async ({ to }) => client.getEventInformation({ address: to }),
+  eventInformation: async ({ to }) => client.getEventInformation(at(to)),
   communicationControl: async ({ to, minutes, state, password }) => {
-    await client.deviceCommunicationControl({ address: to }, minutes, state, password === undefined ? {} : { password });
+    await client.deviceCommunicationControl(at(to), minutes, state, password === undefined ? {} : { password });
     return null;
   },
   reinitialize: async ({ to, state, password }) => {
-    await client.reinitializeDevice({ address: to }, state, password === undefined ? {} : { password });
+    await client.reinitializeDevice(at(to), state, password === undefined ? {} : { password });
     return null;
   },
   timeSync: ({ to, utc, iso }) => {
     const when = new Date(iso);
     if (utc) {
-      client.timeSyncUTC({ address: to }, when);
+      client.timeSyncUTC(at(to), when);
     } else {
-      client.timeSync({ address: to }, when);
+      client.timeSync(at(to), when);
     }
     return null;
   },

@@ -23,8 +23,10 @@ impl Server {
         let same = |c: &CovSubscription| {
             c.peer == *peer && c.process_id == s.process_id && c.object == object && c.property == s.property
         };
+        let before = st.subscriptions.len();
         if s.is_cancellation() {
             st.subscriptions.retain(|c| !same(c));
+            self.count_subscriptions(before, st.subscriptions.len());
             return Ok(());
         }
         let lifetime = s.lifetime.unwrap_or(0);
@@ -40,15 +42,28 @@ impl Server {
         };
         if let Some(existing) = st.subscriptions.iter_mut().find(|c| same(c)) {
             *existing = sub;
-        } else if st.subscriptions.len() >= self.settings.max_cov_subscriptions {
+        } else if self.stats.subscriptions.load(Ordering::Relaxed) >= self.settings.max_cov_subscriptions as u64 {
+            // The limit is for all the bridge's BACnet devices together.
             return Err((error_class::RESOURCES, error_code::NO_SPACE_TO_ADD_LIST_ELEMENT));
         } else {
             st.subscriptions.push(sub);
         }
-        self.stats
-            .subscriptions
-            .store(st.subscriptions.len() as u64, Ordering::Relaxed);
+        self.count_subscriptions(before, st.subscriptions.len());
         Ok(())
+    }
+
+    /// Keep the total of every device's subscriptions (the gauge and the limit) as this
+    /// device's went from `before` to `after`.
+    pub(super) fn count_subscriptions(&self, before: usize, after: usize) {
+        if after >= before {
+            self.stats
+                .subscriptions
+                .fetch_add((after - before) as u64, Ordering::Relaxed);
+        } else {
+            self.stats
+                .subscriptions
+                .fetch_sub((before - after) as u64, Ordering::Relaxed);
+        }
     }
 
     /// The values a subscription reports now: (Present_Value, Status_Flags).
@@ -141,7 +156,7 @@ impl Server {
                 None => apdu::unconfirmed_request_header(&mut a, unconfirmed::UNCONFIRMED_COV_NOTIFICATION),
             }
             service::encode_cov_notification(&mut a, sub.process_id, self.table.device.id, o.id, remaining, &values);
-            let datagram = unicast_datagram(&sub.peer, invoke.is_some(), &a);
+            let datagram = self.unicast_datagram(&sub.peer, invoke.is_some(), &a);
             if let Some(id) = invoke {
                 pending.insert(
                     id,
@@ -177,76 +192,92 @@ impl Server {
         self.send_all(d).await;
     }
 
-    /// COV notifications from the store's change notices.
-    pub(super) async fn notify(self: Arc<Self>, mut shutdown: watch::Receiver<bool>) {
-        let mut changes = self.store.subscribe();
+    /// COV notifications from the store's change notices, for every device of the bridge in
+    /// one task (a change goes to the device that serves its point).
+    pub(super) async fn notify(devices: Arc<Devices>, mut shutdown: watch::Receiver<bool>) {
+        let Some(first) = devices.all.first() else { return };
+        let mut changes = first.store.subscribe();
         loop {
             let notice = tokio::select! {
                 n = changes.next() => n,
                 _ = shutdown.changed() => return,
             };
-            if !self.may_initiate() && !matches!(notice, Notice::Closed) {
-                // DeviceCommunicationControl: the changes are told once it ends (each
-                // subscription compares with what it was last told).
-                continue;
-            }
-            let d = match notice {
+            match notice {
                 Notice::Changed(p) => {
-                    let Some(object) = self.table.of_point(p) else { continue };
-                    self.due_notifications(|s| s.object == object, false)
+                    let Some(d) = devices.of_point(p) else { continue };
+                    let Some(object) = d.table.of_point(p) else { continue };
+                    // DeviceCommunicationControl: the changes are told once it ends (each
+                    // subscription compares with what it was last told).
+                    if d.may_initiate() {
+                        let out = d.due_notifications(|s| s.object == object, false);
+                        d.send_all(out).await;
+                    }
                 }
-                Notice::Resync => self.due_notifications(|_| true, false),
+                Notice::Resync => {
+                    for d in devices.all.iter().filter(|d| d.may_initiate()) {
+                        let out = d.due_notifications(|_| true, false);
+                        d.send_all(out).await;
+                    }
+                }
                 Notice::Closed => return,
-            };
-            self.send_all(d).await;
+            }
         }
     }
 
-    /// Once a second: expire subscriptions and foreign devices, retry unacknowledged
-    /// confirmed notifications.
-    pub(super) async fn housekeeping(self: Arc<Self>, mut shutdown: watch::Receiver<bool>) {
+    /// Once a second, for every device of the bridge in one task: expire subscriptions and
+    /// foreign devices, retry unacknowledged confirmed notifications.
+    pub(super) async fn housekeeping(devices: Arc<Devices>, mut shutdown: watch::Receiver<bool>) {
         let mut tick = tokio::time::interval(Duration::from_secs(1));
         loop {
             tokio::select! {
                 _ = tick.tick() => {}
                 _ = shutdown.changed() => return,
             }
-            let now = self.store.clock().now();
-            let timeout = self.settings.apdu.timeout;
-            // No retries while DeviceCommunicationControl disables initiation: they wait.
-            let initiate = self.may_initiate();
-            let mut resend = Vec::new();
-            {
-                let mut st = self.state();
-                st.subscriptions.retain(|s| s.expires.is_none_or(|e| e > now));
-                st.fdt.retain(|a, (_, lapse)| {
-                    let keep = *lapse > now;
-                    if !keep {
-                        tracing::info!("bacnet: foreign device {a} registration lapsed");
-                    }
-                    keep
-                });
-                self.stats
-                    .subscriptions
-                    .store(st.subscriptions.len() as u64, Ordering::Relaxed);
-                self.stats.foreign_devices.store(st.fdt.len() as u64, Ordering::Relaxed);
-                st.pending.retain(|_, p| {
-                    if !initiate || now.duration_since(p.sent) < timeout {
-                        return true;
-                    }
-                    if p.tries > u64::from(self.settings.apdu.retries) {
-                        tracing::warn!("bacnet: confirmed notification to {} never acknowledged", p.peer);
-                        return false;
-                    }
-                    p.tries += 1;
-                    p.sent = now;
-                    resend.push((p.peer, p.datagram.clone()));
-                    true
-                });
+            for d in &devices.all {
+                d.housekeep().await;
             }
-            for (to, d) in resend {
-                self.send(to, &d).await;
-            }
+        }
+    }
+
+    async fn housekeep(&self) {
+        let now = self.store.clock().now();
+        let timeout = self.settings.apdu.timeout;
+        // No retries while DeviceCommunicationControl disables initiation: they wait.
+        let initiate = self.may_initiate();
+        let mut resend = Vec::new();
+        if self.table.device.route.is_none() {
+            // The site device keeps the link's foreign devices.
+            let mut fdt = self.fdt();
+            fdt.retain(|a, (_, lapse)| {
+                let keep = *lapse > now;
+                if !keep {
+                    tracing::info!("bacnet: foreign device {a} registration lapsed");
+                }
+                keep
+            });
+            self.stats.foreign_devices.store(fdt.len() as u64, Ordering::Relaxed);
+        }
+        {
+            let mut st = self.state();
+            let before = st.subscriptions.len();
+            st.subscriptions.retain(|s| s.expires.is_none_or(|e| e > now));
+            self.count_subscriptions(before, st.subscriptions.len());
+            st.pending.retain(|_, p| {
+                if !initiate || now.duration_since(p.sent) < timeout {
+                    return true;
+                }
+                if p.tries > u64::from(self.settings.apdu.retries) {
+                    tracing::warn!("bacnet: confirmed notification to {} never acknowledged", p.peer);
+                    return false;
+                }
+                p.tries += 1;
+                p.sent = now;
+                resend.push((p.peer, p.datagram.clone()));
+                true
+            });
+        }
+        for (to, d) in resend {
+            self.send(to, &d).await;
         }
     }
 }

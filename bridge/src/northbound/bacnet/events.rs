@@ -331,9 +331,13 @@ fn address_of(r: &Recipient) -> Option<SocketAddrV4> {
     }
 }
 
-/// The key of a class's Recipient_List in the journal's database.
-fn recipients_key(class: &NotificationClass) -> String {
-    format!("bacnet.recipient_list.{}", class.id.instance)
+/// The key of a class's Recipient_List in the journal's database: per class for the site
+/// device, per device and class on the virtual network.
+fn recipients_key(device: &objects::DeviceInfo, class: &NotificationClass) -> String {
+    match device.route {
+        None => format!("bacnet.recipient_list.{}", class.id.instance),
+        Some(_) => format!("bacnet.recipient_list.{}.{}", device.id.instance, class.id.instance),
+    }
 }
 
 /// A notification waiting for a device recipient's address (its I-Am).
@@ -373,7 +377,7 @@ impl Server {
         let classes = &self.table.classes;
         let mut lists = Vec::with_capacity(classes.len());
         for c in classes {
-            let list = match alarms.protocol_state(&recipients_key(c)) {
+            let list = match alarms.protocol_state(&recipients_key(&self.table.device, c)) {
                 Ok(Some(bytes)) => ev::decode_destinations(&bytes).unwrap_or_else(|e| {
                     tracing::warn!(
                         "bacnet: the stored Recipient_List of {} is unreadable ({e}); starting empty",
@@ -423,36 +427,53 @@ impl Server {
         self.table.objects[i].event.is_some().then_some(i)
     }
 
-    /// Alarm transitions and point changes -> event state changes -> notifications.
+    /// Alarm transitions and point changes -> event state changes -> notifications, for every
+    /// device of the bridge with events in one task (a point change goes to the device that
+    /// serves the point).
     pub(super) async fn events(
-        self: Arc<Self>,
+        devices: Arc<Devices>,
         alarms: Arc<Alarms>,
         mut transitions: tokio::sync::broadcast::Receiver<Transition>,
         mut changes: crate::store::Subscription,
         mut shutdown: watch::Receiver<bool>,
     ) {
         use tokio::sync::broadcast::error::RecvError;
+        let reporting: Vec<Arc<Server>> = devices
+            .all
+            .iter()
+            .filter(|d| !d.table.classes.is_empty())
+            .cloned()
+            .collect();
         loop {
             tokio::select! {
                 t = transitions.recv() => match t {
-                    Ok(t) => self.on_transition(&t).await,
+                    Ok(t) => {
+                        for d in &reporting {
+                            d.on_transition(&t).await;
+                        }
+                    }
                     Err(RecvError::Lagged(n)) => {
                         tracing::warn!("bacnet: {n} alarm transitions missed; re-reading the alarms");
                         let all = alarms.all().await;
-                        self.on_views(&all).await;
+                        for d in &reporting {
+                            d.on_views(&all).await;
+                        }
                     }
                     Err(RecvError::Closed) => return,
                 },
                 n = changes.next() => match n {
                     Notice::Changed(p) => {
-                        if let Some(i) = self.table.of_point(p).filter(|i| self.table.objects[*i].event.is_some()) {
-                            self.evaluate(i, self.store.clock().wall(), None).await;
+                        let Some(d) = devices.of_point(p) else { continue };
+                        if let Some(i) = d.table.of_point(p).filter(|i| d.table.objects[*i].event.is_some()) {
+                            d.evaluate(i, d.store.clock().wall(), None).await;
                         }
                     }
                     Notice::Resync => {
-                        for i in 0..self.table.objects.len() {
-                            if self.table.objects[i].event.is_some() {
-                                self.evaluate(i, self.store.clock().wall(), None).await;
+                        for d in &reporting {
+                            for i in 0..d.table.objects.len() {
+                                if d.table.objects[i].event.is_some() {
+                                    d.evaluate(i, d.store.clock().wall(), None).await;
+                                }
                             }
                         }
                     }
@@ -702,7 +723,7 @@ impl Server {
             st.next_invoke = st.next_invoke.wrapping_add(1);
             apdu::confirmed_request_header(&mut a, id, confirmed::CONFIRMED_EVENT_NOTIFICATION);
             a.extend_from_slice(body);
-            let datagram = unicast_datagram(peer, true, &a);
+            let datagram = self.unicast_datagram(peer, true, &a);
             st.pending.insert(
                 id,
                 Pending {
@@ -716,7 +737,7 @@ impl Server {
         } else {
             apdu::unconfirmed_request_header(&mut a, unconfirmed::UNCONFIRMED_EVENT_NOTIFICATION);
             a.extend_from_slice(body);
-            unicast_datagram(peer, false, &a)
+            self.unicast_datagram(peer, false, &a)
         };
         self.stats.event_notifications.fetch_add(1, Ordering::Relaxed);
         self.send(peer.addr, &datagram).await;
@@ -842,7 +863,10 @@ impl Server {
         for d in &list {
             d.encode(&mut bytes);
         }
-        if let Err(e) = alarms.save_protocol_state(&recipients_key(class), bytes).await {
+        if let Err(e) = alarms
+            .save_protocol_state(&recipients_key(&self.table.device, class), bytes)
+            .await
+        {
             tracing::error!("bacnet: Recipient_List of {} not stored: {e}", class.name);
             return Err((error_class::DEVICE, error_code::OPERATIONAL_PROBLEM));
         }

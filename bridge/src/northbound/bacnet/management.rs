@@ -201,7 +201,7 @@ impl Server {
             };
             n
         };
-        self.stats.subscriptions.store(0, Ordering::Relaxed);
+        self.count_subscriptions(dropped, 0);
         self.stats.reinitializations.fetch_add(1, Ordering::Relaxed);
         tracing::warn!(
             "bacnet: ReinitializeDevice {} from {}: started over ({dropped} COV subscriptions dropped)",

@@ -96,8 +96,6 @@ struct Pending {
 #[derive(Default)]
 struct State {
     objects: Vec<ObjectState>,
-    /// Foreign devices and when their registration lapses.
-    fdt: HashMap<SocketAddrV4, (u16, Instant)>,
     subscriptions: Vec<CovSubscription>,
     pending: HashMap<u8, Pending>,
     next_invoke: u8,
@@ -127,6 +125,66 @@ pub struct BacnetStats {
     pub time_synchronizations: AtomicU64,
 }
 
+/// The B/IP port every BACnet device of the bridge shares, and the foreign devices registered
+/// on it (the BBMD is the bridge's, not one device's).
+struct Link {
+    socket: UdpSocket,
+    fdt: Mutex<HashMap<SocketAddrV4, (u16, Instant)>>,
+    /// When the next paced answer of a virtual device may go.
+    next_answer: Mutex<Instant>,
+}
+
+/// The gap between two paced answers (I-Am, I-Have) of the virtual network's devices.
+const ANSWER_PACE: Duration = Duration::from_micros(500);
+
+impl Link {
+    /// How long to wait before the next paced answer (zero when none is waiting).
+    fn pace(&self) -> Duration {
+        let now = Instant::now();
+        let mut next = self.next_answer.lock().unwrap_or_else(|p| p.into_inner());
+        let slot = (*next).max(now);
+        *next = slot + ANSWER_PACE;
+        slot - now
+    }
+}
+
+/// The virtual network behind the site device: one BACnet device per field device.
+struct Router {
+    network: u16,
+    devices: Vec<Arc<Server>>,
+    by_mac: HashMap<Vec<u8>, usize>,
+}
+
+/// Every BACnet device of the bridge, and which one serves each point (the one-task-for-all
+/// loops route the store's change notices with it).
+struct Devices {
+    all: Vec<Arc<Server>>,
+    by_point: HashMap<crate::store::PointIdx, usize>,
+}
+
+impl Devices {
+    fn new(all: Vec<Arc<Server>>) -> Devices {
+        let by_point = all
+            .iter()
+            .enumerate()
+            .flat_map(|(i, d)| d.table.objects.iter().map(move |o| (o.point, i)))
+            .collect();
+        Devices { all, by_point }
+    }
+
+    fn of_point(&self, p: crate::store::PointIdx) -> Option<&Arc<Server>> {
+        self.by_point.get(&p).and_then(|i| self.all.get(*i))
+    }
+}
+
+/// Which requests of a datagram a device takes: all, or (a local datagram reaching the devices
+/// on the virtual network) only I-Am, which binds their event recipients.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Scope {
+    All,
+    IAmOnly,
+}
+
 struct Server {
     table: ObjectTable,
     settings: BacnetSettings,
@@ -134,15 +192,19 @@ struct Server {
     acq: Acquisition,
     /// The alarm service, whose alarms the event objects report.
     alarms: Option<Arc<Alarms>>,
-    socket: UdpSocket,
+    link: Arc<Link>,
     state: Mutex<State>,
     stats: Arc<BacnetStats>,
+    /// The site device's: the devices on the virtual network, if the layout has one.
+    router: std::sync::OnceLock<Router>,
 }
 
 /// A running BACnet server's address and counters.
 pub struct BacnetHandle {
     pub local: SocketAddr,
     pub device_instance: u32,
+    /// BACnet devices served: 1, or the router's own and one per field device.
+    pub devices: usize,
     pub stats: Arc<BacnetStats>,
 }
 
@@ -162,45 +224,93 @@ pub async fn start(
     std_socket.set_nonblocking(true)?;
     let socket = UdpSocket::from_std(std_socket)?;
     let local = socket.local_addr()?;
-    let table = ObjectTable::build(config, settings, &store);
-    let state = State {
-        objects: table.objects.iter().map(ObjectState::new).collect(),
-        management: management::ManagementState::new(store.clock().wall()),
-        ..State::default()
-    };
-    let stats = Arc::new(BacnetStats::default());
-    let server = Arc::new(Server {
-        table,
-        settings: settings.clone(),
-        store,
-        acq,
-        alarms: alarms.clone(),
+    let link = Arc::new(Link {
         socket,
-        state: Mutex::new(state),
-        stats: stats.clone(),
+        fdt: Mutex::new(HashMap::new()),
+        next_answer: Mutex::new(Instant::now()),
     });
+    let stats = Arc::new(BacnetStats::default());
+    let mut servers: Vec<Arc<Server>> = ObjectTable::layout(config, settings, &store)
+        .into_iter()
+        .map(|table| {
+            let state = State {
+                objects: table.objects.iter().map(ObjectState::new).collect(),
+                management: management::ManagementState::new(store.clock().wall()),
+                ..State::default()
+            };
+            Arc::new(Server {
+                table,
+                settings: settings.clone(),
+                store: store.clone(),
+                acq: acq.clone(),
+                alarms: alarms.clone(),
+                link: link.clone(),
+                state: Mutex::new(state),
+                stats: stats.clone(),
+                router: std::sync::OnceLock::new(),
+            })
+        })
+        .collect();
+    if servers.is_empty() {
+        anyhow::bail!("bacnet server: no device to serve");
+    }
+    let server = servers.remove(0);
+    if let Some(network) = settings.virtual_network {
+        let by_mac = servers
+            .iter()
+            .enumerate()
+            .filter_map(|(i, s)| s.table.device.route.as_ref().map(|r| (r.mac.clone(), i)))
+            .collect();
+        let _ = server.router.set(Router {
+            network,
+            devices: servers.clone(),
+            by_mac,
+        });
+    }
+    let all: Vec<Arc<Server>> = std::iter::once(server.clone()).chain(servers.iter().cloned()).collect();
     // Subscribed before any task runs, so no transition made after start is missed.
-    let event_feed = alarms.map(|a| {
-        server.init_events(&a);
-        let t = a.subscribe();
-        (a, t, server.store.subscribe())
-    });
-    tracing::info!(
-        "bacnet: device {} `{}` with {} objects ({} reporting alarms as events) on udp {local}",
-        server.table.device.id.instance,
-        server.table.device.name,
-        server.table.objects.len() + server.table.classes.len(),
-        server.table.objects.iter().filter(|o| o.event.is_some()).count()
-    );
-    server.announce().await;
+    let event_feed = match &alarms {
+        Some(a) if all.iter().any(|s| !s.table.classes.is_empty()) => {
+            for s in all.iter().filter(|s| !s.table.classes.is_empty()) {
+                s.init_events(a);
+            }
+            Some((a.clone(), a.subscribe(), store.subscribe()))
+        }
+        _ => None,
+    };
+    let objects: usize = all.iter().map(|s| s.table.objects.len() + s.table.classes.len()).sum();
+    let reporting: usize = all
+        .iter()
+        .map(|s| s.table.objects.iter().filter(|o| o.event.is_some()).count())
+        .sum();
+    match settings.virtual_network {
+        None => tracing::info!(
+            "bacnet: device {} `{}` with {objects} objects ({reporting} reporting alarms as events) on udp {local}",
+            server.table.device.id.instance,
+            server.table.device.name,
+        ),
+        Some(network) => tracing::info!(
+            "bacnet: router device {} `{}` on udp {local}, {} devices on virtual network {network} with {objects} \
+             objects ({reporting} reporting alarms as events)",
+            server.table.device.id.instance,
+            server.table.device.name,
+            servers.len(),
+        ),
+    }
+    server.announce_router().await;
+    for s in &all {
+        s.announce().await;
+    }
+    let devices = Arc::new(Devices::new(all.clone()));
     let mut tasks = vec![
         tokio::spawn(server.clone().receive(shutdown.clone())),
-        tokio::spawn(server.clone().notify(shutdown.clone())),
-        tokio::spawn(server.clone().segment_timers(shutdown.clone())),
-        tokio::spawn(server.clone().housekeeping(shutdown.clone())),
+        tokio::spawn(Server::notify(devices.clone(), shutdown.clone())),
+        tokio::spawn(Server::segment_timers(all.clone(), shutdown.clone())),
+        tokio::spawn(Server::housekeeping(devices.clone(), shutdown.clone())),
     ];
     if let Some((alarms, transitions, changes)) = event_feed {
-        tasks.push(tokio::spawn(server.clone().events(
+        tasks.push(tokio::spawn(Server::events(
+            devices,
             alarms,
             transitions,
             changes,
@@ -211,18 +321,11 @@ pub async fn start(
         BacnetHandle {
             local,
             device_instance: settings.device_instance,
+            devices: all.len(),
             stats,
         },
         tasks,
     ))
-}
-
-/// An APDU wrapped in NPDU and BVLL for a unicast to `peer`.
-fn unicast_datagram(peer: &Peer, expecting_reply: bool, apdu: &[u8]) -> Vec<u8> {
-    let mut npdu = Vec::with_capacity(apdu.len() + 8);
-    npdu::encode(&mut npdu, expecting_reply, peer.route.as_ref());
-    npdu.extend_from_slice(apdu);
-    bvll::frame(bvll::function::ORIGINAL_UNICAST_NPDU, &npdu)
 }
 
 /// The BACnet error for a write the field device did not take: the one mapping of write
@@ -240,6 +343,24 @@ fn write_error(outcome: &WriteOutcome) -> Option<PropError> {
 }
 
 impl Server {
+    /// An APDU wrapped in NPDU and BVLL for a unicast to `peer`, from this device (with its
+    /// address on the virtual network, if it is there).
+    fn unicast_datagram(&self, peer: &Peer, expecting_reply: bool, apdu: &[u8]) -> Vec<u8> {
+        let mut npdu = Vec::with_capacity(apdu.len() + 16);
+        npdu::encode_from(
+            &mut npdu,
+            expecting_reply,
+            peer.route.as_ref(),
+            self.table.device.route.as_ref(),
+        );
+        npdu.extend_from_slice(apdu);
+        bvll::frame(bvll::function::ORIGINAL_UNICAST_NPDU, &npdu)
+    }
+
+    fn fdt(&self) -> MutexGuard<'_, HashMap<SocketAddrV4, (u16, Instant)>> {
+        self.link.fdt.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
     fn state(&self) -> MutexGuard<'_, State> {
         // A panic while holding the lock cannot leave the state half-changed in a way that
         // matters more than stopping the server would; keep serving.
@@ -247,7 +368,7 @@ impl Server {
     }
 
     async fn send(&self, to: SocketAddrV4, datagram: &[u8]) {
-        if let Err(e) = self.socket.send_to(datagram, SocketAddr::V4(to)).await {
+        if let Err(e) = self.link.socket.send_to(datagram, SocketAddr::V4(to)).await {
             tracing::debug!("bacnet: send to {to} failed: {e}");
         }
     }
@@ -255,26 +376,50 @@ impl Server {
     /// Send an unconfirmed APDU to everyone: the local broadcast address and, as
     /// Forwarded-NPDUs, every registered foreign device.
     async fn broadcast(&self, apdu: &[u8]) {
-        let mut npdu = Vec::with_capacity(apdu.len() + 2);
-        npdu::encode(&mut npdu, false, None);
+        let mut npdu = Vec::with_capacity(apdu.len() + 8);
+        npdu::encode_from(&mut npdu, false, None, self.table.device.route.as_ref());
         npdu.extend_from_slice(apdu);
+        self.broadcast_npdu(&npdu).await;
+    }
+
+    /// Send an NPDU to the local broadcast address and to every foreign device.
+    async fn broadcast_npdu(&self, npdu: &[u8]) {
         self.send(
             self.settings.broadcast,
-            &bvll::frame(bvll::function::ORIGINAL_BROADCAST_NPDU, &npdu),
+            &bvll::frame(bvll::function::ORIGINAL_BROADCAST_NPDU, npdu),
         )
         .await;
-        let fds: Vec<SocketAddrV4> = self.state().fdt.keys().copied().collect();
+        let fds: Vec<SocketAddrV4> = self.fdt().keys().copied().collect();
         for fd in fds {
             // The origin a foreign device answers to: our address as it reaches us.
-            let forwarded = bvll::forwarded(self.own_toward(fd), &npdu);
+            let forwarded = bvll::forwarded(self.own_toward(fd), npdu);
             self.send(fd, &forwarded).await;
         }
     }
 
     /// Answer an unconfirmed "who" request the way it came: unicast back, or broadcast.
-    async fn answer_unconfirmed(&self, peer: &Peer, reach: Reach, apdu: &[u8]) {
+    async fn answer_unconfirmed(self: &Arc<Self>, peer: &Peer, reach: Reach, apdu: &[u8]) {
+        if self.table.device.route.is_some() {
+            // The devices of the virtual network answer one Who-Is all at once: paced, so that a
+            // BMS's receive buffer takes a thousand I-Ams, without holding up the receive loop.
+            let delay = self.link.pace();
+            if !delay.is_zero() {
+                let me = self.clone();
+                let peer = peer.clone();
+                let apdu = apdu.to_vec();
+                tokio::spawn(async move {
+                    tokio::time::sleep(delay).await;
+                    me.answer_now(&peer, reach, &apdu).await;
+                });
+                return;
+            }
+        }
+        self.answer_now(peer, reach, apdu).await;
+    }
+
+    async fn answer_now(&self, peer: &Peer, reach: Reach, apdu: &[u8]) {
         match reach {
-            Reach::Unicast => self.send(peer.addr, &unicast_datagram(peer, false, apdu)).await,
+            Reach::Unicast => self.send(peer.addr, &self.unicast_datagram(peer, false, apdu)).await,
             Reach::Broadcast => self.broadcast(apdu).await,
         }
     }
@@ -305,7 +450,7 @@ impl Server {
         let mut buf = vec![0u8; 2048];
         loop {
             let (n, from) = tokio::select! {
-                r = self.socket.recv_from(&mut buf) => match r {
+                r = self.link.socket.recv_from(&mut buf) => match r {
                     Ok(x) => x,
                     Err(e) => {
                         tracing::debug!("bacnet: receive failed: {e}");
@@ -332,7 +477,7 @@ impl Server {
                 // Relay a local broadcast to the foreign devices, then handle it.
                 if !self.is_own(from) {
                     let fwd = bvll::forwarded(from, n);
-                    let fds: Vec<SocketAddrV4> = self.state().fdt.keys().copied().collect();
+                    let fds: Vec<SocketAddrV4> = self.fdt().keys().copied().collect();
                     for fd in fds {
                         self.send(fd, &fwd).await;
                     }
@@ -341,7 +486,7 @@ impl Server {
             }
             Bvll::ForwardedNpdu { origin, npdu } => self.npdu(origin, npdu, Reach::Broadcast).await,
             Bvll::DistributeBroadcastToNetwork(n) => {
-                let registered = self.state().fdt.contains_key(&from);
+                let registered = self.fdt().contains_key(&from);
                 if !registered {
                     let nak = bvll::result(bvll::result::DISTRIBUTE_BROADCAST_TO_NETWORK_NAK);
                     self.send(from, &nak).await;
@@ -349,7 +494,7 @@ impl Server {
                 }
                 let fwd = bvll::forwarded(from, n);
                 self.send(self.settings.broadcast, &fwd).await;
-                let others: Vec<SocketAddrV4> = self.state().fdt.keys().copied().filter(|a| *a != from).collect();
+                let others: Vec<SocketAddrV4> = self.fdt().keys().copied().filter(|a| *a != from).collect();
                 for fd in others {
                     self.send(fd, &fwd).await;
                 }
@@ -357,15 +502,15 @@ impl Server {
             }
             Bvll::RegisterForeignDevice { ttl } => {
                 let code = {
-                    let mut st = self.state();
-                    let known = st.fdt.contains_key(&from);
+                    let mut fdt = self.fdt();
+                    let known = fdt.contains_key(&from);
                     if self.settings.max_foreign_devices == 0
-                        || (!known && st.fdt.len() >= self.settings.max_foreign_devices)
+                        || (!known && fdt.len() >= self.settings.max_foreign_devices)
                     {
                         bvll::result::REGISTER_FOREIGN_DEVICE_NAK
                     } else {
                         let lapse = self.store.clock().now() + Duration::from_secs(u64::from(ttl) + FDT_GRACE_S);
-                        st.fdt.insert(from, (ttl, lapse));
+                        fdt.insert(from, (ttl, lapse));
                         bvll::result::SUCCESSFUL_COMPLETION
                     }
                 };
@@ -379,8 +524,7 @@ impl Server {
             Bvll::ReadFdt => {
                 let now = self.store.clock().now();
                 let entries: Vec<FdtEntry> = self
-                    .state()
-                    .fdt
+                    .fdt()
                     .iter()
                     .map(|(a, (ttl, lapse))| FdtEntry {
                         address: *a,
@@ -391,7 +535,7 @@ impl Server {
                 self.send(from, &bvll::read_fdt_ack(&entries)).await;
             }
             Bvll::DeleteFdtEntry(a) => {
-                let removed = self.state().fdt.remove(&a).is_some();
+                let removed = self.fdt().remove(&a).is_some();
                 let code = if removed {
                     bvll::result::SUCCESSFUL_COMPLETION
                 } else {
@@ -413,7 +557,7 @@ impl Server {
     }
 
     fn own_v4(&self) -> SocketAddrV4 {
-        match self.socket.local_addr() {
+        match self.link.socket.local_addr() {
             Ok(SocketAddr::V4(a)) => a,
             _ => SocketAddrV4::new(std::net::Ipv4Addr::UNSPECIFIED, self.settings.listen.port()),
         }
@@ -445,9 +589,73 @@ impl Server {
             Ok(n) => n,
             Err(e) => return self.dropped(from, "NPDU", &e),
         };
-        if !n.for_local_device() {
+        if let Some(t) = n.network_message {
+            return self.network_message(from, t, &n).await;
+        }
+        let router = self.router.get();
+        match (&n.destination, router) {
+            (None, None) => self.apdu(from, &n, reach, Scope::All).await,
+            (None, Some(r)) => {
+                self.apdu(from, &n, reach, Scope::All).await;
+                for d in &r.devices {
+                    d.apdu(from, &n, reach, Scope::IAmOnly).await;
+                }
+            }
+            // A global broadcast, or one on the virtual network, reaches every device there; a
+            // client that unicasts it to the router is answered by unicast (as a device answers
+            // a unicast Who-Is), one that broadcast it by broadcast.
+            (Some(d), _) if d.net == npdu::GLOBAL_BROADCAST => {
+                self.apdu(from, &n, reach, Scope::All).await;
+                for d in router.map(|r| r.devices.as_slice()).unwrap_or_default() {
+                    d.apdu(from, &n, reach, Scope::All).await;
+                }
+            }
+            (Some(d), Some(r)) if d.net == r.network => {
+                if d.mac.is_empty() {
+                    for v in &r.devices {
+                        v.apdu(from, &n, reach, Scope::All).await;
+                    }
+                } else if let Some(v) = r.by_mac.get(&d.mac).and_then(|i| r.devices.get(*i)) {
+                    v.apdu(from, &n, reach, Scope::All).await;
+                } else {
+                    tracing::debug!("bacnet: no device at {:02x?} on network {} (from {from})", d.mac, d.net);
+                }
+            }
+            // For a network this router does not reach.
+            (Some(_), _) => {}
+        }
+    }
+
+    /// A network layer message: a router answers Who-Is-Router-To-Network for its virtual
+    /// network.
+    async fn network_message(&self, from: SocketAddrV4, message_type: u8, n: &npdu::Npdu<'_>) {
+        let Some(r) = self.router.get() else { return };
+        if message_type != npdu::message::WHO_IS_ROUTER_TO_NETWORK || n.destination.is_some() {
             return;
         }
+        match npdu::decode_who_is_router(n.apdu) {
+            Ok(None) => self.announce_router().await,
+            Ok(Some(net)) if net == r.network => self.announce_router().await,
+            Ok(Some(_)) => {}
+            Err(e) => self.dropped(from, "network message", &e),
+        }
+    }
+
+    /// I-Am-Router-To-Network for the virtual network, broadcast (at start and when asked).
+    async fn announce_router(&self) {
+        let Some(r) = self.router.get() else { return };
+        let mut npdu = Vec::with_capacity(8);
+        npdu::encode_network_message(
+            &mut npdu,
+            None,
+            npdu::message::I_AM_ROUTER_TO_NETWORK,
+            &r.network.to_be_bytes(),
+        );
+        self.broadcast_npdu(&npdu).await;
+    }
+
+    /// The application layer of one device: the APDU of a datagram meant for it.
+    async fn apdu(self: &Arc<Self>, from: SocketAddrV4, n: &npdu::Npdu<'_>, reach: Reach, scope: Scope) {
         let peer = Peer {
             addr: from,
             route: n.source.clone(),
@@ -456,6 +664,17 @@ impl Server {
             Ok(a) => a,
             Err(e) => return self.dropped(from, "APDU", &e),
         };
+        if scope == Scope::IAmOnly
+            && !matches!(
+                a,
+                Apdu::UnconfirmedRequest {
+                    service: unconfirmed::I_AM,
+                    ..
+                }
+            )
+        {
+            return;
+        }
         if self.communication() == busbar_bacnet::management::Communication::Disable
             && !matches!(
                 a,
@@ -620,7 +839,7 @@ impl Server {
         }
     }
 
-    async fn unconfirmed(&self, peer: &Peer, reach: Reach, service: u8, body: &[u8]) {
+    async fn unconfirmed(self: &Arc<Self>, peer: &Peer, reach: Reach, service: u8, body: &[u8]) {
         let me = self.table.device.id.instance;
         if service == unconfirmed::I_AM {
             // Where a device recipient of event notifications is.

@@ -10,6 +10,7 @@ use super::BacnetSettings;
 use crate::config::Config;
 use crate::store::{PointIdx, PointValue, Sample, Store};
 use busbar_bacnet::consts::{error_class, error_code, object_type, property as prop, reliability, status_flags};
+use busbar_bacnet::npdu::NetAddr;
 use busbar_bacnet::service::PropertyRef;
 use busbar_bacnet::{BitString, ObjectId, Value};
 use busbar_core::profile::Kind;
@@ -188,6 +189,9 @@ pub struct DeviceInfo {
     pub description: String,
     /// The application layer's limits, which the Device object declares.
     pub apdu: super::ApduLimits,
+    /// Where the device is on the virtual network behind the bridge (`None`: the site device,
+    /// on the bridge's own B/IP address).
+    pub route: Option<NetAddr>,
 }
 
 /// Every object of the device.
@@ -209,10 +213,85 @@ fn default_cov_increment(range: Option<(f64, f64)>) -> f32 {
     range.map_or(0.0, |(lo, hi)| ((hi - lo) * 0.001) as f32)
 }
 
+/// The Device instance of a field device on the virtual network: its base x 1000, beside its
+/// objects' `base * 1000 + point index` (another object type: no clash), so it follows the same
+/// stable rule.
+pub fn virtual_device_instance(bacnet_base: u32) -> u32 {
+    bacnet_base * crate::config::BACNET_POINTS_PER_BASE
+}
+
+/// The MAC address of a field device's BACnet device on the virtual network: its base, two
+/// octets (bases are unique and at most 4193).
+pub fn virtual_mac(bacnet_base: u32) -> Vec<u8> {
+    (bacnet_base as u16).to_be_bytes().to_vec()
+}
+
 impl ObjectTable {
+    /// The site layout: one device with every object.
     pub fn build(config: &Config, settings: &BacnetSettings, store: &Store) -> ObjectTable {
-        let mut objects = Vec::new();
+        let device = DeviceInfo {
+            id: ObjectId::new(object_type::DEVICE, settings.device_instance),
+            name: settings.device_name.clone(),
+            vendor_id: settings.vendor_id,
+            location: settings.location.clone(),
+            description: settings.description.clone(),
+            apdu: settings.apdu.clone(),
+            route: None,
+        };
+        ObjectTable::of_devices(config, store, device, |_| true, config.alarms.is_some())
+    }
+
+    /// The tables of the layout in use: the site device alone, or (with a virtual network) the
+    /// site device as the router's own with no objects of its own, then one device per field
+    /// device with its objects and its Notification Classes.
+    pub fn layout(config: &Config, settings: &BacnetSettings, store: &Store) -> Vec<ObjectTable> {
+        let Some(network) = settings.virtual_network else {
+            return vec![ObjectTable::build(config, settings, store)];
+        };
+        let site = DeviceInfo {
+            id: ObjectId::new(object_type::DEVICE, settings.device_instance),
+            name: settings.device_name.clone(),
+            vendor_id: settings.vendor_id,
+            location: settings.location.clone(),
+            description: settings.description.clone(),
+            apdu: settings.apdu.clone(),
+            route: None,
+        };
+        let mut tables = vec![ObjectTable::of_devices(config, store, site, |_| false, false)];
         for (d, dev) in config.devices.iter().enumerate() {
+            let device = DeviceInfo {
+                id: ObjectId::new(object_type::DEVICE, virtual_device_instance(dev.bacnet_base)),
+                name: dev.name.clone(),
+                vendor_id: settings.vendor_id,
+                location: settings.location.clone(),
+                description: format!("{} {}", dev.profile.manufacturer, dev.profile.model),
+                apdu: settings.apdu.clone(),
+                route: Some(NetAddr {
+                    net: network,
+                    mac: virtual_mac(dev.bacnet_base),
+                }),
+            };
+            tables.push(ObjectTable::of_devices(
+                config,
+                store,
+                device,
+                |i| i == d,
+                config.alarms.is_some(),
+            ));
+        }
+        tables
+    }
+
+    /// A device with the objects of the field devices `serves` selects.
+    fn of_devices(
+        config: &Config,
+        store: &Store,
+        device: DeviceInfo,
+        serves: impl Fn(usize) -> bool,
+        classes: bool,
+    ) -> ObjectTable {
+        let mut objects = Vec::new();
+        for (d, dev) in config.devices.iter().enumerate().filter(|(d, _)| serves(*d)) {
             for &k in &dev.acquired {
                 let (Some(p), Some(point)) = (dev.profile.points.get(k), store.point_of(d, k)) else {
                     continue;
@@ -266,19 +345,7 @@ impl ObjectTable {
         let by_id = objects.iter().enumerate().map(|(i, o)| (o.id, i)).collect();
         let by_name = objects.iter().enumerate().map(|(i, o)| (o.name.clone(), i)).collect();
         let by_point = objects.iter().enumerate().map(|(i, o)| (o.point, i)).collect();
-        let device = DeviceInfo {
-            id: ObjectId::new(object_type::DEVICE, settings.device_instance),
-            name: settings.device_name.clone(),
-            vendor_id: settings.vendor_id,
-            location: settings.location.clone(),
-            description: settings.description.clone(),
-            apdu: settings.apdu.clone(),
-        };
-        let classes = if config.alarms.is_some() {
-            NotificationClass::all()
-        } else {
-            Vec::new()
-        };
+        let classes = if classes { NotificationClass::all() } else { Vec::new() };
         let database_revision = revision_of(&device, &objects, &classes);
         ObjectTable {
             device,
@@ -672,6 +739,49 @@ mod tests {
             panic!("no bacnet settings")
         };
         (ObjectTable::build(&config, &settings, &store), store)
+    }
+
+    #[test]
+    fn a_virtual_network_gives_each_field_device_its_own_device() {
+        let profiles = embedded::profiles().unwrap_or_else(|e| panic!("{e}"));
+        let text = "site: { name: S, id: s }\nconnections: [{ name: gw, tcp: { host: h, port: 1 } }]\n\
+             devices:\n  - { name: m, profile: socomec-diris-a40, connection: gw, unit_id: 1, bacnet_base: 12 }\n  \
+             - { name: ats, profile: socomec-atys-pm, connection: gw, unit_id: 2 }\n\
+             servers: { bacnet: { listen: '127.0.0.1:0', device_instance: 5, virtual_network: 1001 } }\n\
+             alarms: { journal: /nonexistent/a.db }\n";
+        let config = crate::config::parse_config("t.yaml", text, &profiles, "x").unwrap_or_else(|e| panic!("{e}"));
+        let store = Store::new(&config, 16);
+        let Some(settings) = config.servers.bacnet.clone() else {
+            panic!("no bacnet settings")
+        };
+        let site = ObjectTable::build(&config, &settings, &store);
+        let tables = ObjectTable::layout(&config, &settings, &store);
+        assert_eq!(tables.len(), 3, "the router's device and one per field device");
+        let router = &tables[0];
+        assert_eq!(router.device.id.instance, 5);
+        assert!(router.device.route.is_none() && router.objects.is_empty() && router.classes.is_empty());
+        let m = &tables[1];
+        assert_eq!(m.device.id.instance, 12_000, "base x 1000");
+        assert_eq!(m.device.name, "m");
+        assert_eq!(
+            m.device.route,
+            Some(NetAddr {
+                net: 1001,
+                mac: vec![0, 12]
+            })
+        );
+        assert_eq!(m.classes.len(), 5, "each device has its Notification Classes");
+        // The same objects, with the same instances, as in the site layout.
+        let mut split: Vec<ObjectId> = tables.iter().flat_map(|t| t.objects.iter().map(|o| o.id)).collect();
+        let mut whole: Vec<ObjectId> = site.objects.iter().map(|o| o.id).collect();
+        split.sort_by_key(|id| (id.object_type, id.instance));
+        whole.sort_by_key(|id| (id.object_type, id.instance));
+        assert_eq!(split, whole);
+        assert!(m.objects.iter().all(|o| o.name.starts_with("m.")));
+        assert_ne!(m.database_revision, tables[2].database_revision);
+        let mut macs: Vec<_> = tables[1..].iter().filter_map(|t| t.device.route.clone()).collect();
+        macs.dedup();
+        assert_eq!(macs.len(), 2, "one MAC per device");
     }
 
     fn obj<'a>(t: &'a ObjectTable, name: &str) -> &'a PointObject {

@@ -51,6 +51,11 @@ pub struct BacnetDoc {
     /// without it both services are refused.
     #[serde(default)]
     password: Option<String>,
+    /// One BACnet device per field device, on this network number behind the bridge as a
+    /// router (1..=65534); the site device stays the router's own. Absent: one device for the
+    /// whole site.
+    #[serde(default)]
+    virtual_network: Option<u32>,
 }
 
 /// `servers.bacnet.apdu`.
@@ -223,6 +228,8 @@ pub struct BacnetSettings {
     pub apdu: ApduLimits,
     /// DeviceCommunicationControl and ReinitializeDevice need it; `None` refuses them.
     pub password: Option<String>,
+    /// The network of the per-device layout; `None`: the site layout.
+    pub virtual_network: Option<u16>,
 }
 
 impl Component for Bacnet {
@@ -282,6 +289,33 @@ impl Component for Bacnet {
                 return None;
             }
         }
+        let virtual_network = match b.virtual_network {
+            None => None,
+            Some(n) => match u16::try_from(n) {
+                Ok(n) if (1..=65534).contains(&n) => Some(n),
+                _ => {
+                    cx.error(
+                        "virtual_network",
+                        format!("{n} is not a network number: 1..=65534 (65535 means all networks)"),
+                    );
+                    return None;
+                }
+            },
+        };
+        if virtual_network.is_some() {
+            for dev in cx.devices.iter() {
+                if super::objects::virtual_device_instance(dev.bacnet_base) == device_instance {
+                    cx.error(
+                        "device_instance",
+                        format!(
+                            "{device_instance} is also the instance of `{}` on the virtual network (bacnet_base {} x 1000)",
+                            dev.name, dev.bacnet_base
+                        ),
+                    );
+                    return None;
+                }
+            }
+        }
         check_instances(cx);
         Some(BacnetSettings {
             broadcast: SocketAddrV4::new(broadcast_ip, listen.port()),
@@ -295,6 +329,7 @@ impl Component for Bacnet {
             max_cov_subscriptions: b.max_cov_subscriptions.clamp(1, 1_000_000),
             apdu,
             password: b.password.clone(),
+            virtual_network,
         })
     }
 
@@ -314,10 +349,18 @@ impl Component for Bacnet {
                 name: "bacnet",
                 local: Some(handle.local),
                 what: "bacnet/ip device",
-                detail: format!(
-                    "udp {}  device instance {}  (objects: `busbar export ede`)",
-                    handle.local, handle.device_instance
-                ),
+                detail: match s.virtual_network {
+                    None => format!(
+                        "udp {}  device instance {}  (objects: `busbar export ede`)",
+                        handle.local, handle.device_instance
+                    ),
+                    Some(n) => format!(
+                        "udp {}  router device instance {}, {} devices on network {n}  (`busbar export ede`)",
+                        handle.local,
+                        handle.device_instance,
+                        handle.devices.saturating_sub(1)
+                    ),
+                },
             },
             tasks,
         })

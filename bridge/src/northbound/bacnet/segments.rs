@@ -81,7 +81,8 @@ impl Server {
             self.stats.rejected.fetch_add(1, Ordering::Relaxed);
         }
         if out.len() <= to.max_apdu {
-            self.send(to.peer.addr, &unicast_datagram(&to.peer, false, &out)).await;
+            self.send(to.peer.addr, &self.unicast_datagram(&to.peer, false, &out))
+                .await;
             return;
         }
         let complex = out.first().is_some_and(|b| *b >> 4 == 3);
@@ -122,7 +123,7 @@ impl Server {
         self.stats.segmented_failures.fetch_add(1, Ordering::Relaxed);
         self.send(
             to.peer.addr,
-            &unicast_datagram(&to.peer, false, &abort_of(to.invoke_id, reason)),
+            &self.unicast_datagram(&to.peer, false, &abort_of(to.invoke_id, reason)),
         )
         .await;
     }
@@ -131,7 +132,7 @@ impl Server {
         for s in segments {
             // A segment with more to follow asks for a SegmentACK (clause 6.2.2).
             let more = s.first().is_some_and(|b| b & 0x04 != 0);
-            self.send(peer.addr, &unicast_datagram(peer, more, &s)).await;
+            self.send(peer.addr, &self.unicast_datagram(peer, more, &s)).await;
         }
     }
 
@@ -201,7 +202,8 @@ impl Server {
             if r.first().is_some_and(|b| *b >> 4 == 7) {
                 self.stats.segmented_failures.fetch_add(1, Ordering::Relaxed);
             }
-            self.send(to.peer.addr, &unicast_datagram(&to.peer, false, &r)).await;
+            self.send(to.peer.addr, &self.unicast_datagram(&to.peer, false, &r))
+                .await;
         }
         if message.is_some() {
             self.stats.segmented_requests.fetch_add(1, Ordering::Relaxed);
@@ -238,7 +240,9 @@ impl Server {
 
     /// Every 100 ms: windows whose acknowledgement is late go again (up to the retries), and
     /// transactions whose peer fell silent are forgotten.
-    pub(super) async fn segment_timers(self: Arc<Self>, mut shutdown: watch::Receiver<bool>) {
+    /// Ten times a second, for every device of the bridge in one task: windows sent again,
+    /// transactions given up.
+    pub(super) async fn segment_timers(devices: Vec<Arc<Server>>, mut shutdown: watch::Receiver<bool>) {
         let mut tick = tokio::time::interval(Duration::from_millis(100));
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
@@ -246,9 +250,11 @@ impl Server {
                 _ = tick.tick() => {}
                 _ = shutdown.changed() => return,
             }
-            let resend = self.expire_segments();
-            for (peer, segments) in resend {
-                self.send_segments(&peer, segments).await;
+            for d in &devices {
+                let resend = d.expire_segments();
+                for (peer, segments) in resend {
+                    d.send_segments(&peer, segments).await;
+                }
             }
         }
     }
