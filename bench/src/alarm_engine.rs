@@ -6,7 +6,9 @@
 //! to 50 (it clears); the others move points inside the band. Measured: the process's CPU
 //! against the same driver over a store with no engine, and the latency from each crossing's
 //! store update to its transition being announced (which follows its journal commit) and to
-//! its SNMP trap arriving at a UDP socket on loopback, p50 and p99.
+//! its SNMP trap arriving at a UDP socket on loopback, and to its BACnet EventNotification
+//! (each point an event object, one recipient registered by address) arriving at another,
+//! p50 and p99.
 
 use crate::proc_stats::cpu_seconds;
 use crate::serve::{parse_bench_config, site_text};
@@ -67,7 +69,8 @@ fn site(points: usize, journal: &Path) -> anyhow::Result<(busbar_bridge::config:
     let ids = numeric_points()?;
     let devices = points.div_ceil(ids.len().max(1));
     let list = ids.join(", ");
-    let mut text = site_text(devices, PROFILE, "m", |_| String::new());
+    // Bases in turn: every BACnet event object has an instance of its own.
+    let mut text = site_text(devices, PROFILE, "m", |d| format!(", bacnet_base: {}", d + 1));
     text.push_str(&format!(
         "alarms:\n  journal: {}\n  device_alarms: false\n  communication: {{ enabled: false }}\n  \
          quality: {{ enabled: false }}\n  rules:\n    \
@@ -95,8 +98,8 @@ fn numeric(store: &Store, config: &busbar_bridge::config::Config) -> Vec<u32> {
 }
 
 /// Drive the store for `run`: `rate` changes per second; crossings recorded in `pending`.
-/// Returns the crossings made (raises and clears).
-async fn drive(store: &Store, points: &[u32], rate: usize, run: Duration, pending: Option<&Pending>) -> usize {
+/// Returns the crossings made (raises and clears) and the raises among them.
+async fn drive(store: &Store, points: &[u32], rate: usize, run: Duration, pending: Option<&Pending>) -> (usize, usize) {
     let mut rng = XorShift(0x9E37_79B9_7F4A_7C15);
     let mut crossed: HashMap<u32, ()> = HashMap::new();
     let mut back: VecDeque<(u32, Instant)> = VecDeque::new();
@@ -104,6 +107,7 @@ async fn drive(store: &Store, points: &[u32], rate: usize, run: Duration, pendin
     let per_tick = (rate / 100).max(1);
     let end = Instant::now() + run;
     let mut crossings = 0usize;
+    let mut raises = 0usize;
     let band_id = |p: u32| {
         store
             .meta(p)
@@ -141,6 +145,7 @@ async fn drive(store: &Store, points: &[u32], rate: usize, run: Duration, pendin
         let at = Instant::now();
         store.update(&slice, SystemTime::now());
         crossings += expect.len();
+        raises += expect.iter().filter(|(_, raised)| *raised).count();
         if let Some(pending) = pending {
             let mut map = lock(pending);
             for k in expect {
@@ -148,7 +153,7 @@ async fn drive(store: &Store, points: &[u32], rate: usize, run: Duration, pendin
             }
         }
     }
-    crossings
+    (crossings, raises)
 }
 
 fn percentile(sorted: &[Duration], q: f64) -> f64 {
@@ -196,6 +201,9 @@ fn trap_alarm(datagram: &[u8], raised_oid: &[u8], cleared_oid: &[u8]) -> Option<
 struct Latencies {
     committed: Vec<Duration>,
     trapped: Vec<Duration>,
+    /// The band's raises only: an event object returns to NORMAL when all of its point's
+    /// alarms have cleared (the band's and the ramp's), not at the band's clear.
+    evented: Vec<Duration>,
     lagged: u64,
 }
 
@@ -252,6 +260,26 @@ async fn engine_at(points: usize, rate: usize, run: Duration) -> anyhow::Result<
         traps: vec![(trap_target.to_string(), "public".into())],
         informs: Vec::new(),
     });
+    // The BACnet device reporting the alarms as events to a socket here.
+    let events = UdpSocket::bind("127.0.0.1:0")?;
+    events.set_read_timeout(Some(Duration::from_millis(200)))?;
+    let std::net::SocketAddr::V4(event_target) = events.local_addr()? else {
+        anyhow::bail!("not an IPv4 socket");
+    };
+    let bacnet_settings = busbar_bridge::northbound::bacnet::BacnetSettings {
+        listen: "127.0.0.1:0".parse()?,
+        broadcast: std::net::SocketAddrV4::new(std::net::Ipv4Addr::new(127, 255, 255, 255), 47808),
+        device_instance: 100,
+        device_name: "bench".into(),
+        vendor_id: 0,
+        location: String::new(),
+        description: String::new(),
+        max_foreign_devices: 0,
+        max_cov_subscriptions: 1000,
+        apdu: busbar_bridge::northbound::bacnet::ApduLimits::default(),
+        password: None,
+        virtual_network: None,
+    };
     let rss0 = crate::proc_stats::rss_mib(me).unwrap_or(0.0);
     let store = Store::new(&config, 1 << 16);
     let all = numeric(&store, &config);
@@ -284,12 +312,30 @@ async fn engine_at(points: usize, rate: usize, run: Duration) -> anyhow::Result<
         shutdown.clone(),
     )
     .await?;
+    let (bacnet, bacnet_tasks) = busbar_bridge::northbound::bacnet::start(
+        &config,
+        &bacnet_settings,
+        store.clone(),
+        Acquisition::detached(store.clone()),
+        Some(alarms.clone()),
+        shutdown.clone(),
+    )
+    .await?;
+    crate::bacnet::register_recipient(bacnet.local, Severity::ALL.len() as u32, event_target).await?;
+    // Event object instance -> its point's band alarm.
+    let table = busbar_bridge::northbound::bacnet::objects::ObjectTable::build(&config, &bacnet_settings, &store);
+    let band_of: HashMap<u32, String> = table
+        .objects
+        .iter()
+        .filter_map(|o| Some((o.id.instance, format!("threshold/band/{}", store.meta(o.point)?.id))))
+        .collect();
     tokio::time::sleep(Duration::from_secs(1)).await;
 
     let pending: Pending = Arc::default();
     let latencies = Arc::new(Mutex::new(Latencies {
         committed: Vec::new(),
         trapped: Vec::new(),
+        evented: Vec::new(),
         lagged: 0,
     }));
     // Announcements (each follows its commit).
@@ -333,18 +379,42 @@ async fn engine_at(points: usize, rate: usize, run: Duration) -> anyhow::Result<
         }
     });
 
+    // EventNotifications, on a thread of their own.
+    let (p3, l3) = (pending.clone(), latencies.clone());
+    let still_events = receiving.clone();
+    let event_receiver = std::thread::spawn(move || {
+        let mut buf = vec![0u8; 65_536];
+        while still_events.load(std::sync::atomic::Ordering::Relaxed) {
+            let Ok(n) = events.recv(&mut buf) else { continue };
+            let at = Instant::now();
+            let Some((object, from, to)) = crate::bacnet::event_of(&buf[..n]) else {
+                continue;
+            };
+            // The band's raise is the object's move into HIGH_LIMIT (from NORMAL, or from
+            // OFFNORMAL when the ramp rule was already active on the point).
+            let high = busbar_bacnet::consts::event_state::HIGH_LIMIT;
+            let raise = to == high && from != Some(high);
+            if let (true, Some(alarm)) = (raise, band_of.get(&object)) {
+                if let Some(since) = lock(&p3).get(&(alarm.clone(), true)) {
+                    lock(&l3).evented.push(at.duration_since(*since));
+                }
+            }
+        }
+    });
+
     let cpu0 = cpu_seconds(me).unwrap_or(0.0);
     let t0 = Instant::now();
-    let crossings = drive(&store, &all, rate, run, Some(&pending)).await;
+    let (crossings, raises) = drive(&store, &all, rate, run, Some(&pending)).await;
     let engine_cpu = (cpu_seconds(me).unwrap_or(0.0) - cpu0) / t0.elapsed().as_secs_f64();
     tokio::time::sleep(Duration::from_secs(2)).await;
     receiving.store(false, std::sync::atomic::Ordering::Relaxed);
     let _ = stop.send(true);
     let _ = receiver.join();
+    let _ = event_receiver.join();
     let rss = crate::proc_stats::rss_mib(me).unwrap_or(0.0);
     let _ = announced.await;
     let _ = evaluation.await;
-    for t in snmp_tasks {
+    for t in snmp_tasks.into_iter().chain(bacnet_tasks) {
         t.abort();
     }
     let mut l = std::mem::replace(
@@ -352,15 +422,17 @@ async fn engine_at(points: usize, rate: usize, run: Duration) -> anyhow::Result<
         Latencies {
             committed: Vec::new(),
             trapped: Vec::new(),
+            evented: Vec::new(),
             lagged: 0,
         },
     );
     l.committed.sort_unstable();
     l.trapped.sort_unstable();
+    l.evented.sort_unstable();
     let _ = std::fs::remove_dir_all(&dir);
     Ok(vec![
         format!(
-            "| alarms: engine, {total} points x 2 rules ({} alarms, built in {build_s:.1} s), {rate} changes/s for {}s | {:.0} % of a core for the process (driver, engine, journal, SNMP) | the driver alone over a store with no engine: {:.0} % | {crossings} crossings made; store, engine and agent add {:.0} MiB RSS |",
+            "| alarms: engine, {total} points x 2 rules ({} alarms, built in {build_s:.1} s), {rate} changes/s for {}s | {:.0} % of a core for the process (driver, engine, journal, SNMP, BACnet events) | the driver alone over a store with no engine: {:.0} % | {crossings} crossings made; store, engine and agent add {:.0} MiB RSS |",
             2 * total,
             run.as_secs(),
             engine_cpu * 100.0,
@@ -379,6 +451,12 @@ async fn engine_at(points: usize, rate: usize, run: Duration) -> anyhow::Result<
             percentile(&l.trapped, 0.5),
             percentile(&l.trapped, 0.99),
             l.trapped.len(),
+        ),
+        format!(
+            "| alarms: store update -> BACnet EventNotification received on loopback | p50 {:.1} ms, p99 {:.1} ms | {} of {raises} raises received | unconfirmed, one recipient; every point an event object |",
+            percentile(&l.evented, 0.5),
+            percentile(&l.evented, 0.99),
+            l.evented.len(),
         ),
     ])
 }

@@ -403,3 +403,59 @@ pub async fn object_count(server: SocketAddr, device: u32) -> anyhow::Result<usi
         other => anyhow::bail!("Object_List[0] is {other:?}"),
     }
 }
+
+/// Write `recipient` (a B/IP address on this network, unconfirmed notifications, every day and
+/// hour, every transition) into the Recipient_List of Notification Classes 1..=`classes`.
+pub async fn register_recipient(
+    server: SocketAddr,
+    classes: u32,
+    recipient: std::net::SocketAddrV4,
+) -> anyhow::Result<()> {
+    use busbar_bacnet::event::{Destination, Recipient};
+    use busbar_bacnet::service::WriteProperty;
+    let sock = UdpSocket::bind("127.0.0.1:0").await?;
+    let mut mac = recipient.ip().octets().to_vec();
+    mac.extend_from_slice(&recipient.port().to_be_bytes());
+    let d = Destination {
+        valid_days: [true; 7],
+        from_time: [0, 0, 0, 0],
+        to_time: [23, 59, 59, 99],
+        recipient: Recipient::Address { network: 0, mac },
+        process_id: 1,
+        confirmed: false,
+        transitions: [true; 3],
+    };
+    let mut encoded = Vec::new();
+    d.encode(&mut encoded);
+    for class in 1..=classes {
+        let w = WriteProperty::of_values(
+            ObjectId::new(object_type::NOTIFICATION_CLASS, class),
+            PropertyRef {
+                property: property::RECIPIENT_LIST,
+                index: None,
+            },
+            vec![Value::Encoded(encoded.clone())],
+            None,
+        );
+        let mut body = Vec::new();
+        client::write_property(&mut body, &w);
+        let a = request(&sock, server, confirmed::WRITE_PROPERTY, &body).await?;
+        if !matches!(apdu::decode(&a), Ok(Apdu::SimpleAck { .. })) {
+            anyhow::bail!("Recipient_List of notification class {class} not taken: {a:02x?}");
+        }
+    }
+    Ok(())
+}
+
+/// An EventNotification datagram: (event object instance, from state, to state).
+pub fn event_of(d: &[u8]) -> Option<(u32, Option<u32>, u32)> {
+    let a = apdu_of(d)?;
+    let Ok(Apdu::UnconfirmedRequest { service, body }) = apdu::decode(a) else {
+        return None;
+    };
+    if service != unconfirmed::UNCONFIRMED_EVENT_NOTIFICATION {
+        return None;
+    }
+    let n = busbar_bacnet::event::decode_event_notification(body).ok()?;
+    Some((n.object.instance, n.from_state, n.to_state))
+}
