@@ -342,6 +342,9 @@ def test_who_has_by_name_and_id(demo, ede):
             assert len(got) == 1 and got[0].objectIdentifier == ObjectIdentifier(ede["tanks.tank1.volume"])
             got = await app.who_has(object_identifier=ObjectIdentifier(ede["imd.rf"]), address=srv, timeout=3)
             assert len(got) == 1 and str(got[0].objectName) == "imd.rf"
+            # Notification Class objects too.
+            got = await app.who_has(object_name="alarms.major", address=srv, timeout=3)
+            assert len(got) == 1 and got[0].objectIdentifier == ObjectIdentifier(ede["alarms.major"])
             assert await app.who_has(object_name="no.such.point", address=srv, timeout=2) == []
         finally:
             app.close()

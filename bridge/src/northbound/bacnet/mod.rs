@@ -136,15 +136,21 @@ struct Link {
 
 /// The gap between two paced answers (I-Am, I-Have) of the virtual network's devices.
 const ANSWER_PACE: Duration = Duration::from_micros(500);
+/// Paced answers wait at most this long; beyond (a flood of Who-Is), answers are dropped.
+const ANSWER_BACKLOG: Duration = Duration::from_secs(3);
 
 impl Link {
-    /// How long to wait before the next paced answer (zero when none is waiting).
-    fn pace(&self) -> Duration {
+    /// How long to wait before the next paced answer (zero when none is waiting); `None` when
+    /// the backlog is full.
+    fn pace(&self) -> Option<Duration> {
         let now = Instant::now();
         let mut next = self.next_answer.lock().unwrap_or_else(|p| p.into_inner());
         let slot = (*next).max(now);
+        if slot - now > ANSWER_BACKLOG {
+            return None;
+        }
         *next = slot + ANSWER_PACE;
-        slot - now
+        Some(slot - now)
     }
 }
 
@@ -402,7 +408,14 @@ impl Server {
         if self.table.device.route.is_some() {
             // The devices of the virtual network answer one Who-Is all at once: paced, so that a
             // BMS's receive buffer takes a thousand I-Ams, without holding up the receive loop.
-            let delay = self.link.pace();
+            let Some(delay) = self.link.pace() else {
+                tracing::debug!(
+                    "bacnet: answer of {} to {} dropped: too many Who-Is at once",
+                    self.table.device.name,
+                    peer.addr
+                );
+                return;
+            };
             if !delay.is_zero() {
                 let me = self.clone();
                 let peer = peer.clone();
@@ -865,9 +878,20 @@ impl Server {
                     WhoHasObject::Id(id) => self
                         .table
                         .find(*id)
-                        .map(|i| (self.table.objects[i].id, self.table.objects[i].name.clone())),
+                        .map(|i| (self.table.objects[i].id, self.table.objects[i].name.clone()))
+                        .or_else(|| {
+                            let c = &self.table.classes[self.table.find_class(*id)?];
+                            Some((c.id, c.name.clone()))
+                        }),
                     WhoHasObject::Name(n) if *n == self.table.device.name => Some((self.table.device.id, n.clone())),
-                    WhoHasObject::Name(n) => self.table.find_name(n).map(|i| (self.table.objects[i].id, n.clone())),
+                    WhoHasObject::Name(n) => self
+                        .table
+                        .find_name(n)
+                        .map(|i| (self.table.objects[i].id, n.clone()))
+                        .or_else(|| {
+                            let c = self.table.classes.iter().find(|c| c.name == *n)?;
+                            Some((c.id, n.clone()))
+                        }),
                 };
                 if let Some((id, name)) = found {
                     let mut a = Vec::new();
