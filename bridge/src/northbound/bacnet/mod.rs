@@ -872,26 +872,8 @@ impl Server {
                     return;
                 }
                 let found = match &w.object {
-                    WhoHasObject::Id(id) if self.table.is_device(*id) => {
-                        Some((self.table.device.id, self.table.device.name.clone()))
-                    }
-                    WhoHasObject::Id(id) => self
-                        .table
-                        .find(*id)
-                        .map(|i| (self.table.objects[i].id, self.table.objects[i].name.clone()))
-                        .or_else(|| {
-                            let c = &self.table.classes[self.table.find_class(*id)?];
-                            Some((c.id, c.name.clone()))
-                        }),
-                    WhoHasObject::Name(n) if *n == self.table.device.name => Some((self.table.device.id, n.clone())),
-                    WhoHasObject::Name(n) => self
-                        .table
-                        .find_name(n)
-                        .map(|i| (self.table.objects[i].id, n.clone()))
-                        .or_else(|| {
-                            let c = self.table.classes.iter().find(|c| c.name == *n)?;
-                            Some((c.id, n.clone()))
-                        }),
+                    WhoHasObject::Id(id) => self.table.named_by_id(*id).map(|(id, n)| (id, n.to_string())),
+                    WhoHasObject::Name(n) => self.table.id_by_name(n).map(|id| (id, n.clone())),
                 };
                 if let Some((id, name)) = found {
                     let mut a = Vec::new();

@@ -380,6 +380,30 @@ impl ObjectTable {
         id.object_type == object_type::DEVICE
             && (id.instance == self.device.id.instance || id.instance == busbar_bacnet::consts::WILDCARD_INSTANCE)
     }
+
+    /// Any object of this device (the Device, a point, a Notification Class) by its id: its
+    /// identifier and name (what Who-Has asks).
+    pub fn named_by_id(&self, id: ObjectId) -> Option<(ObjectId, &str)> {
+        if self.is_device(id) {
+            return Some((self.device.id, &self.device.name));
+        }
+        if let Some(i) = self.find(id) {
+            return Some((self.objects[i].id, &self.objects[i].name));
+        }
+        let c = &self.classes[self.find_class(id)?];
+        Some((c.id, &c.name))
+    }
+
+    /// Any object of this device by its name: its identifier.
+    pub fn id_by_name(&self, name: &str) -> Option<ObjectId> {
+        if name == self.device.name {
+            return Some(self.device.id);
+        }
+        if let Some(i) = self.find_name(name) {
+            return Some(self.objects[i].id);
+        }
+        self.classes.iter().find(|c| c.name == name).map(|c| c.id)
+    }
 }
 
 /// FNV-1a over the identities, names and types of every object.
@@ -739,6 +763,34 @@ mod tests {
             panic!("no bacnet settings")
         };
         (ObjectTable::build(&config, &settings, &store), store)
+    }
+
+    #[test]
+    fn any_object_is_found_by_id_and_by_name() {
+        let profiles = embedded::profiles().unwrap_or_else(|e| panic!("{e}"));
+        let text = "site: { name: S, id: s }\nconnections: [{ name: gw, tcp: { host: h, port: 1 } }]\n\
+             devices:\n  - { name: m, profile: socomec-diris-a40, connection: gw, unit_id: 1 }\n\
+             servers: { bacnet: { listen: '127.0.0.1:0', device_instance: 5 } }\n\
+             alarms: { journal: /nonexistent/a.db }\n";
+        let config = crate::config::parse_config("t.yaml", text, &profiles, "x").unwrap_or_else(|e| panic!("{e}"));
+        let store = Store::new(&config, 16);
+        let Some(settings) = config.servers.bacnet.clone() else {
+            panic!("no bacnet settings")
+        };
+        let t = ObjectTable::build(&config, &settings, &store);
+        let device = t.device.id;
+        assert_eq!(t.named_by_id(device), Some((device, t.device.name.as_str())));
+        assert_eq!(t.id_by_name(&t.device.name), Some(device));
+        let point = &t.objects[0];
+        assert_eq!(t.named_by_id(point.id), Some((point.id, point.name.as_str())));
+        assert_eq!(t.id_by_name(&point.name), Some(point.id));
+        let Some(class) = t.classes.first() else {
+            panic!("alarms configured: Notification Classes expected")
+        };
+        assert_eq!(t.named_by_id(class.id), Some((class.id, class.name.as_str())));
+        assert_eq!(t.id_by_name(&class.name), Some(class.id));
+        assert_eq!(t.id_by_name("no such object"), None);
+        assert_eq!(t.named_by_id(ObjectId::new(object_type::ANALOG_INPUT, 4_000_000)), None);
     }
 
     #[test]
