@@ -124,6 +124,7 @@ pub async fn opcua_load(points: usize, rate: usize, listen: SocketAddr, ids: &Pa
         &settings,
         store.clone(),
         Acquisition::detached(store.clone()),
+        None,
         shutdown,
     )
     .await?;

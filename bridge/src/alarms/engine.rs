@@ -96,6 +96,8 @@ pub enum Action {
     Unshelve,
     Disable,
     Enable,
+    /// A comment, in the actor's `comment` (which must not be empty).
+    Comment,
 }
 
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
@@ -108,6 +110,8 @@ pub enum ActionError {
     NotShelved(String),
     #[error("a shelving time must be between 1 s and 30 days")]
     BadDuration,
+    #[error("a comment must not be empty")]
+    EmptyComment,
 }
 
 pub struct Engine {
@@ -647,6 +651,12 @@ impl Engine {
                 }
                 i.state.disabled = false;
                 Kind::Enabled
+            }
+            Action::Comment => {
+                if actor.comment.trim().is_empty() {
+                    return Err(ActionError::EmptyComment);
+                }
+                Kind::Commented
             }
         };
         Ok(Engine::transition(i, kind, wall, actor))

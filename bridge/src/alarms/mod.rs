@@ -66,7 +66,7 @@ pub struct Alarms {
 
 #[derive(Default)]
 struct Stats {
-    transitions: [AtomicU64; 8],
+    transitions: [AtomicU64; Kind::ALL.len()],
     journal_errors: AtomicU64,
     /// (listed, active, unacknowledged) per severity, after the last change.
     listed: Mutex<BTreeMap<Severity, (u64, u64, u64)>>,

@@ -99,10 +99,12 @@ pub enum Kind {
     Enabled,
     /// Raises held back by the flapping limit, counted in `value`.
     Suppressed,
+    /// An operator's comment (in the actor's `comment`), the state unchanged.
+    Commented,
 }
 
 impl Kind {
-    pub const ALL: [Kind; 8] = [
+    pub const ALL: [Kind; 9] = [
         Kind::Raised,
         Kind::Cleared,
         Kind::Acknowledged,
@@ -111,6 +113,7 @@ impl Kind {
         Kind::Disabled,
         Kind::Enabled,
         Kind::Suppressed,
+        Kind::Commented,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -123,6 +126,7 @@ impl Kind {
             Kind::Disabled => "disabled",
             Kind::Enabled => "enabled",
             Kind::Suppressed => "suppressed",
+            Kind::Commented => "commented",
         }
     }
 

@@ -175,6 +175,24 @@ fn shelving_expires_on_the_clock_and_disabling_stops_evaluation() {
 }
 
 #[test]
+fn a_comment_is_a_transition_that_changes_no_state() {
+    let mut r = rig(VOLTAGE);
+    r.set("m/v1", 255.0);
+    let before = r.state(V1);
+    assert_eq!(r.act(V1, Action::Comment), Ok(Kind::Commented));
+    assert_eq!(r.state(V1), before);
+    let silent = Actor {
+        user: "ann".into(),
+        via: "test".into(),
+        comment: "  ".into(),
+    };
+    assert_eq!(
+        r.engine.act(V1, Action::Comment, silent, r.clock.wall()).map(|t| t.kind),
+        Err(ActionError::EmptyComment)
+    );
+}
+
+#[test]
 fn a_flapping_input_is_held_back_and_counted() {
     let mut r = rig("{ device_alarms: false, communication: { enabled: false }, flapping: { max_raises: 2, window_s: 60 }, rules: [ { name: voltage, points: [v1], high: 253 } ] }");
     let mut kinds = Vec::new();

@@ -224,10 +224,11 @@ pub async fn act(
         "unshelve" => Action::Unshelve,
         "disable" => Action::Disable,
         "enable" => Action::Enable,
+        "comment" => Action::Comment,
         other => {
             return ApiError::new(
                 StatusCode::NOT_FOUND,
-                format!("`{other}` is not an action (acknowledge, shelve, unshelve, disable, enable)"),
+                format!("`{other}` is not an action (acknowledge, shelve, unshelve, disable, enable, comment)"),
             )
             .into_response()
         }
@@ -242,7 +243,7 @@ pub async fn act(
         Err(AlarmError::Action(e @ ActionError::Unknown(_))) => {
             ApiError::new(StatusCode::NOT_FOUND, e.to_string()).into_response()
         }
-        Err(AlarmError::Action(e @ ActionError::BadDuration)) => {
+        Err(AlarmError::Action(e @ (ActionError::BadDuration | ActionError::EmptyComment))) => {
             ApiError::new(StatusCode::BAD_REQUEST, e.to_string()).into_response()
         }
         Err(AlarmError::Action(e)) => ApiError::new(StatusCode::CONFLICT, e.to_string()).into_response(),

@@ -4,13 +4,16 @@
 //! `ns=<busbar>;s=<point id>` (`s=tanks/tank3.volume`), devices `s=<device>`, block folders
 //! `s=<device>/<block><n>`. docs/opcua.md.
 
+pub mod conditions;
 pub mod history;
+mod intercept;
 pub mod section;
 pub mod space;
 
 pub use section::{OpcUa, OpcUaSettings, Role, User};
 
 use crate::acquisition::{Acquisition, WriteOutcome};
+use crate::alarms::Alarms;
 use crate::config::Config;
 use crate::store::{Notice, PointIdx, PointValue, Sample, Store};
 use busbar_core::profile::Kind;
@@ -187,6 +190,7 @@ pub async fn start(
     settings: &OpcUaSettings,
     store: Arc<Store>,
     acq: Acquisition,
+    alarms: Option<Arc<Alarms>>,
     shutdown: watch::Receiver<bool>,
 ) -> anyhow::Result<(String, Vec<JoinHandle<()>>)> {
     // async-opcua binds by itself from host/port: pick the port first when 0 is asked.
@@ -196,7 +200,8 @@ pub async fn start(
     };
     let host = settings.listen.ip().to_string();
     let history = History::new(settings.history_samples);
-    let builder = server_builder(settings, &host, port, &history);
+    let slot = intercept::ConditionsSlot::default();
+    let builder = server_builder(settings, &host, port, &history, &slot);
     let (server, handle) = builder
         .subscription_poll_interval_ms(25)
         .build()
@@ -211,6 +216,15 @@ pub async fn start(
     let nodes = populate(config, &store, &nm, ns);
     attach_writes_and_methods(config, &store, &acq, &nm, ns, &nodes);
     let mut tasks = Vec::new();
+    if let Some(alarms) = alarms {
+        let conditions = place_conditions(config, &store, &nm, ns, alarms).await;
+        tasks.push(
+            conditions
+                .clone()
+                .feed(handle.subscriptions().clone(), shutdown.clone()),
+        );
+        let _ = slot.set(conditions);
+    }
     let stop = handle.clone();
     let listener = tokio::net::TcpListener::bind((settings.listen.ip(), port)).await?;
     tasks.push(tokio::spawn(async move {
@@ -244,9 +258,19 @@ pub async fn start(
 
 /// The server's identity, endpoints (None only when configured; Basic256Sha256 sign and
 /// sign-and-encrypt), users and roles, and limits.
-fn server_builder(settings: &OpcUaSettings, host: &str, port: u16, history: &Arc<History>) -> ServerBuilder {
+fn server_builder(
+    settings: &OpcUaSettings,
+    host: &str,
+    port: u16,
+    history: &Arc<History>,
+    conditions: &intercept::ConditionsSlot,
+) -> ServerBuilder {
     let mut token_ids: Vec<String> = Vec::new();
     let mut builder = ServerBuilder::new()
+        // The default managers, but the core one wrapped so that condition methods reach us.
+        .without_node_managers()
+        .with_node_manager(intercept::core_with_conditions(conditions.clone()))
+        .with_node_manager(opcua::server::diagnostics::DiagnosticsNodeManagerBuilder)
         .application_name("Busbar")
         .application_uri("urn:busbar:bridge")
         .product_uri("urn:busbar")
@@ -322,6 +346,56 @@ fn server_builder(settings: &OpcUaSettings, host: &str, port: u16, history: &Arc
         limits.subscriptions.min_sampling_interval_ms = 0.0;
     }
     builder
+}
+
+/// The alarms as conditions: devices become event notifiers (Server -HasNotifier-> site
+/// -HasNotifier-> device -HasEventSource-> the points with alarms), each alarm a condition
+/// object under its device.
+async fn place_conditions(
+    config: &Config,
+    store: &Store,
+    nm: &InMemoryNodeManager<BusbarNodes>,
+    ns: u16,
+    alarms: Arc<Alarms>,
+) -> Arc<conditions::Conditions> {
+    use opcua::nodes::{EventNotifier, NodeType};
+    use opcua::types::ReferenceTypeId;
+    let devices: HashMap<String, NodeId> = config
+        .devices
+        .iter()
+        .map(|d| (d.name.clone(), NodeId::new(ns, d.name.as_str())))
+        .collect();
+    let mut points = HashMap::new();
+    for (d, dev) in config.devices.iter().enumerate() {
+        for &k in &dev.acquired {
+            let (Some(p), Some(point)) = (store.point_of(d, k), dev.profile.points.get(k)) else {
+                continue;
+            };
+            if let Some(meta) = store.meta(p) {
+                points.insert((dev.name.clone(), point.id.clone()), NodeId::new(ns, meta.id.as_str()));
+            }
+        }
+    }
+    let views = alarms.all().await;
+    let conditions = Arc::new(conditions::Conditions::new(ns, alarms, devices.clone(), points.clone()));
+    let mut space = nm.address_space().write();
+    let site = NodeId::new(ns, config.site_id.as_str());
+    space.insert_reference(&ObjectId::Server.into(), &site, ReferenceTypeId::HasNotifier);
+    for device in devices.values() {
+        if let Some(NodeType::Object(o)) = space.find_mut(device) {
+            o.set_event_notifier(EventNotifier::SUBSCRIBE_TO_EVENTS);
+        }
+        space.insert_reference(&site, device, ReferenceTypeId::HasNotifier);
+    }
+    for v in &views {
+        if let (Some(device), Some(point)) = (devices.get(&v.device), points.get(&(v.device.clone(), v.point.clone())))
+        {
+            space.insert_reference(device, point, ReferenceTypeId::HasEventSource);
+        }
+    }
+    conditions.place(&mut space, &views);
+    tracing::info!("OPC UA: {} alarms as conditions", views.len());
+    conditions
 }
 
 /// Writes to writable point variables and device method calls go to the devices.

@@ -160,7 +160,15 @@ impl Component for OpcUa {
     }
 
     async fn start(s: &OpcUaSettings, cx: &Context) -> anyhow::Result<Started> {
-        let (url, tasks) = super::start(&cx.config, s, cx.store.clone(), cx.acq.clone(), cx.shutdown.clone()).await?;
+        let (url, tasks) = super::start(
+            &cx.config,
+            s,
+            cx.store.clone(),
+            cx.acq.clone(),
+            cx.alarms.clone(),
+            cx.shutdown.clone(),
+        )
+        .await?;
         let port = url
             .rsplit(':')
             .next()
