@@ -187,7 +187,9 @@ fn a_comment_is_a_transition_that_changes_no_state() {
         comment: "  ".into(),
     };
     assert_eq!(
-        r.engine.act(V1, Action::Comment, silent, r.clock.wall()).map(|t| t.kind),
+        r.engine
+            .act(V1, Action::Comment, silent, r.clock.wall())
+            .map(|t| t.kind),
         Err(ActionError::EmptyComment)
     );
 }
