@@ -9,7 +9,8 @@ The where clauses are OfType, GreaterThanOrEqual and And, which async-opcua eval
 comparisons cover numbers and booleans only, so asyncua's default where clause (InList of
 NodeIds on EventType) matches nothing: docs/opcua.md says so, and these tests build theirs.
 async-opcua also gives an event item that asks for queue size 0 a queue of 1, too small for a
-refresh: the items here ask for 1000."""
+refresh: the items here ask for 1000. HistoryReadEvents on the Server reads the journal, across a
+restart, forward and backward, one event per read through the continuation points."""
 
 import asyncio
 import sqlite3
@@ -233,3 +234,69 @@ def test_http_acknowledgement_shows_and_condition_refresh_resends(sim, tmp_path)
         asyncio.run(go())
     finally:
         bridge.stop()
+
+
+async def event_history(client, evfilter, start, end, per_read):
+    """HistoryReadEvents on the Server, walking the continuation points to the end; the events
+    and how many reads it took."""
+    from asyncua.common.events import Event
+    events, reads, point = [], 0, None
+    while True:
+        details = ua.ReadEventDetails(StartTime=start, EndTime=end, NumValuesPerNode=per_read, Filter=evfilter)
+        params = ua.HistoryReadParameters(HistoryReadDetails=details, TimestampsToReturn=ua.TimestampsToReturn.Both,
+                                          ReleaseContinuationPoints=False,
+                                          NodesToRead=[ua.HistoryReadValueId(NodeId=ua.NodeId(ua.ObjectIds.Server),
+                                                                             ContinuationPoint=point)])
+        result = (await client.uaclient.history_read(params))[0]
+        result.StatusCode.check()
+        reads += 1
+        for fields in result.HistoryData.Events:
+            events.append(Event.from_event_fields(evfilter.SelectClauses, fields.EventFields))
+        point = result.ContinuationPoint
+        if not point:
+            return events, reads
+
+
+def test_event_history_comes_from_the_journal_across_a_restart(sim, tmp_path):
+    from datetime import datetime, timedelta, timezone
+    cfg, journal, url = config(tmp_path, sim)
+    bridge = Bridge(cfg)
+    start = datetime.now(timezone.utc) - timedelta(minutes=5)
+    try:
+        sim.api("POST", "/api/devices/shop_breaker/events", {"event": "breaker_trip", "cause": "overload"})
+        bridge.wait_alarm(TRIP, lambda a: a["state"]["active"])
+        bridge.post("/api/alarms/acknowledge", {"id": TRIP, "user": "bob", "comment": "history"})
+    finally:
+        bridge.stop()
+    bridge = Bridge(cfg)
+
+    async def go():
+        c = await session(url, "victor", "victor-secret-1")
+        try:
+            server = c.get_node(ua.ObjectIds.Server)
+            notifier = await server.read_attribute(ua.AttributeIds.EventNotifier)
+            assert notifier.Value.Value & 4, "the Server's EventNotifier has HistoryRead"
+            evfilter = await alarm_filter(c)
+            end = datetime.now(timezone.utc) + timedelta(minutes=1)
+            forward, reads = await event_history(c, evfilter, start, end, 1)
+            backward, _ = await event_history(c, evfilter, end, start, 0)
+            return forward, reads, backward
+        finally:
+            await c.disconnect()
+
+    try:
+        forward, reads, backward = asyncio.run(go())
+    finally:
+        bridge.stop()
+    db = sqlite3.connect(journal)
+    try:
+        rows = db.execute("SELECT seq, alarm, kind FROM transitions ORDER BY time_ms, seq").fetchall()
+    finally:
+        db.close()
+    # Every journaled transition once, oldest first, one per read (continuation points).
+    assert [e.EventId for e in forward] == [f"busbar-t{seq}".encode() for seq, _, _ in rows]
+    assert len(rows) >= 2 and reads == len(rows)
+    assert [e.EventId for e in backward] == [e.EventId for e in reversed(forward)]
+    trip = [e for e in forward if e.ConditionName == TRIP]
+    assert [(getattr(e, "ActiveState/Id"), getattr(e, "AckedState/Id")) for e in trip] == [(True, False), (True, True)]
+    assert trip[1].ClientUserId == "bob@http" and trip[1].Comment.Text == "history"

@@ -77,6 +77,8 @@ pub struct Filter {
     pub kind: Option<Kind>,
     pub limit: usize,
     pub offset: usize,
+    /// Oldest first (OPC UA HistoryReadEvents forward in time); newest first otherwise.
+    pub oldest_first: bool,
 }
 
 pub struct Journal {
@@ -196,7 +198,7 @@ impl Journal {
         rows.map(|r| r.map_err(JournalError::from).and_then(|t| t)).collect()
     }
 
-    /// Transitions matching `f`, newest first.
+    /// Transitions matching `f`, newest first (oldest first with `oldest_first`).
     pub fn query(&self, f: &Filter) -> Result<Vec<Transition>, JournalError> {
         let mut sql = format!("SELECT {COLUMNS} FROM transitions t WHERE 1 = 1");
         let mut args: Vec<rusqlite::types::Value> = Vec::new();
@@ -228,7 +230,11 @@ impl Journal {
             sql.push_str(" AND t.kind = ?");
             args.push(k.as_str().to_string().into());
         }
-        sql.push_str(" ORDER BY t.time_ms DESC, t.seq DESC LIMIT ? OFFSET ?");
+        sql.push_str(if f.oldest_first {
+            " ORDER BY t.time_ms ASC, t.seq ASC LIMIT ? OFFSET ?"
+        } else {
+            " ORDER BY t.time_ms DESC, t.seq DESC LIMIT ? OFFSET ?"
+        });
         args.push(i64::try_from(f.limit.clamp(1, 100_000)).unwrap_or(100).into());
         args.push(i64::try_from(f.offset).unwrap_or(0).into());
         let mut q = self.conn.prepare_cached(&sql)?;

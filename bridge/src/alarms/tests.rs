@@ -286,6 +286,19 @@ fn a_restart_restores_the_journaled_state_and_re_evaluates() {
         vec![Kind::Cleared, Kind::Raised],
         "newest first, each once"
     );
+    let forward = journal
+        .query(&Filter {
+            alarm: Some(V1.into()),
+            limit: 10,
+            oldest_first: true,
+            ..Filter::default()
+        })
+        .unwrap_or_default();
+    assert_eq!(
+        forward.iter().map(|t| t.kind).collect::<Vec<_>>(),
+        vec![Kind::Raised, Kind::Cleared],
+        "oldest first when asked"
+    );
 }
 
 #[test]

@@ -95,6 +95,7 @@ fn filter_of(q: &HistoryQuery) -> Result<Filter, ApiError> {
         kind,
         limit: q.limit.unwrap_or(100).clamp(1, 100_000),
         offset: q.offset.unwrap_or(0),
+        oldest_first: false,
     })
 }
 

@@ -5,15 +5,18 @@
 //! user and `opcua`. An action made over HTTP, SNMP or BACnet reaches OPC UA clients the same
 //! way: every committed transition becomes an event. docs/opcua.md, "Alarms & Conditions".
 
+use crate::alarms::journal::Filter;
 use crate::alarms::Actor;
 use crate::alarms::{Action, ActionError, AlarmError, AlarmState, AlarmView, Alarms, Level, Source, Transition};
+use opcua::nodes::ParsedEventFilter;
 use opcua::nodes::{Event, ObjectBuilder};
-use opcua::server::node_manager::{MethodCall, RequestContext};
-use opcua::server::SubscriptionCache;
+use opcua::server::node_manager::{HistoryNode, MethodCall, RequestContext};
+use opcua::server::{ContinuationPoint, SubscriptionCache};
 use opcua::types::event_field::EventField;
 use opcua::types::{
-    AttributeId, ByteString, DateTime, LocalizedText, MethodId, NodeId, NumericRange, ObjectId, ObjectTypeId,
-    QualifiedName, ReferenceTypeId, StatusCode, UAString, Variant,
+    AttributeId, ByteString, DateTime, HistoryEvent, HistoryEventFieldList, LocalizedText, MethodId, NodeId,
+    NumericRange, ObjectId, ObjectTypeId, QualifiedName, ReadEventDetails, ReferenceTypeId, StatusCode, UAString,
+    Variant,
 };
 use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -326,6 +329,24 @@ pub fn register_condition_id(type_tree: &mut opcua::nodes::DefaultTypeTree) {
     }
 }
 
+/// Events one HistoryReadEvents answers at most (the rest through continuation points).
+const HISTORY_EVENTS_MAX: usize = 10_000;
+
+/// Where a HistoryReadEvents left off: the next row of the same journal query.
+struct EventsCursor {
+    offset: usize,
+}
+
+/// An OPC UA time as Unix ms; `None` when null.
+fn unix_ms_of(t: &DateTime) -> Option<i64> {
+    // Ticks are 100 ns since 1601-01-01; 11,644,473,600 s separate that from 1970.
+    const UNIX_EPOCH_TICKS: i64 = 116_444_736_000_000_000;
+    match t.ticks() {
+        0 => None,
+        ticks => Some((ticks - UNIX_EPOCH_TICKS).div_euclid(10_000)),
+    }
+}
+
 /// EventIds remembered per condition: Acknowledge and AddComment name one of them.
 const EVENT_IDS_KEPT: usize = 16;
 
@@ -452,10 +473,17 @@ impl Conditions {
         }
     }
 
-    /// The event of a committed transition (its EventId is the journal's sequence number).
+    /// The event of a committed transition (its EventId is the journal's sequence number),
+    /// remembered for Acknowledge and AddComment.
     pub fn of_transition(&self, t: &Transition) -> ConditionEvent {
+        let e = self.of_journal(t);
+        self.remember(&t.alarm, e.event_id.clone());
+        e
+    }
+
+    /// The event of a journaled transition, as it was sent.
+    fn of_journal(&self, t: &Transition) -> ConditionEvent {
         let id = ByteString::from(format!("busbar-t{}", t.seq).into_bytes());
-        self.remember(&t.alarm, id.clone());
         self.event(
             id,
             &t.alarm,
@@ -661,6 +689,82 @@ impl Conditions {
         Ok(())
     }
 
+    /// HistoryReadEvents on the Server object: the journal's transitions as the condition
+    /// events they were, through the request's filter, with a continuation point when more
+    /// than `numValuesPerNode` (10,000 when 0) are in the window.
+    pub async fn history_events(&self, context: &RequestContext, details: &ReadEventDetails, node: &mut HistoryNode) {
+        let status = match self.history_events_of(context, details, node).await {
+            Ok(()) => StatusCode::Good,
+            Err(s) => s,
+        };
+        node.set_status(status);
+    }
+
+    async fn history_events_of(
+        &self,
+        context: &RequestContext,
+        details: &ReadEventDetails,
+        node: &mut HistoryNode,
+    ) -> Result<(), StatusCode> {
+        let (start, end) = (unix_ms_of(&details.start_time), unix_ms_of(&details.end_time));
+        // Part 11, 6.4.2: forward from start, backward when start is after end or only the end
+        // is given; neither bound is an error.
+        let (forward, from_ms, to_ms) = match (start, end) {
+            (None, None) => return Err(StatusCode::BadInvalidTimestampArgument),
+            (Some(s), Some(e)) if s <= e => (true, Some(s), Some(e)),
+            (Some(s), Some(e)) => (false, Some(e), Some(s.saturating_add(1))),
+            (Some(s), None) => (true, Some(s), None),
+            (None, Some(e)) => (false, None, Some(e.saturating_add(1))),
+        };
+        let offset = match node.continuation_point() {
+            Some(cp) => {
+                cp.get::<EventsCursor>()
+                    .ok_or(StatusCode::BadContinuationPointInvalid)?
+                    .offset
+            }
+            None => 0,
+        };
+        let max = match details.num_values_per_node {
+            0 => HISTORY_EVENTS_MAX,
+            n => (n as usize).min(HISTORY_EVENTS_MAX),
+        };
+        let rows = self
+            .alarms
+            .history(Filter {
+                from_ms,
+                to_ms,
+                limit: max + 1,
+                offset,
+                oldest_first: forward,
+                ..Filter::default()
+            })
+            .await
+            .map_err(|e| {
+                tracing::warn!("OPC UA HistoryReadEvents: {e}");
+                StatusCode::BadInternalError
+            })?;
+        let type_tree = context.get_type_tree_for_user();
+        let (_, filter) = ParsedEventFilter::new(details.filter.clone(), type_tree.get());
+        let filter = filter?;
+        let events: Vec<HistoryEventFieldList> = rows
+            .iter()
+            .take(max)
+            .filter_map(|t| {
+                let e = self.of_journal(t);
+                filter.evaluate(&e, 0, type_tree.get()).map(|l| HistoryEventFieldList {
+                    event_fields: l.event_fields,
+                })
+            })
+            .collect();
+        node.set_result(HistoryEvent { events: Some(events) });
+        if rows.len() > max {
+            node.set_next_continuation_point(Some(ContinuationPoint::new(Box::new(EventsCursor {
+                offset: offset + max,
+            }))));
+        }
+        Ok(())
+    }
+
     /// Committed transitions -> condition events, until the bridge stops.
     pub fn feed(
         self: Arc<Self>,
@@ -788,6 +892,15 @@ mod tests {
             field(&quiet, AlarmConditionType, &["ShelvingState", "CurrentState"]),
             Variant::from(LocalizedText::new("en", "Unshelved"))
         );
+    }
+
+    #[test]
+    fn opc_ua_times_as_unix_ms() {
+        let t = DateTime::from(opcua::types::date_time::DateTimeUtc::from(
+            std::time::UNIX_EPOCH + std::time::Duration::from_millis(1_765_000_000_123),
+        ));
+        assert_eq!(unix_ms_of(&t), Some(1_765_000_000_123));
+        assert_eq!(unix_ms_of(&DateTime::null()), None);
     }
 
     #[test]

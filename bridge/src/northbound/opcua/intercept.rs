@@ -9,8 +9,9 @@
 use super::conditions::Conditions;
 use async_trait::async_trait;
 use opcua::nodes::DefaultTypeTree;
+use opcua::nodes::{EventNotifier, NodeType};
 use opcua::server::diagnostics::NamespaceMetadata;
-use opcua::server::node_manager::memory::{CoreNodeManagerBuilder, InMemoryNodeManagerBuilder};
+use opcua::server::node_manager::memory::{CoreNodeManager, CoreNodeManagerBuilder, InMemoryNodeManagerBuilder};
 use opcua::server::node_manager::{
     AddNodeItem, AddReferenceItem, BrowseNode, BrowsePathItem, DeleteNodeItem, DeleteReferenceItem, DynNodeManager,
     ExternalReferenceRequest, HistoryNode, HistoryUpdateNode, MethodCall, MonitoredItemRef, MonitoredItemUpdateRef,
@@ -19,7 +20,7 @@ use opcua::server::node_manager::{
 };
 use opcua::server::CreateMonitoredItem;
 use opcua::types::{
-    ExpandedNodeId, MonitoringMode, NodeId, ReadAnnotationDataDetails, ReadAtTimeDetails, ReadEventDetails,
+    ExpandedNodeId, MonitoringMode, NodeId, ObjectId, ReadAnnotationDataDetails, ReadAtTimeDetails, ReadEventDetails,
     ReadProcessedDetails, ReadRawModifiedDetails, StatusCode, TimestampsToReturn,
 };
 use std::sync::{Arc, OnceLock};
@@ -50,8 +51,10 @@ impl NodeManager for CoreWithConditions {
         self.core.name()
     }
 
+    /// HistoryReadEvents on the Server goes to the node manager that says it owns them: this
+    /// one, once the conditions are in place (their history is the alarm journal).
     fn owns_server_events(&self) -> bool {
-        self.core.owns_server_events()
+        self.slot.get().is_some() || self.core.owns_server_events()
     }
 
     fn handle_new_node(&self, parent_id: &ExpandedNodeId) -> bool {
@@ -65,6 +68,13 @@ impl NodeManager for CoreWithConditions {
     async fn init(&self, type_tree: &mut DefaultTypeTree, context: ServerContext) {
         self.core.init(type_tree, context).await;
         super::conditions::register_condition_id(type_tree);
+        // The Server's event history is the alarm journal: say so in its EventNotifier.
+        if let Ok(core) = self.core.clone().into_any_arc().downcast::<CoreNodeManager>() {
+            let mut space = core.address_space().write();
+            if let Some(NodeType::Object(server)) = space.find_mut(&NodeId::from(ObjectId::Server)) {
+                server.set_event_notifier(server.event_notifier() | EventNotifier::HISTORY_READ);
+            }
+        }
     }
 
     async fn resolve_external_references(&self, context: &RequestContext, items: &mut [&mut ExternalReferenceRequest]) {
@@ -126,8 +136,21 @@ impl NodeManager for CoreWithConditions {
         nodes: &mut [&mut HistoryNode],
         timestamps_to_return: TimestampsToReturn,
     ) -> Result<(), StatusCode> {
+        let server = NodeId::from(ObjectId::Server);
+        let (ours, theirs): (Vec<&mut &mut HistoryNode>, Vec<&mut &mut HistoryNode>) = nodes
+            .iter_mut()
+            .partition(|n| self.slot.get().is_some() && *n.node_id() == server);
+        if let Some(conditions) = self.slot.get() {
+            for node in ours {
+                conditions.history_events(context, details, node).await;
+            }
+        }
+        let mut theirs: Vec<&mut HistoryNode> = theirs.into_iter().map(|n| &mut **n).collect();
+        if theirs.is_empty() {
+            return Ok(());
+        }
         self.core
-            .history_read_events(context, details, nodes, timestamps_to_return)
+            .history_read_events(context, details, &mut theirs, timestamps_to_return)
             .await
     }
 
