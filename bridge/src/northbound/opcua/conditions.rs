@@ -338,7 +338,7 @@ struct EventsCursor {
 }
 
 /// An OPC UA time as Unix ms; `None` when null.
-fn unix_ms_of(t: &DateTime) -> Option<i64> {
+pub(crate) fn unix_ms_of(t: &DateTime) -> Option<i64> {
     // Ticks are 100 ns since 1601-01-01; 11,644,473,600 s separate that from 1970.
     const UNIX_EPOCH_TICKS: i64 = 116_444_736_000_000_000;
     match t.ticks() {

@@ -1,7 +1,10 @@
-//! HistoryRead for the OPC UA server: a bounded in-memory ring of samples per point, fed by the
-//! same store notifications as the live values, served by HistoryRead (raw). The node manager is
-//! async-opcua's simple one (callbacks for writes and methods) with history added on top.
+//! HistoryRead for the OPC UA server: from the InfluxDB history when the sink is configured
+//! (`influx_history`), else from a bounded in-memory ring of samples per point, fed by the same
+//! store notifications as the live values; raw reads, with continuation points. The node
+//! manager is async-opcua's simple one (callbacks for writes and methods) with history added.
 
+use super::aggregates::{compute, Aggregate, Raw};
+use super::influx_history::{InfluxHistory, Window};
 use async_trait::async_trait;
 use opcua::server::address_space::AddressSpace;
 use opcua::server::diagnostics::NamespaceMetadata;
@@ -12,13 +15,26 @@ use opcua::server::node_manager::{
     HistoryNode, MethodCall, MonitoredItemRef, MonitoredItemUpdateRef, ParsedReadValueId, RequestContext,
     ServerContext, WriteNode,
 };
+use opcua::server::ContinuationPoint;
 use opcua::server::CreateMonitoredItem;
 use opcua::sync::RwLock;
 use opcua::types::{
-    DataValue, HistoryData, MonitoringMode, NodeId, ReadRawModifiedDetails, StatusCode, TimestampsToReturn,
+    DataValue, HistoryData, MonitoringMode, NodeId, ReadProcessedDetails, ReadRawModifiedDetails, StatusCode,
+    TimestampsToReturn,
 };
 use std::collections::{HashMap, VecDeque};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
+
+/// Values one raw HistoryRead answers per node at most (the rest through continuation points).
+const RAW_MAX: usize = 10_000;
+
+/// Where a raw read from InfluxDB left off: the source time of the last value returned.
+struct RawCursor {
+    last_ms: i64,
+}
+
+/// Set once the address space is built, when the InfluxDB history is configured (1.x API).
+pub type InfluxSlot = Arc<OnceLock<InfluxHistory>>;
 
 /// Per-node rings of past values.
 pub struct History {
@@ -50,6 +66,23 @@ impl History {
             }
             ring.push_back(v.clone());
         }
+    }
+
+    /// Values of `node` in a window (both bounds inclusive), with their source times (Unix ms).
+    pub fn window(&self, node: &NodeId, w: &Window) -> Vec<(i64, DataValue)> {
+        let rings = self.rings.lock().unwrap_or_else(|p| p.into_inner());
+        let Some(ring) = rings.get(node) else { return Vec::new() };
+        let mut out: Vec<(i64, DataValue)> = ring
+            .iter()
+            .filter_map(|v| Some((super::conditions::unix_ms_of(v.source_timestamp.as_ref()?)?, v)))
+            .filter(|(ms, _)| w.from_ms.is_none_or(|f| *ms >= f) && w.to_ms.is_none_or(|t| *ms <= t))
+            .map(|(ms, v)| (ms, v.clone()))
+            .collect();
+        if !w.forward {
+            out.reverse();
+        }
+        out.truncate(w.limit);
+        out
     }
 
     /// Values of `node` with a source time in [start, end] (either bound may be null), oldest
@@ -84,6 +117,7 @@ impl History {
 pub struct BusbarNodesBuilder {
     pub namespace: NamespaceMetadata,
     pub history: Arc<History>,
+    pub influx: InfluxSlot,
 }
 
 impl InMemoryNodeManagerImplBuilder for BusbarNodesBuilder {
@@ -93,6 +127,7 @@ impl InMemoryNodeManagerImplBuilder for BusbarNodesBuilder {
         BusbarNodes {
             simple: SimpleNodeManagerBuilder::new(self.namespace, "busbar").build(context, address_space),
             history: self.history,
+            influx: self.influx,
         }
     }
 }
@@ -101,6 +136,105 @@ impl InMemoryNodeManagerImplBuilder for BusbarNodesBuilder {
 pub struct BusbarNodes {
     pub simple: SimpleNodeManagerImpl,
     history: Arc<History>,
+    influx: InfluxSlot,
+}
+
+/// Raw values one processed read may work through per node.
+const PROCESSED_RAW_MAX: usize = 1_000_000;
+
+impl BusbarNodes {
+    /// Raw values of `node` in [from, to) and the good-or-not values bounding it, oldest first,
+    /// from InfluxDB when it holds the node, else from the rings.
+    async fn raw_for_aggregates(&self, node: &NodeId, from: i64, to: i64) -> Result<Vec<Raw>, StatusCode> {
+        let window = |from_ms, to_ms, forward, limit| Window {
+            from_ms,
+            to_ms,
+            forward,
+            limit,
+        };
+        let parts = [
+            window(None, Some(from - 1), false, 1),
+            window(Some(from), Some(to - 1), true, PROCESSED_RAW_MAX + 1),
+            window(Some(to), None, true, 1),
+        ];
+        let mut out = Vec::new();
+        for (i, w) in parts.iter().enumerate() {
+            let mut rows = match self.influx.get().filter(|h| h.has(node)) {
+                Some(influx) => influx.raw(node, w).await.map_err(|e| {
+                    tracing::warn!(node = %node, "OPC UA HistoryRead (processed): {e}");
+                    StatusCode::BadDataUnavailable
+                })?,
+                None => self.history.window(node, w),
+            };
+            if i == 1 && rows.len() > PROCESSED_RAW_MAX {
+                return Err(StatusCode::BadTooManyOperations);
+            }
+            if !w.forward {
+                rows.reverse();
+            }
+            out.extend(rows.iter().map(|(ms, v)| Raw::of(*ms, v)));
+        }
+        Ok(out)
+    }
+
+    /// A raw read of one node from InfluxDB, resuming after the continuation point if any.
+    async fn raw_from_influx(
+        &self,
+        influx: &InfluxHistory,
+        details: &ReadRawModifiedDetails,
+        node: &mut HistoryNode,
+    ) -> Result<(), StatusCode> {
+        use super::conditions::unix_ms_of;
+        let (start, end) = (unix_ms_of(&details.start_time), unix_ms_of(&details.end_time));
+        let forward = match (start, end) {
+            (Some(s), Some(e)) => s <= e,
+            (None, Some(_)) => false,
+            _ => true,
+        };
+        let (lo, hi) = match (start, end) {
+            (Some(s), Some(e)) if s > e => (Some(e), Some(s)),
+            (s, e) => (s, e),
+        };
+        let mut window = Window {
+            from_ms: lo,
+            to_ms: hi,
+            forward,
+            limit: 0,
+        };
+        if let Some(cp) = node.continuation_point() {
+            let last = cp
+                .get::<RawCursor>()
+                .ok_or(StatusCode::BadContinuationPointInvalid)?
+                .last_ms;
+            if forward {
+                window.from_ms = Some(last + 1);
+            } else {
+                window.to_ms = Some(last - 1);
+            }
+        }
+        let max = match details.num_values_per_node {
+            0 => RAW_MAX,
+            n => (n as usize).min(RAW_MAX),
+        };
+        window.limit = max + 1;
+        let mut rows = influx.raw(node.node_id(), &window).await.map_err(|e| {
+            tracing::warn!(node = %node.node_id(), "OPC UA HistoryRead: {e}");
+            StatusCode::BadDataUnavailable
+        })?;
+        let more = rows.len() > max;
+        rows.truncate(max);
+        if more {
+            if let Some((last_ms, _)) = rows.last() {
+                node.set_next_continuation_point(Some(ContinuationPoint::new(Box::new(RawCursor {
+                    last_ms: *last_ms,
+                }))));
+            }
+        }
+        node.set_result(HistoryData {
+            data_values: Some(rows.into_iter().map(|(_, v)| v).collect()),
+        });
+        Ok(())
+    }
 }
 
 #[async_trait]
@@ -171,6 +305,54 @@ impl InMemoryNodeManagerImpl for BusbarNodes {
         self.simple.call(context, address_space, methods_to_call).await
     }
 
+    async fn history_read_processed(
+        &self,
+        _context: &RequestContext,
+        details: &ReadProcessedDetails,
+        nodes: &mut [&mut &mut HistoryNode],
+        _timestamps_to_return: TimestampsToReturn,
+    ) -> Result<(), StatusCode> {
+        use super::conditions::unix_ms_of;
+        // One aggregate for every node of the request (the nodes reach us without their
+        // position in it).
+        let ids = details.aggregate_type.as_deref().unwrap_or(&[]);
+        let Some(first) = ids.first() else {
+            return Err(StatusCode::BadAggregateListMismatch);
+        };
+        if ids.iter().any(|id| id != first) {
+            return Err(StatusCode::BadAggregateListMismatch);
+        }
+        let aggregate = Aggregate::of(first).ok_or(StatusCode::BadAggregateNotSupported)?;
+        let (Some(start), Some(end)) = (unix_ms_of(&details.start_time), unix_ms_of(&details.end_time)) else {
+            return Err(StatusCode::BadInvalidTimestampArgument);
+        };
+        let (lo, hi, backward) = if start <= end {
+            (start, end, false)
+        } else {
+            (end, start, true)
+        };
+        let interval = details.processing_interval.max(0.0) as i64;
+        for node in nodes.iter_mut() {
+            let result = match self.raw_for_aggregates(node.node_id(), lo, hi).await {
+                Ok(raw) => compute(aggregate, &raw, lo, hi, interval),
+                Err(s) => Err(s),
+            };
+            match result {
+                Ok(mut values) => {
+                    if backward {
+                        values.reverse();
+                    }
+                    node.set_result(HistoryData {
+                        data_values: Some(values),
+                    });
+                    node.set_status(StatusCode::Good);
+                }
+                Err(s) => node.set_status(s),
+            }
+        }
+        Ok(())
+    }
+
     async fn history_read_raw_modified(
         &self,
         _context: &RequestContext,
@@ -182,6 +364,14 @@ impl InMemoryNodeManagerImpl for BusbarNodes {
             return Err(StatusCode::BadHistoryOperationUnsupported);
         }
         for node in nodes.iter_mut() {
+            if let Some(influx) = self.influx.get().filter(|i| i.has(node.node_id())) {
+                let status = match self.raw_from_influx(influx, details, node).await {
+                    Ok(()) => StatusCode::Good,
+                    Err(s) => s,
+                };
+                node.set_status(status);
+                continue;
+            }
             let values = self.history.raw(node.node_id(), details);
             node.set_result(HistoryData {
                 data_values: Some(values),

@@ -4,8 +4,10 @@
 //! `ns=<busbar>;s=<point id>` (`s=tanks/tank3.volume`), devices `s=<device>`, block folders
 //! `s=<device>/<block><n>`. docs/opcua.md.
 
+pub mod aggregates;
 pub mod conditions;
 pub mod history;
+pub mod influx_history;
 mod intercept;
 pub mod section;
 pub mod space;
@@ -201,7 +203,8 @@ pub async fn start(
     let host = settings.listen.ip().to_string();
     let history = History::new(settings.history_samples);
     let slot = intercept::ConditionsSlot::default();
-    let builder = server_builder(settings, &host, port, &history, &slot);
+    let influx = history::InfluxSlot::default();
+    let builder = server_builder(settings, &host, port, &history, &slot, &influx);
     let (server, handle) = builder
         .subscription_poll_interval_ms(25)
         .build()
@@ -215,6 +218,22 @@ pub async fn start(
         .ok_or_else(|| anyhow::anyhow!("OPC UA: namespace not registered"))?;
     let nodes = populate(config, &store, &nm, ns);
     attach_writes_and_methods(config, &store, &acq, &nm, ns, &nodes);
+    if let Some(sink) = &config.sinks.influxdb {
+        match influx_history::InfluxHistory::new(sink, &store, &nodes)? {
+            Some(h) => {
+                tracing::info!(
+                    "OPC UA: HistoryRead from InfluxDB at {} (database {})",
+                    sink.url,
+                    sink.database
+                );
+                let _ = influx.set(h);
+            }
+            None => tracing::info!(
+                "OPC UA: HistoryRead from memory (the InfluxDB 2.x API is not read back; rings of {} samples)",
+                settings.history_samples
+            ),
+        }
+    }
     let mut tasks = Vec::new();
     if let Some(alarms) = alarms {
         let conditions = place_conditions(config, &store, &nm, ns, alarms).await;
@@ -264,6 +283,7 @@ fn server_builder(
     port: u16,
     history: &Arc<History>,
     conditions: &intercept::ConditionsSlot,
+    influx: &history::InfluxSlot,
 ) -> ServerBuilder {
     let mut token_ids: Vec<String> = Vec::new();
     let mut builder = ServerBuilder::new()
@@ -288,6 +308,7 @@ fn server_builder(
                 ..Default::default()
             },
             history: history.clone(),
+            influx: influx.clone(),
         }));
     if settings.anonymous {
         token_ids.push(ANONYMOUS_USER_TOKEN_ID.to_owned());

@@ -27,34 +27,43 @@ pub struct Writer {
     token: Option<String>,
 }
 
+/// The HTTP client for InfluxDB (writes here, history queries of the OPC UA server).
+pub fn http_client(s: &InfluxSettings) -> anyhow::Result<reqwest::Client> {
+    let builder = || {
+        reqwest::Client::builder()
+            .timeout(s.timeout)
+            .connect_timeout(Duration::from_secs(5))
+    };
+    let base = s.url.trim_end_matches('/');
+    // TLS verifies against the system's CA certificates; a host without them (a minimal
+    // container) can still write to a plain-HTTP InfluxDB.
+    match builder().build() {
+        Ok(c) => Ok(c),
+        Err(e) if base.starts_with("http://") => {
+            tracing::debug!("history: no TLS for plain HTTP ({e})");
+            Ok(builder().tls_certs_only(Vec::new()).build()?)
+        }
+        Err(e) => anyhow::bail!(
+            "history: cannot set up TLS to {base}: {e} (the system's CA certificates are needed: install ca-certificates)"
+        ),
+    }
+}
+
+/// Percent-encoding of a query-string or form value.
+pub fn url_encode(v: &str) -> String {
+    v.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => (b as char).to_string(),
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
 impl Writer {
     pub fn new(s: &InfluxSettings) -> anyhow::Result<Writer> {
-        let builder = || {
-            reqwest::Client::builder()
-                .timeout(s.timeout)
-                .connect_timeout(Duration::from_secs(5))
-        };
+        let client = http_client(s)?;
         let base = s.url.trim_end_matches('/');
-        // TLS verifies against the system's CA certificates; a host without them (a minimal
-        // container) can still write to a plain-HTTP InfluxDB.
-        let client = match builder().build() {
-            Ok(c) => c,
-            Err(e) if base.starts_with("http://") => {
-                tracing::debug!("history: no TLS for plain HTTP ({e})");
-                builder().tls_certs_only(Vec::new()).build()?
-            }
-            Err(e) => anyhow::bail!(
-                "history: cannot set up TLS to {base}: {e} (the system's CA certificates are needed: install ca-certificates)"
-            ),
-        };
-        let enc = |v: &str| -> String {
-            v.bytes()
-                .map(|b| match b {
-                    b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => (b as char).to_string(),
-                    _ => format!("%{b:02X}"),
-                })
-                .collect()
-        };
+        let enc = url_encode;
         let url = match s.api {
             InfluxApi::V1 => {
                 let mut u = format!("{base}/write?db={}&precision=ms", enc(&s.database));
