@@ -136,6 +136,8 @@ pub struct ConditionEvent {
     pub condition_id: NodeId,
     pub source_node: NodeId,
     pub source_name: String,
+    /// The device it belongs to (its notifier).
+    pub device: String,
     pub condition_name: String,
     pub time: DateTime,
     pub receive_time: DateTime,
@@ -251,7 +253,8 @@ impl Event for ConditionEvent {
     }
 }
 
-/// RefreshStartEventType / RefreshEndEventType (Part 9, 5.11.2), around a refresh.
+/// RefreshStartEventType / RefreshEndEventType around a refresh (Part 9, 5.11.2), and
+/// RefreshRequiredEventType when transitions were missed.
 #[derive(Debug)]
 struct RefreshEvent {
     event_id: ByteString,
@@ -458,6 +461,7 @@ impl Conditions {
             condition_id: condition_node(self.ns, alarm),
             source_node,
             source_name,
+            device: device.to_string(),
             condition_name: alarm.to_string(),
             time: time_of(time),
             receive_time: DateTime::now(),
@@ -526,9 +530,8 @@ impl Conditions {
     /// The device node an event is notified on (its subscribers and the Server's get it).
     pub fn notifier_of(&self, e: &ConditionEvent) -> NodeId {
         self.devices
-            .iter()
-            .find(|(name, _)| e.source_name == **name || e.source_name.starts_with(&format!("{name}/")))
-            .map(|(_, n)| n.clone())
+            .get(&e.device)
+            .cloned()
             .unwrap_or_else(|| ObjectId::Server.into())
     }
 
@@ -785,7 +788,17 @@ impl Conditions {
                         subs.notify_events(std::iter::once((&e as &dyn Event, &node)));
                     }
                     Err(tokio::sync::broadcast::error::RecvError::Lagged(n)) => {
-                        tracing::warn!("OPC UA: {n} alarm transitions missed (clients can ConditionRefresh)");
+                        // Part 9, 5.11.4: tell the clients to refresh.
+                        tracing::warn!("OPC UA: {n} alarm transitions missed; RefreshRequired sent");
+                        let e = RefreshEvent {
+                            event_id: ByteString::from(
+                                format!("busbar-r{}", self.counter.fetch_add(1, Ordering::Relaxed)).into_bytes(),
+                            ),
+                            event_type: ObjectTypeId::RefreshRequiredEventType.into(),
+                            time: DateTime::now(),
+                        };
+                        let server = NodeId::from(ObjectId::Server);
+                        subs.notify_events(std::iter::once((&e as &dyn Event, &server)));
                     }
                     Err(tokio::sync::broadcast::error::RecvError::Closed) => break,
                 }
@@ -822,6 +835,7 @@ mod tests {
             condition_id: condition_node(2, "threshold/tanks/water"),
             source_node: NodeId::new(2, "tanks/tank1.water"),
             source_name: "tanks/tank1.water".into(),
+            device: "tanks".into(),
             condition_name: "threshold/tanks/water".into(),
             time: DateTime::now(),
             receive_time: DateTime::now(),
