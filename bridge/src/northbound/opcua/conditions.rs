@@ -553,6 +553,17 @@ impl Conditions {
         }
     }
 
+    /// A RefreshStart / RefreshEnd / RefreshRequired event with a fresh EventId.
+    fn marker(&self, event_type: ObjectTypeId) -> RefreshEvent {
+        RefreshEvent {
+            event_id: ByteString::from(
+                format!("busbar-r{}", self.counter.fetch_add(1, Ordering::Relaxed)).into_bytes(),
+            ),
+            event_type: event_type.into(),
+            time: DateTime::now(),
+        }
+    }
+
     /// The standard method ids handled here.
     pub fn handles(method: &NodeId) -> bool {
         matches!(
@@ -674,13 +685,7 @@ impl Conditions {
         }
         let server: NodeId = ObjectId::Server.into();
         for (id, node) in targets {
-            let marker = |t: ObjectTypeId| RefreshEvent {
-                event_id: ByteString::from(
-                    format!("busbar-r{}", self.counter.fetch_add(1, Ordering::Relaxed)).into_bytes(),
-                ),
-                event_type: t.into(),
-                time: DateTime::now(),
-            };
+            let marker = |t: ObjectTypeId| self.marker(t);
             sub.notify_event(&id, &marker(ObjectTypeId::RefreshStartEventType), &*type_tree);
             for e in &events {
                 if node == server || self.notifier_of(e) == node {
@@ -790,13 +795,7 @@ impl Conditions {
                     Err(tokio::sync::broadcast::error::RecvError::Lagged(n)) => {
                         // Part 9, 5.11.4: tell the clients to refresh.
                         tracing::warn!("OPC UA: {n} alarm transitions missed; RefreshRequired sent");
-                        let e = RefreshEvent {
-                            event_id: ByteString::from(
-                                format!("busbar-r{}", self.counter.fetch_add(1, Ordering::Relaxed)).into_bytes(),
-                            ),
-                            event_type: ObjectTypeId::RefreshRequiredEventType.into(),
-                            time: DateTime::now(),
-                        };
+                        let e = self.marker(ObjectTypeId::RefreshRequiredEventType);
                         let server = NodeId::from(ObjectId::Server);
                         subs.notify_events(std::iter::once((&e as &dyn Event, &server)));
                     }

@@ -143,9 +143,16 @@ pub struct BusbarNodes {
 const PROCESSED_RAW_MAX: usize = 1_000_000;
 
 impl BusbarNodes {
-    /// Raw values of `node` in [from, to) and the good-or-not values bounding it, oldest first,
-    /// from InfluxDB when it holds the node, else from the rings.
-    async fn raw_for_aggregates(&self, node: &NodeId, from: i64, to: i64) -> Result<Vec<Raw>, StatusCode> {
+    /// Raw values of `node` in [from, to) (and, with `bounds`, the values bounding it, which
+    /// only Interpolative needs), oldest first, from InfluxDB when it holds the node, else from
+    /// the rings.
+    async fn raw_for_aggregates(
+        &self,
+        node: &NodeId,
+        from: i64,
+        to: i64,
+        bounds: bool,
+    ) -> Result<Vec<Raw>, StatusCode> {
         let window = |from_ms, to_ms, forward, limit| Window {
             from_ms,
             to_ms,
@@ -159,6 +166,9 @@ impl BusbarNodes {
         ];
         let mut out = Vec::new();
         for (i, w) in parts.iter().enumerate() {
+            if i != 1 && !bounds {
+                continue;
+            }
             let mut rows = match self.influx.get().filter(|h| h.has(node)) {
                 Some(influx) => influx.raw(node, w).await.map_err(|e| {
                     tracing::warn!(node = %node, "OPC UA HistoryRead (processed): {e}");
@@ -333,7 +343,10 @@ impl InMemoryNodeManagerImpl for BusbarNodes {
         };
         let interval = details.processing_interval.max(0.0) as i64;
         for node in nodes.iter_mut() {
-            let result = match self.raw_for_aggregates(node.node_id(), lo, hi).await {
+            let result = match self
+                .raw_for_aggregates(node.node_id(), lo, hi, aggregate == Aggregate::Interpolative)
+                .await
+            {
                 Ok(raw) => compute(aggregate, &raw, lo, hi, interval),
                 Err(s) => Err(s),
             };

@@ -10,7 +10,7 @@ use crate::sinks::influxdb::writer::{http_client, url_encode};
 use crate::store::{PointIdx, PointValue, Sample, Store};
 use busbar_core::quality::Quality;
 use busbar_core::units::Unit;
-use opcua::types::{DataValue, DateTime, StatusCode};
+use opcua::types::{DataValue, DateTime};
 use std::collections::HashMap;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -219,14 +219,13 @@ fn quality_of(text: &str) -> Option<Quality> {
         .find(|q| q.as_str() == text)
 }
 
+/// A stored sample as a DataValue: the one quality mapping ([`status_of`]), stamped with its
+/// source time on both timestamps.
 fn data_value_at(sample: &Sample, time: SystemTime) -> DataValue {
-    let t = DateTime::from(opcua::types::date_time::DateTimeUtc::from(time));
+    let t = DateTime::from(super::chrono_free(time));
     DataValue {
         value: sample.value.as_ref().map(super::variant_of),
-        status: Some(match sample.quality {
-            Quality::Good => StatusCode::Good,
-            _ => status_of(sample),
-        }),
+        status: Some(status_of(sample)),
         source_timestamp: Some(t),
         server_timestamp: Some(t),
         ..Default::default()
@@ -236,6 +235,7 @@ fn data_value_at(sample: &Sample, time: SystemTime) -> DataValue {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use opcua::types::StatusCode;
 
     fn series() -> Series {
         Series {
