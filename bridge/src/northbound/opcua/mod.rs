@@ -186,6 +186,18 @@ fn chrono_free(t: std::time::SystemTime) -> opcua::types::date_time::DateTimeUtc
     opcua::types::date_time::DateTimeUtc::from(t)
 }
 
+/// How often async-opcua checks whether a subscription's publishing interval has elapsed. It
+/// restarts the interval at the tick that published, so a tick as long as the interval (25 ms)
+/// published a 25 ms subscription every 25 to 50 ms, and a change waited up to 50 ms; at 1 ms
+/// it is 25 to 26 ms. A tick that publishes nothing only looks at each subscription: against
+/// 5 ms it cost 0.1 s more CPU in 13 s of 10,000 items at 1,000 changes/s (docs/benchmarks.md).
+const SUBSCRIPTION_TICK_MS: u64 = 1;
+
+/// Notifications in one publish response: async-opcua's clients decode arrays of up to 1,000
+/// elements by default, and 1,000 number values (some 35 octets each: handle, value, status, two
+/// times) fit the 327,675-octet messages most clients accept.
+const MAX_NOTIFICATIONS_PER_PUBLISH: u64 = 1_000;
+
 /// Start the server; returns the endpoint URL and the tasks.
 pub async fn start(
     config: &Config,
@@ -206,7 +218,7 @@ pub async fn start(
     let influx = history::InfluxSlot::default();
     let builder = server_builder(settings, &host, port, &history, &slot, &influx);
     let (server, handle) = builder
-        .subscription_poll_interval_ms(25)
+        .subscription_poll_interval_ms(SUBSCRIPTION_TICK_MS)
         .build()
         .map_err(anyhow::Error::msg)?;
     let nm = handle
@@ -361,10 +373,20 @@ fn server_builder(
     {
         let limits = builder.limits_mut();
         limits.subscriptions.max_monitored_items_per_sub = settings.max_monitored_items;
-        // Values arrive pushed from the store: let clients ask for 25 ms publishing, and check
-        // subscriptions every 25 ms (async-opcua's default is 100 ms for both).
+        // Values arrive pushed from the store: let clients ask for 25 ms publishing (async-opcua's
+        // default minimum is 100 ms); subscriptions are checked every SUBSCRIPTION_TICK_MS.
         limits.subscriptions.min_publishing_interval_ms = 25.0;
         limits.subscriptions.min_sampling_interval_ms = 0.0;
+        // async-opcua puts any number of notifications in one message by default: an async-opcua
+        // client asking for no limit (0) on 10,000 items got a first publish of more than the
+        // 1,000 array elements it decodes, and closed the connection (bridge/tests/opcua.rs).
+        limits.subscriptions.max_notifications_per_publish = MAX_NOTIFICATIONS_PER_PUBLISH;
+        // ...and with messages capped, the first round of values of a full subscription must fit
+        // the queue of messages (async-opcua drops the oldest beyond 20).
+        limits.subscriptions.max_queued_notifications = settings
+            .max_monitored_items
+            .div_ceil(MAX_NOTIFICATIONS_PER_PUBLISH as usize)
+            + 20;
     }
     builder
 }
