@@ -11,6 +11,7 @@ mod bacnet;
 mod echo;
 mod influx;
 mod load;
+mod opcua_load;
 mod proc_stats;
 mod rows;
 mod serve;
@@ -52,6 +53,19 @@ pub enum Serve {
         listen: SocketAddr,
         #[arg(long)]
         ids: PathBuf,
+    },
+    /// The compiled OPC UA load client alone: subscribe to the ids in IDS (namespace NS) at
+    /// URL, measure for SECONDS, print one JSON line.
+    #[command(hide = true)]
+    LoadOpcua {
+        #[arg(long)]
+        url: String,
+        #[arg(long)]
+        ns: String,
+        #[arg(long)]
+        ids: PathBuf,
+        #[arg(long, default_value_t = 10.0)]
+        seconds: f64,
     },
     /// The bridge's BACnet/IP server over a synthetic store of about POINTS points, RATE of them
     /// changing per second.
@@ -101,6 +115,17 @@ fn main() -> anyhow::Result<()> {
                 listen,
                 ids,
             } => rt.block_on(serve::opcua_load(points, rate, listen, &ids)),
+            Serve::LoadOpcua { url, ns, ids, seconds } => rt.block_on(async {
+                // The client library's own log, on stderr, when RUST_LOG asks for it.
+                let _ = tracing_subscriber::fmt()
+                    .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+                    .with_writer(std::io::stderr)
+                    .try_init();
+                let list = opcua_load::read_ids(&ids)?;
+                let f = opcua_load::run(&url, &ns, &list, std::time::Duration::from_secs_f64(seconds)).await?;
+                println!("{}", f.json());
+                Ok(())
+            }),
             Serve::ServeBacnet { points, rate, listen } => rt.block_on(serve::bacnet_load(points, rate, listen)),
             Serve::ServeSnmp { devices, listen } => rt.block_on(serve::snmp_load(devices, listen)),
             Serve::ServeHistory { dir, lines, url, db } => match (lines, url) {

@@ -423,36 +423,65 @@ async fn northbound_load(window: Duration) -> anyhow::Result<(f64, f64, u64)> {
     Ok((rate, cpu.percent(), errors))
 }
 
-/// Run the OPC UA load client against `url` for the ids in `ids`, measuring `server` (pid).
+/// The OPC UA load clients: asyncua's (Python, the client SCADA scripts use) and async-opcua's
+/// (compiled, so that at 100k items the figures are the server's and not the client's decoding).
+#[derive(Clone, Copy)]
+enum OpcUaClient {
+    Asyncua,
+    AsyncOpcua,
+}
+
+impl OpcUaClient {
+    fn label(self) -> &'static str {
+        match self {
+            OpcUaClient::Asyncua => "asyncua 2.1 client",
+            OpcUaClient::AsyncOpcua => "async-opcua 0.19 client",
+        }
+    }
+}
+
+/// One OPC UA measurement: `client` subscribes to the ids in `ids` at `url` for `window`,
+/// measuring `server` (pid). Returns (figures as JSON, server CPU %, server RSS MiB).
 async fn opcua_client(
+    client: OpcUaClient,
     url: &str,
     ns: &str,
     ids: &Path,
     window: Duration,
     server: u32,
 ) -> anyhow::Result<(Value, f64, f64)> {
-    let python = std::env::var("BUSBAR_PYTHON").unwrap_or_else(|_| "python3".into());
     let cpu = CpuWindow::start(server);
-    let out = tokio::process::Command::new(&python)
-        .arg(repo_root().join("bench/peers/opcua_client.py"))
-        .arg(url)
-        .arg(ns)
-        .arg(ids)
-        .arg(window.as_secs_f64().to_string())
-        .stderr(Stdio::null())
-        .output()
-        .await
-        .context("run the OPC UA client (pip install asyncua)")?;
+    let v = match client {
+        OpcUaClient::Asyncua => {
+            let python = std::env::var("BUSBAR_PYTHON").unwrap_or_else(|_| "python3".into());
+            let out = tokio::process::Command::new(&python)
+                .arg(repo_root().join("bench/peers/opcua_client.py"))
+                .arg(url)
+                .arg(ns)
+                .arg(ids)
+                .arg(window.as_secs_f64().to_string())
+                .stderr(Stdio::null())
+                .output()
+                .await
+                .context("run the OPC UA client (pip install asyncua)")?;
+            let text = String::from_utf8_lossy(&out.stdout);
+            let line = text.lines().last().unwrap_or("{}");
+            serde_json::from_str(line).unwrap_or(Value::Null)
+        }
+        OpcUaClient::AsyncOpcua => {
+            let list = crate::opcua_load::read_ids(ids)?;
+            crate::opcua_load::run(url, ns, &list, window).await?.json()
+        }
+    };
     let used = cpu.percent();
     let rss = rss_mib(server).unwrap_or(f64::NAN);
-    let text = String::from_utf8_lossy(&out.stdout);
-    let line = text.lines().last().unwrap_or("{}");
-    Ok((serde_json::from_str(line).unwrap_or(Value::Null), used, rss))
+    Ok((v, used, rss))
 }
 
-fn opcua_row(who: &str, items: usize, rate: usize, v: &Value, cpu: f64, rss: f64) -> String {
+fn opcua_row(who: &str, client: OpcUaClient, items: usize, rate: usize, v: &Value, cpu: f64, rss: f64) -> String {
     format!(
-        "| opcua: {who}, {items} monitored items, {rate} changes/s | {:.0} notifications/s, latency p50 {:.0} ms, p99 {:.0} ms | {cpu:.0} % CPU (server, whole window incl. setup), {rss:.0} MiB RSS | subscribe took {:.1} s; target 100k items p99 < 100 ms |",
+        "| opcua: {who}, {items} monitored items, {rate} changes/s, {} | {:.0} notifications/s, latency p50 {:.0} ms, p99 {:.0} ms | {cpu:.0} % CPU (server, whole window incl. setup), {rss:.0} MiB RSS | subscribe took {:.1} s; target 100k items p99 < 100 ms, subscribe < 3 s, < 300 MiB |",
+        client.label(),
         v["notifications_per_s"].as_f64().unwrap_or(f64::NAN),
         v["p50_ms"].as_f64().unwrap_or(f64::NAN),
         v["p99_ms"].as_f64().unwrap_or(f64::NAN),
@@ -460,57 +489,42 @@ fn opcua_row(who: &str, items: usize, rate: usize, v: &Value, cpu: f64, rss: f64
     )
 }
 
-async fn opcua_rows(window: Duration, quick: bool) -> anyhow::Result<Vec<String>> {
-    let mut rows = Vec::new();
-    let dir = std::env::temp_dir().join(format!("busbar-bench-{}", std::process::id()));
-    std::fs::create_dir_all(&dir)?;
-    let sizes: &[(usize, usize)] = if quick {
-        &[(10_000, 1_000)]
-    } else {
-        &[(10_000, 1_000), (100_000, 10_000)]
-    };
-    for &(items, rate) in sizes {
-        let port = free_port()?;
-        let ids = dir.join(format!("busbar-ids-{items}.txt"));
-        let server = Proc(
-            Command::new(std::env::current_exe()?)
-                .args([
-                    "serve-opcua",
-                    "--points",
-                    &items.to_string(),
-                    "--rate",
-                    &rate.to_string(),
-                ])
-                .args(["--listen", &format!("127.0.0.1:{port}")])
-                .arg("--ids")
-                .arg(&ids)
-                .env("BUSBAR_LOG", "warn")
-                .stdout(Stdio::null())
-                .stderr(Stdio::null())
-                .spawn()
-                .context("start busbar-bench serve-opcua")?,
-        );
-        wait_port(port).await?;
-        let (v, cpu, rss) = opcua_client(
-            &format!("opc.tcp://127.0.0.1:{port}/"),
-            "urn:busbar:site",
-            &ids,
-            window,
-            server.0.id(),
-        )
-        .await?;
-        rows.push(opcua_row("busbar", items, rate, &v, cpu, rss));
-    }
-    // asyncua's own server with the same 10k load (building 100k nodes in Python takes minutes).
-    let python = std::env::var("BUSBAR_PYTHON").unwrap_or_else(|_| "python3".into());
-    let (items, rate) = (10_000, 1_000);
+/// Start `busbar-bench serve-opcua` with `items` points changing `rate` per second; returns
+/// the process and its URL (the ids are written to `ids`).
+async fn start_busbar_opcua(items: usize, rate: usize, ids: &Path) -> anyhow::Result<(Proc, String)> {
     let port = free_port()?;
-    let ids = dir.join("peer-ids.txt");
+    let server = Proc(
+        Command::new(std::env::current_exe()?)
+            .args([
+                "serve-opcua",
+                "--points",
+                &items.to_string(),
+                "--rate",
+                &rate.to_string(),
+            ])
+            .args(["--listen", &format!("127.0.0.1:{port}")])
+            .arg("--ids")
+            .arg(ids)
+            .env("BUSBAR_LOG", "warn")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .context("start busbar-bench serve-opcua")?,
+    );
+    wait_port(port).await?;
+    Ok((server, format!("opc.tcp://127.0.0.1:{port}/")))
+}
+
+/// Start asyncua's own server (bench/peers/opcua_server.py) with the same load.
+async fn start_asyncua_opcua(items: usize, rate: usize, ids: &Path) -> anyhow::Result<(Proc, String)> {
+    let python = std::env::var("BUSBAR_PYTHON").unwrap_or_else(|_| "python3".into());
+    let port = free_port()?;
+    let _ = std::fs::remove_file(ids);
     let peer = Proc(
         Command::new(&python)
             .arg(repo_root().join("bench/peers/opcua_server.py"))
             .args([port.to_string(), items.to_string(), rate.to_string()])
-            .arg(&ids)
+            .arg(ids)
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
@@ -522,15 +536,36 @@ async fn opcua_rows(window: Duration, quick: bool) -> anyhow::Result<Vec<String>
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    let (v, cpu, rss) = opcua_client(
-        &format!("opc.tcp://127.0.0.1:{port}/"),
-        "urn:bench:peer",
-        &ids,
-        window,
-        peer.0.id(),
-    )
-    .await?;
-    rows.push(opcua_row("asyncua 2.1 server", items, rate, &v, cpu, rss));
+    Ok((peer, format!("opc.tcp://127.0.0.1:{port}/")))
+}
+
+async fn opcua_rows(window: Duration, quick: bool) -> anyhow::Result<Vec<String>> {
+    let mut rows = Vec::new();
+    let dir = std::env::temp_dir().join(format!("busbar-bench-{}", std::process::id()));
+    std::fs::create_dir_all(&dir)?;
+    let sizes: &[(usize, usize)] = if quick {
+        &[(10_000, 1_000)]
+    } else {
+        &[(10_000, 1_000), (100_000, 10_000)]
+    };
+    let clients = [OpcUaClient::AsyncOpcua, OpcUaClient::Asyncua];
+    // A fresh server for every client, so that no run inherits another's memory or items.
+    for &(items, rate) in sizes {
+        for client in clients {
+            let ids = dir.join(format!("busbar-ids-{items}.txt"));
+            let (server, url) = start_busbar_opcua(items, rate, &ids).await?;
+            let (v, cpu, rss) = opcua_client(client, &url, "urn:busbar:site", &ids, window, server.0.id()).await?;
+            rows.push(opcua_row("busbar", client, items, rate, &v, cpu, rss));
+        }
+    }
+    // asyncua's own server with the 10k load (building 100k nodes in Python takes minutes).
+    let (items, rate) = (10_000, 1_000);
+    for client in clients {
+        let ids = dir.join("peer-ids.txt");
+        let (peer, url) = start_asyncua_opcua(items, rate, &ids).await?;
+        let (v, cpu, rss) = opcua_client(client, &url, "urn:bench:peer", &ids, window, peer.0.id()).await?;
+        rows.push(opcua_row("asyncua 2.1 server", client, items, rate, &v, cpu, rss));
+    }
     Ok(rows)
 }
 
