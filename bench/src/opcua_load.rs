@@ -8,7 +8,7 @@ use opcua::client::{ClientBuilder, DataChangeCallback, IdentityToken, Session};
 use opcua::crypto::SecurityPolicy;
 use opcua::types::{
     DateTime, EndpointDescription, MessageSecurityMode, MonitoredItemCreateRequest, MonitoringMode,
-    MonitoringParameters, NodeId, ReadValueId, TimestampsToReturn, UserTokenPolicy, Variant,
+    MonitoringParameters, NodeId, ReadValueId, TimestampsToReturn, UserTokenPolicy,
 };
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -91,7 +91,9 @@ pub async fn run(url: &str, ns_uri: &str, ids: &[String], window: Duration) -> a
 }
 
 async fn measure(session: &Session, ns_uri: &str, ids: &[String], window: Duration) -> anyhow::Result<Figures> {
-    let ns = namespace(session, ns_uri).await?;
+    let ns = busbar_sim::qa::probe::opcua_namespace(session, ns_uri)
+        .await
+        .map_err(anyhow::Error::msg)?;
     let arrivals = Arc::new(Mutex::new(Arrivals::default()));
     let sink = arrivals.clone();
     let callback = DataChangeCallback::new(move |dv, _item| {
@@ -166,20 +168,4 @@ fn set_measuring(arrivals: &Mutex<Arrivals>, on: bool) {
     if let Ok(mut a) = arrivals.lock() {
         a.measuring = on;
     }
-}
-
-/// The index of namespace `uri` in the server's NamespaceArray.
-async fn namespace(session: &Session, uri: &str) -> anyhow::Result<u16> {
-    let array = NodeId::new(0, opcua::types::VariableId::Server_NamespaceArray as u32);
-    let values = session
-        .read(&[ReadValueId::from(array)], TimestampsToReturn::Neither, 0.0)
-        .await?;
-    let uris = match values.into_iter().next().and_then(|dv| dv.value) {
-        Some(Variant::Array(a)) => a.values,
-        _ => anyhow::bail!("the server has no namespace array"),
-    };
-    uris.iter()
-        .position(|v| matches!(v, Variant::String(s) if s.as_ref() == uri))
-        .and_then(|i| u16::try_from(i).ok())
-        .ok_or_else(|| anyhow::anyhow!("the server has no namespace `{uri}`"))
 }

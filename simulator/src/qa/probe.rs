@@ -308,7 +308,7 @@ async fn opcua_connect(url: &str) -> Result<OpcUaSession, String> {
 }
 
 /// The index of namespace `uri` in the server's NamespaceArray.
-async fn opcua_namespace(session: &Session, uri: &str) -> Result<u16, String> {
+pub async fn opcua_namespace(session: &Session, uri: &str) -> Result<u16, String> {
     let array = NodeId::new(0, opcua::types::VariableId::Server_NamespaceArray as u32);
     let values = session
         .read(&[ReadValueId::from(array)], TimestampsToReturn::Neither, 0.0)
