@@ -4,7 +4,10 @@ device goes silent, writes reaching the simulated device, and a secure session w
 
 import asyncio
 import datetime
+import re
+import subprocess
 import time
+import xml.etree.ElementTree as ET
 import urllib.request
 from pathlib import Path
 
@@ -13,6 +16,8 @@ from asyncua import Client, ua
 from asyncua.crypto.cert_gen import setup_self_signed_certificate
 from asyncua.crypto.security_policies import SecurityPolicyBasic256Sha256
 from cryptography.x509.oid import ExtendedKeyUsageOID
+
+from conftest import ROOT, find_binary
 
 NS = "urn:busbar:site"
 
@@ -56,6 +61,99 @@ def test_browse_read_units_and_status(demo):
             tank3 = await c.nodes.objects.get_child([f"{ns}:Busbar", f"{ns}:station-nord", f"{ns}:tanks", f"{ns}:Tank 3"])
             children = await tank3.get_children()
             assert "volume" in [(await ch.read_browse_name()).Name for ch in children]
+
+    run(go())
+
+
+def exported_nodes():
+    """`busbar export nodeset` of the demo site: string id -> (browse name, parent, type definition)."""
+    out = subprocess.run([find_binary("busbar"), "export", "nodeset"], cwd=ROOT, capture_output=True, text=True,
+                         check=True)
+    ua_ns = "{http://opcfoundation.org/UA/2011/03/UANodeSet.xsd}"
+    bare = lambda nid: nid.split(";s=", 1)[1] if ";s=" in nid else nid  # noqa: E731
+    nodes = {}
+    for el in ET.fromstring(out.stdout):
+        if el.tag not in (ua_ns + "UAObject", ua_ns + "UAVariable", ua_ns + "UAMethod"):
+            continue
+        typedef = None
+        for ref in el.iter(ua_ns + "Reference"):
+            if ref.get("ReferenceType") == "HasTypeDefinition":
+                typedef = ref.text
+        browse = re.sub(r"^\d+:", "", el.get("BrowseName"))
+        nodes[bare(el.get("NodeId"))] = (browse, bare(el.get("ParentNodeId")), typedef)
+    return nodes
+
+
+async def browse_forward(c, nid, page):
+    """Every hierarchical forward reference of `nid`, asked `page` at a time through BrowseNext."""
+    desc = ua.BrowseDescription()
+    desc.NodeId = nid
+    desc.BrowseDirection = ua.BrowseDirection.Forward
+    desc.ReferenceTypeId = ua.NodeId(ua.ObjectIds.HierarchicalReferences)
+    desc.IncludeSubtypes = True
+    desc.NodeClassMask = 0
+    desc.ResultMask = ua.BrowseResultMask.All
+    params = ua.BrowseParameters()
+    params.View = ua.ViewDescription()
+    params.View.Timestamp = ua.get_win_epoch()
+    params.RequestedMaxReferencesPerNode = page
+    params.NodesToBrowse = [desc]
+    [result] = await c.uaclient.browse(params)
+    assert result.StatusCode.is_good(), (nid, result.StatusCode)
+    refs = list(result.References or [])
+    cp = result.ContinuationPoint
+    while cp:
+        assert len(result.References or []) <= page
+        nxt = ua.BrowseNextParameters()
+        nxt.ReleaseContinuationPoints = False
+        nxt.ContinuationPoints = [cp]
+        [result] = await c.uaclient.browse_next(nxt)
+        refs += list(result.References or [])
+        cp = result.ContinuationPoint
+    return refs
+
+
+def test_the_served_address_space_is_the_exported_nodeset(demo):
+    """Walking the live server from the Busbar folder, three references per Browse/BrowseNext,
+    finds every node the exported nodeset describes, under its parent, with its browse name and
+    type definition, and no other node of ours but the alarm conditions; a point's parent and
+    its device's event sources are browsed back."""
+    expected = exported_nodes()
+    demo.wait_good("main_meter/v1")
+
+    async def go():
+        async with Client(demo.opcua) as c:
+            ns = await c.get_namespace_index(NS)
+            seen, parents, sources = {}, {}, {}
+            queue = ["Busbar"]
+            while queue:
+                here = queue.pop()
+                for ref in await browse_forward(c, ua.NodeId(here, ns), page=3):
+                    nid = ref.NodeId
+                    if nid.NamespaceIndex != ns or str(nid.Identifier).startswith("alarm:"):
+                        continue
+                    if ref.ReferenceTypeId == ua.NodeId(ua.ObjectIds.HasEventSource):
+                        sources.setdefault(here, set()).add(nid.Identifier)
+                        continue
+                    parents.setdefault(nid.Identifier, set()).add(here)
+                    if nid.Identifier not in seen:
+                        typedef = ref.TypeDefinition.to_string() if not ref.TypeDefinition.is_null() else None
+                        seen[nid.Identifier] = (ref.BrowseName.Name, typedef)
+                        queue.append(nid.Identifier)
+            want = {k: v for k, v in expected.items() if k != "Busbar"}
+            assert set(seen) == set(want), (set(want) - set(seen), set(seen) - set(want))
+            for nid, (browse, parent, typedef) in want.items():
+                assert parents[nid] == {parent}, nid
+                assert seen[nid][0] == browse, nid
+                if typedef is not None:
+                    assert seen[nid][1] == typedef, (nid, seen[nid][1], typedef)
+            # Inverse: the point names its folder.
+            parent = await c.get_node(ua.NodeId("tanks/tank3.volume", ns)).get_parent()
+            assert (await parent.read_browse_name()).Name == "Tank 3"
+            # The demo's alarms make points event sources of their device.
+            assert sources, "no HasEventSource reference from any device"
+            for device, points in sources.items():
+                assert all(p.startswith(device + "/") for p in points), (device, points)
 
     run(go())
 

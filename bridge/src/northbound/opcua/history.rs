@@ -1,27 +1,13 @@
-//! HistoryRead for the OPC UA server: from the InfluxDB history when the sink is configured
-//! (`influx_history`), else from a bounded in-memory ring of samples per point, fed by the same
-//! store notifications as the live values; raw reads, with continuation points. The node
-//! manager is async-opcua's simple one (callbacks for writes and methods) with history added.
+//! HistoryRead of point values for the OPC UA server: from the InfluxDB history when the sink
+//! is configured (`influx_history`), else from a bounded in-memory ring of samples per point,
+//! fed by the same store notifications as the live values; raw reads with continuation points,
+//! and processed ones (`aggregates`). `points::PointNodes` routes the reads here.
 
 use super::aggregates::{compute, Aggregate, Raw};
 use super::influx_history::{InfluxHistory, Window};
-use async_trait::async_trait;
-use opcua::server::address_space::AddressSpace;
-use opcua::server::diagnostics::NamespaceMetadata;
-use opcua::server::node_manager::memory::{
-    InMemoryNodeManagerImpl, InMemoryNodeManagerImplBuilder, SimpleNodeManagerBuilder, SimpleNodeManagerImpl,
-};
-use opcua::server::node_manager::{
-    HistoryNode, MethodCall, MonitoredItemRef, MonitoredItemUpdateRef, ParsedReadValueId, RequestContext,
-    ServerContext, WriteNode,
-};
+use opcua::server::node_manager::HistoryNode;
 use opcua::server::ContinuationPoint;
-use opcua::server::CreateMonitoredItem;
-use opcua::sync::RwLock;
-use opcua::types::{
-    DataValue, HistoryData, MonitoringMode, NodeId, ReadProcessedDetails, ReadRawModifiedDetails, StatusCode,
-    TimestampsToReturn,
-};
+use opcua::types::{DataValue, HistoryData, NodeId, ReadProcessedDetails, ReadRawModifiedDetails, StatusCode};
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex, OnceLock};
 
@@ -113,28 +99,8 @@ impl History {
     }
 }
 
-/// Builds [BusbarNodes].
-pub struct BusbarNodesBuilder {
-    pub namespace: NamespaceMetadata,
-    pub history: Arc<History>,
-    pub influx: InfluxSlot,
-}
-
-impl InMemoryNodeManagerImplBuilder for BusbarNodesBuilder {
-    type Impl = BusbarNodes;
-
-    fn build(self, context: ServerContext, address_space: &mut AddressSpace) -> BusbarNodes {
-        BusbarNodes {
-            simple: SimpleNodeManagerBuilder::new(self.namespace, "busbar").build(context, address_space),
-            history: self.history,
-            influx: self.influx,
-        }
-    }
-}
-
-/// The simple node manager plus HistoryRead.
-pub struct BusbarNodes {
-    pub simple: SimpleNodeManagerImpl,
+/// HistoryRead of point values: from InfluxDB when it holds the point, else from the rings.
+pub struct PointHistory {
     history: Arc<History>,
     influx: InfluxSlot,
 }
@@ -142,7 +108,11 @@ pub struct BusbarNodes {
 /// Raw values one processed read may work through per node.
 const PROCESSED_RAW_MAX: usize = 1_000_000;
 
-impl BusbarNodes {
+impl PointHistory {
+    pub fn new(history: Arc<History>, influx: InfluxSlot) -> PointHistory {
+        PointHistory { history, influx }
+    }
+
     /// Raw values of `node` in [from, to) (and, with `bounds`, the values bounding it, which
     /// only Interpolative needs), oldest first, from InfluxDB when it holds the node, else from
     /// the rings.
@@ -247,80 +217,12 @@ impl BusbarNodes {
     }
 }
 
-#[async_trait]
-impl InMemoryNodeManagerImpl for BusbarNodes {
-    async fn init(&self, address_space: &mut AddressSpace, context: ServerContext) {
-        self.simple.init(address_space, context).await
-    }
-
-    fn name(&self) -> &str {
-        self.simple.name()
-    }
-
-    fn namespaces(&self) -> Vec<NamespaceMetadata> {
-        self.simple.namespaces()
-    }
-
-    async fn read_values(
+impl PointHistory {
+    /// HistoryRead processed (Average, Minimum, Maximum, Count, Interpolative).
+    pub async fn read_processed(
         &self,
-        context: &RequestContext,
-        address_space: &RwLock<AddressSpace>,
-        nodes: &[&ParsedReadValueId],
-        max_age: f64,
-        timestamps_to_return: TimestampsToReturn,
-    ) -> Vec<DataValue> {
-        self.simple
-            .read_values(context, address_space, nodes, max_age, timestamps_to_return)
-            .await
-    }
-
-    async fn create_value_monitored_items(
-        &self,
-        context: &RequestContext,
-        address_space: &RwLock<AddressSpace>,
-        items: &mut [&mut &mut CreateMonitoredItem],
-    ) {
-        self.simple
-            .create_value_monitored_items(context, address_space, items)
-            .await
-    }
-
-    async fn set_monitoring_mode(&self, context: &RequestContext, mode: MonitoringMode, items: &[&MonitoredItemRef]) {
-        self.simple.set_monitoring_mode(context, mode, items).await
-    }
-
-    async fn modify_monitored_items(&self, context: &RequestContext, items: &[&MonitoredItemUpdateRef]) {
-        self.simple.modify_monitored_items(context, items).await
-    }
-
-    async fn delete_monitored_items(&self, context: &RequestContext, items: &[&MonitoredItemRef]) {
-        self.simple.delete_monitored_items(context, items).await
-    }
-
-    async fn write(
-        &self,
-        context: &RequestContext,
-        address_space: &RwLock<AddressSpace>,
-        nodes_to_write: &mut [&mut WriteNode],
-    ) -> Result<(), StatusCode> {
-        self.simple.write(context, address_space, nodes_to_write).await
-    }
-
-    async fn call(
-        &self,
-        context: &RequestContext,
-        address_space: &RwLock<AddressSpace>,
-        methods_to_call: &mut [&mut &mut MethodCall],
-    ) -> Result<(), StatusCode> {
-        self.simple.call(context, address_space, methods_to_call).await
-    }
-
-    async fn history_read_processed(
-        &self,
-        _context: &RequestContext,
         details: &ReadProcessedDetails,
         nodes: &mut [&mut &mut HistoryNode],
-        _timestamps_to_return: TimestampsToReturn,
     ) -> Result<(), StatusCode> {
         use super::conditions::unix_ms_of;
         // One aggregate for every node of the request (the nodes reach us without their
@@ -366,12 +268,11 @@ impl InMemoryNodeManagerImpl for BusbarNodes {
         Ok(())
     }
 
-    async fn history_read_raw_modified(
+    /// HistoryRead raw, with continuation points.
+    pub async fn read_raw(
         &self,
-        _context: &RequestContext,
         details: &ReadRawModifiedDetails,
         nodes: &mut [&mut &mut HistoryNode],
-        _timestamps_to_return: TimestampsToReturn,
     ) -> Result<(), StatusCode> {
         if details.is_read_modified {
             return Err(StatusCode::BadHistoryOperationUnsupported);

@@ -9,6 +9,7 @@ pub mod conditions;
 pub mod history;
 pub mod influx_history;
 mod intercept;
+mod points;
 pub mod section;
 pub mod space;
 
@@ -21,21 +22,21 @@ use crate::store::{Notice, PointIdx, PointValue, Sample, Store};
 use busbar_core::profile::Kind;
 use busbar_core::quality::Quality;
 use busbar_core::units::Unit;
-use history::{BusbarNodes, BusbarNodesBuilder, History};
+use history::{History, PointHistory};
+use points::PointNodes;
 use opcua::crypto::SecurityPolicy;
 use opcua::nodes::AccessLevel;
-use opcua::nodes::{MethodBuilder, VariableBuilder};
+use opcua::nodes::MethodBuilder;
 use opcua::server::authenticator::{AuthManager, CoreServerPermissions, DefaultAuthenticator, Password, UserToken};
 use opcua::server::diagnostics::NamespaceMetadata;
-use opcua::server::node_manager::memory::{InMemoryNodeManager, InMemoryNodeManagerBuilder};
+use opcua::server::node_manager::memory::{simple_node_manager, SimpleNodeManager};
 use opcua::server::{ServerBuilder, ServerEndpoint, ServerUserToken, ANONYMOUS_USER_TOKEN_ID};
 use opcua::types::UserTokenPolicy;
 use opcua::types::{
-    Argument, DataTypeId, DataValue, DateTime, EUInformation, EnumValueType, ExtensionObject, LocalizedText,
-    MessageSecurityMode, NodeId, ObjectId, QualifiedName, Range, StatusCode, UAString, VariableTypeId, Variant,
-    VariantScalarTypeId,
+    Argument, DataTypeId, DataValue, DateTime, EUInformation, LocalizedText, MessageSecurityMode, NodeId, ObjectId,
+    QualifiedName, StatusCode, UAString, VariableTypeId, Variant,
 };
-use space::{describe, Class, Parent, PropValue, VarType};
+use space::{describe_frame, Class, Parent};
 use std::collections::HashMap;
 use std::sync::Arc;
 use tokio::sync::watch;
@@ -216,20 +217,31 @@ pub async fn start(
     let history = History::new(settings.history_samples);
     let slot = intercept::ConditionsSlot::default();
     let influx = history::InfluxSlot::default();
-    let builder = server_builder(settings, &host, port, &history, &slot, &influx);
+    let points = PointNodes::builder(
+        config.clone(),
+        store.clone(),
+        acq.clone(),
+        PointHistory::new(history.clone(), influx.clone()),
+    );
+    let builder = server_builder(settings, &host, port, &slot, points);
     let (server, handle) = builder
         .subscription_poll_interval_ms(SUBSCRIPTION_TICK_MS)
         .build()
         .map_err(anyhow::Error::msg)?;
     let nm = handle
         .node_managers()
-        .get_of_type::<InMemoryNodeManager<BusbarNodes>>()
+        .get_of_type::<SimpleNodeManager>()
         .ok_or_else(|| anyhow::anyhow!("OPC UA: the Busbar node manager is missing"))?;
+    let point_nodes = handle
+        .node_managers()
+        .get_of_type::<PointNodes>()
+        .ok_or_else(|| anyhow::anyhow!("OPC UA: the point node manager is missing"))?;
     let ns = handle
         .get_namespace_index(NAMESPACE_URI)
         .ok_or_else(|| anyhow::anyhow!("OPC UA: namespace not registered"))?;
-    let nodes = populate(config, &store, &nm, ns);
-    attach_writes_and_methods(config, &store, &acq, &nm, ns, &nodes);
+    populate(config, &store, &nm, ns);
+    attach_methods(config, &store, &acq, &nm, ns);
+    let nodes = point_nodes.nodes();
     if let Some(sink) = &config.sinks.influxdb {
         match influx_history::InfluxHistory::new(sink, &store, &nodes)? {
             Some(h) => {
@@ -248,7 +260,7 @@ pub async fn start(
     }
     let mut tasks = Vec::new();
     if let Some(alarms) = alarms {
-        let conditions = place_conditions(config, &store, &nm, ns, alarms).await;
+        let conditions = place_conditions(config, &store, &nm, &point_nodes, ns, alarms).await;
         tasks.push(
             conditions
                 .clone()
@@ -269,7 +281,6 @@ pub async fn start(
     let changes = store.subscribe();
     let feeder = Arc::new(Feeder {
         store: store.clone(),
-        nm: nm.clone(),
         subs: subs.clone(),
         nodes,
         history: history.clone(),
@@ -293,9 +304,8 @@ fn server_builder(
     settings: &OpcUaSettings,
     host: &str,
     port: u16,
-    history: &Arc<History>,
     conditions: &intercept::ConditionsSlot,
-    influx: &history::InfluxSlot,
+    points: impl opcua::server::node_manager::NodeManagerBuilder + 'static,
 ) -> ServerBuilder {
     let mut token_ids: Vec<String> = Vec::new();
     let mut builder = ServerBuilder::new()
@@ -314,14 +324,15 @@ fn server_builder(
         .host(host.to_string())
         .port(port)
         .discovery_urls(vec!["/".to_owned()])
-        .with_node_manager(InMemoryNodeManagerBuilder::new(BusbarNodesBuilder {
-            namespace: NamespaceMetadata {
+        // The points first: they answer for their nodes, the in-memory space for the rest.
+        .with_node_manager(points)
+        .with_node_manager(simple_node_manager(
+            NamespaceMetadata {
                 namespace_uri: NAMESPACE_URI.to_owned(),
                 ..Default::default()
             },
-            history: history.clone(),
-            influx: influx.clone(),
-        }));
+            "busbar",
+        ));
     if settings.anonymous {
         token_ids.push(ANONYMOUS_USER_TOKEN_ID.to_owned());
     }
@@ -397,7 +408,8 @@ fn server_builder(
 async fn place_conditions(
     config: &Config,
     store: &Store,
-    nm: &InMemoryNodeManager<BusbarNodes>,
+    nm: &SimpleNodeManager,
+    point_nodes: &PointNodes,
     ns: u16,
     alarms: Arc<Alarms>,
 ) -> Arc<conditions::Conditions> {
@@ -430,47 +442,36 @@ async fn place_conditions(
         }
         space.insert_reference(&site, device, ReferenceTypeId::HasNotifier);
     }
+    // device -HasEventSource-> point: the points are the other node manager's to browse.
+    let mut sources: HashMap<String, Vec<PointIdx>> = HashMap::new();
     for v in &views {
-        if let (Some(device), Some(point)) = (devices.get(&v.device), points.get(&(v.device.clone(), v.point.clone())))
-        {
-            space.insert_reference(device, point, ReferenceTypeId::HasEventSource);
+        let source = points
+            .get(&(v.device.clone(), v.point.clone()))
+            .and_then(|node| match &node.identifier {
+                opcua::types::Identifier::String(id) => store.find(id.as_ref()),
+                _ => None,
+            });
+        if let Some(p) = source {
+            let list = sources.entry(v.device.clone()).or_default();
+            if !list.contains(&p) {
+                list.push(p);
+            }
         }
     }
+    point_nodes.set_event_sources(sources);
     conditions.place(&mut space, &views);
     tracing::info!("OPC UA: {} alarms as conditions", views.len());
     conditions
 }
 
-/// Writes to writable point variables and device method calls go to the devices.
-fn attach_writes_and_methods(
-    config: &Config,
-    store: &Store,
-    acq: &Acquisition,
-    nm: &Arc<InMemoryNodeManager<BusbarNodes>>,
-    ns: u16,
-    nodes: &HashMap<PointIdx, NodeId>,
-) {
-    // Writes go to the devices.
-    for (&p, node) in nodes {
-        if !store.meta(p).is_some_and(|m| m.writable) {
-            continue;
-        }
-        let acq = acq.clone();
-        nm.inner()
-            .simple
-            .add_write_callback(node.clone(), move |value, _range| {
-                let Some(v) = value.value.as_ref().and_then(as_f64) else {
-                    return StatusCode::BadTypeMismatch;
-                };
-                status_of_outcome(&write_blocking(&acq, p, v))
-            });
-    }
+/// Device method calls go to the devices (point writes: `points::PointNodes`).
+fn attach_methods(config: &Config, store: &Store, acq: &Acquisition, nm: &Arc<SimpleNodeManager>, ns: u16) {
     // Device commands: the method nodes exist (populate), attach their callbacks.
     for d in 0..config.devices.len() {
         for m in methods_of(config, store, d) {
             let id = NodeId::new(ns, format!("{}#{}", config.devices[d].name, m.name));
             let (acq, point, fixed) = (acq.clone(), m.point, m.fixed);
-            nm.inner().simple.add_method_callback(id, move |args: &[Variant]| {
+            nm.inner().add_method_callback(id, move |args: &[Variant]| {
                 let value = match (fixed, args) {
                     (Some(v), []) => v,
                     (None, [a]) => as_f64(a).ok_or(StatusCode::BadInvalidArgument)?,
@@ -489,7 +490,7 @@ fn attach_writes_and_methods(
 fn device_properties(
     config: &Config,
     store: Arc<Store>,
-    nm: Arc<InMemoryNodeManager<BusbarNodes>>,
+    nm: Arc<SimpleNodeManager>,
     subs: Arc<opcua::server::SubscriptionCache>,
     ns: u16,
     mut shutdown: watch::Receiver<bool>,
@@ -570,10 +571,9 @@ fn feed_changes(
     })
 }
 
-/// Pushes store samples into the address space (which notifies subscriptions) and the history.
+/// Pushes store samples to the subscriptions and the history.
 struct Feeder {
     store: Arc<Store>,
-    nm: Arc<InMemoryNodeManager<BusbarNodes>>,
     subs: Arc<opcua::server::SubscriptionCache>,
     nodes: HashMap<PointIdx, NodeId>,
     history: Arc<History>,
@@ -588,9 +588,11 @@ impl Feeder {
                 .collect()
         };
         self.history.record(&values);
-        let _ = self
-            .nm
-            .set_values(&self.subs, values.iter().map(|(n, v)| (n, None, v.clone())));
+        self.subs.notify_data_change(
+            values
+                .iter()
+                .map(|(n, v)| (v.clone(), n, opcua::types::AttributeId::Value)),
+        );
     }
 
     fn push_all(&self) {
@@ -684,18 +686,13 @@ fn as_f64(v: &Variant) -> Option<f64> {
     }
 }
 
-/// Build the address space from its description (`opcua_space::describe`): folders,
-/// variables with their properties, and method nodes. Returns the node of each point.
-fn populate(
-    config: &Config,
-    store: &Store,
-    nm: &InMemoryNodeManager<BusbarNodes>,
-    ns: u16,
-) -> HashMap<PointIdx, NodeId> {
-    let mut nodes = HashMap::new();
+/// Build the in-memory address space from the frame of the description
+/// (`space::describe_frame`): folders, device properties and method nodes. The points and
+/// their properties are served by `points::PointNodes`.
+fn populate(config: &Config, store: &Store, nm: &SimpleNodeManager, ns: u16) {
     let mut space = nm.address_space().write();
     let node = |s: &str| NodeId::new(ns, s);
-    for n in describe(config, store) {
+    for n in describe_frame(config, store) {
         let id = node(&n.id);
         let parent: NodeId = match &n.parent {
             Parent::Objects => ObjectId::ObjectsFolder.into(),
@@ -703,91 +700,18 @@ fn populate(
         };
         match n.class {
             Class::Folder => {
-                space.add_folder(
-                    &id,
-                    QualifiedName::new(ns, n.browse.as_str()),
-                    n.display.as_str(),
-                    &parent,
-                );
+                space.add_folder(&id, points::browse_name(&n, ns), n.display.as_str(), &parent);
             }
-            Class::Variable {
-                var_type,
-                text,
-                point,
-                writable,
-            } => {
-                let type_def = match var_type {
-                    VarType::BaseData => VariableTypeId::BaseDataVariableType,
-                    VarType::Analog => VariableTypeId::AnalogItemType,
-                    VarType::TwoState => VariableTypeId::TwoStateDiscreteType,
-                    VarType::MultiStateValue => VariableTypeId::MultiStateValueDiscreteType,
+            Class::Property { .. } => {
+                let Some(var) = points::variable(&n, ns) else {
+                    tracing::warn!(node = %n.id, "OPC UA: property left out (invalid name)");
+                    continue;
                 };
-                let (data_type, initial) = if text {
-                    (DataTypeId::String, Variant::from(UAString::null()))
-                } else {
-                    (DataTypeId::Double, Variant::Double(0.0))
-                };
-                let mut level = AccessLevel::CURRENT_READ | AccessLevel::HISTORY_READ;
-                if writable {
-                    level |= AccessLevel::CURRENT_WRITE;
-                }
-                VariableBuilder::new(&id, QualifiedName::new(ns, n.browse.as_str()), n.display.as_str())
-                    .data_type(data_type)
-                    .value(initial)
-                    .description(n.description.as_str())
-                    .has_type_definition(type_def)
-                    .organized_by(parent)
-                    .historizing(true)
-                    .access_level(level)
-                    .user_access_level(level)
-                    .insert(&mut *space);
-                nodes.insert(point, id);
-            }
-            Class::Property { value, standard } => {
-                let (data_type, value) = match value {
-                    PropValue::Text(t) => (DataTypeId::String, Variant::from(UAString::from(t))),
-                    PropValue::Localized(t) => (
-                        DataTypeId::LocalizedText,
-                        Variant::from(LocalizedText::new("en", t.as_str())),
-                    ),
-                    PropValue::Units(u) => (
-                        DataTypeId::EUInformation,
-                        Variant::from(ExtensionObject::from_message(eu_information(u))),
-                    ),
-                    PropValue::Range(low, high) => (
-                        DataTypeId::Range,
-                        Variant::from(ExtensionObject::from_message(Range { low, high })),
-                    ),
-                    PropValue::EnumValues(values) => {
-                        let items: Vec<ExtensionObject> = values
-                            .into_iter()
-                            .map(|(value, label)| {
-                                ExtensionObject::from_message(EnumValueType {
-                                    value,
-                                    display_name: LocalizedText::new("en", label.as_str()),
-                                    description: LocalizedText::null(),
-                                })
-                            })
-                            .collect();
-                        // An array of one scalar type (a Vec<Variant> of other types would not encode).
-                        (
-                            DataTypeId::EnumValueType,
-                            Variant::from((VariantScalarTypeId::ExtensionObject, items)),
-                        )
-                    }
-                };
-                let browse = if standard {
-                    QualifiedName::new(0, n.browse.as_str())
-                } else {
-                    QualifiedName::new(ns, n.browse.as_str())
-                };
-                VariableBuilder::new(&id, browse, n.display.as_str())
-                    .data_type(data_type)
-                    .value(value)
-                    .has_type_definition(VariableTypeId::PropertyType)
+                var.has_type_definition(VariableTypeId::PropertyType)
                     .property_of(parent)
                     .insert(&mut *space);
             }
+            Class::Variable { .. } => {}
             Class::Method { argument } => {
                 let mut b = MethodBuilder::new(&id, QualifiedName::new(ns, n.browse.as_str()), n.display.as_str())
                     .description(n.description.as_str())
@@ -808,7 +732,6 @@ fn populate(
             }
         }
     }
-    nodes
 }
 
 #[cfg(test)]

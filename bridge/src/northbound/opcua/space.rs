@@ -2,9 +2,9 @@
 //! and method, which the OPC UA server inserts and `busbar export nodeset` writes as NodeSet2
 //! XML.
 
-use crate::config::Config;
+use crate::config::{Config, Device};
 use crate::store::{PointIdx, Store};
-use busbar_core::profile::Kind;
+use busbar_core::profile::{Kind, Point};
 use busbar_core::units::Unit;
 
 /// Where a node hangs.
@@ -70,23 +70,132 @@ pub struct NodeDesc {
 
 /// Every node of the site's address space, parents before children.
 pub fn describe(config: &Config, store: &Store) -> Vec<NodeDesc> {
-    let mut out = Vec::new();
-    let folder = |id: &str, browse: &str, display: &str, parent: Parent| NodeDesc {
+    describe_nodes(config, store, true)
+}
+
+/// The nodes around the points: folders (block folders included), device properties and
+/// methods; the points and their properties are served by `points::PointNodes` from
+/// [`describe_point`].
+pub fn describe_frame(config: &Config, store: &Store) -> Vec<NodeDesc> {
+    describe_nodes(config, store, false)
+}
+
+fn folder(id: &str, browse: &str, display: &str, parent: Parent) -> NodeDesc {
+    NodeDesc {
         id: id.to_string(),
         browse: browse.to_string(),
         display: display.to_string(),
         description: String::new(),
         parent,
         class: Class::Folder,
-    };
-    let property = |owner: &str, name: &str, value: PropValue, standard: bool| NodeDesc {
+    }
+}
+
+fn property(owner: &str, name: &str, value: PropValue, standard: bool) -> NodeDesc {
+    NodeDesc {
         id: format!("{owner}#{name}"),
         browse: name.to_string(),
         display: name.to_string(),
         description: String::new(),
         parent: Parent::Node(owner.to_string()),
         class: Class::Property { value, standard },
+    }
+}
+
+/// The block folder a point hangs in (`<device>/<block><n>`), if its profile puts it in one.
+fn block_folder(dev: &Device, point: &Point) -> Option<NodeDesc> {
+    let b = point.block.as_ref()?;
+    let label = format!("{} {}", b.label, b.index);
+    Some(folder(
+        &format!("{}/{}{}", dev.name, b.name, b.index),
+        &label,
+        &label,
+        Parent::Node(dev.name.clone()),
+    ))
+}
+
+/// The id of the folder a point hangs in: its block folder, else its device.
+pub fn parent_of(dev: &Device, point: &Point) -> String {
+    match &point.block {
+        Some(b) => format!("{}/{}{}", dev.name, b.name, b.index),
+        None => dev.name.clone(),
+    }
+}
+
+/// The folder `id` (a device or a block folder) as a node, or None when it is no folder of a
+/// device.
+pub fn device_folder(config: &Config, store: &Store, id: &str) -> Option<NodeDesc> {
+    let (device, block) = match id.split_once('/') {
+        Some((d, b)) => (d, Some(b)),
+        None => (id, None),
     };
+    let d = config.devices.iter().position(|dev| dev.name == device)?;
+    let dev = &config.devices[d];
+    let Some(block) = block else {
+        return Some(folder(&dev.name, &dev.name, &dev.name, Parent::Node(config.site_id.clone())));
+    };
+    dev.acquired
+        .iter()
+        .filter(|&&k| store.point_of(d, k).is_some_and(|p| store.meta(p).is_some()))
+        .filter_map(|&k| block_folder(dev, dev.profile.points.get(k)?))
+        .find(|f| f.id.strip_prefix(device).and_then(|r| r.strip_prefix('/')) == Some(block))
+}
+
+/// One point: its variable, then its properties (EngineeringUnits and EURange of analog
+/// values and counters, TrueState/FalseState of binaries, EnumValues of enumerations).
+pub fn describe_point(config: &Config, store: &Store, p: PointIdx) -> Vec<NodeDesc> {
+    let mut out = Vec::new();
+    let Some(meta) = store.meta(p) else { return out };
+    let Some(dev) = config.devices.get(meta.device) else { return out };
+    let k = meta.profile_point;
+    let Some(point) = dev.profile.points.get(k) else { return out };
+    let var_type = match point.kind {
+        Kind::Analog => VarType::Analog,
+        Kind::Binary => VarType::TwoState,
+        Kind::Enum => VarType::MultiStateValue,
+        _ => VarType::BaseData,
+    };
+    out.push(NodeDesc {
+        id: meta.id.clone(),
+        browse: point.name.clone(),
+        display: point.name.clone(),
+        description: point.description.clone(),
+        parent: Parent::Node(parent_of(dev, point)),
+        class: Class::Variable {
+            var_type,
+            text: point.kind == Kind::String,
+            point: p,
+            writable: meta.writable,
+        },
+    });
+    match point.kind {
+        Kind::Analog | Kind::Counter => {
+            out.push(property(
+                &meta.id,
+                "EngineeringUnits",
+                PropValue::Units(point.unit),
+                true,
+            ));
+            if let Some((lo, hi)) = dev.range(k) {
+                out.push(property(&meta.id, "EURange", PropValue::Range(lo, hi), true));
+            }
+        }
+        Kind::Binary => {
+            let label = |v: i64| point.labels.get(&v).cloned().unwrap_or_else(|| v.to_string());
+            out.push(property(&meta.id, "TrueState", PropValue::Localized(label(1)), true));
+            out.push(property(&meta.id, "FalseState", PropValue::Localized(label(0)), true));
+        }
+        Kind::Enum => {
+            let values = point.labels.iter().map(|(v, l)| (*v, l.clone())).collect();
+            out.push(property(&meta.id, "EnumValues", PropValue::EnumValues(values), true));
+        }
+        _ => {}
+    }
+    out
+}
+
+fn describe_nodes(config: &Config, store: &Store, with_points: bool) -> Vec<NodeDesc> {
+    let mut out = Vec::new();
     out.push(folder("Busbar", "Busbar", "Busbar", Parent::Objects));
     out.push(folder(
         &config.site_id,
@@ -119,62 +228,18 @@ pub fn describe(config: &Config, store: &Store) -> Vec<NodeDesc> {
         out.push(property(&dev.name, "LastUpdate", PropValue::Text(String::new()), false));
         let mut blocks: Vec<String> = Vec::new();
         for &k in &dev.acquired {
-            let Some(p) = store.point_of(d, k) else { continue };
-            let Some(meta) = store.meta(p) else { continue };
-            let point = &dev.profile.points[k];
-            let parent = match &point.block {
-                Some(b) => {
-                    let id = format!("{}/{}{}", dev.name, b.name, b.index);
-                    if !blocks.contains(&id) {
-                        let label = format!("{} {}", b.label, b.index);
-                        out.push(folder(&id, &label, &label, Parent::Node(dev.name.clone())));
-                        blocks.push(id.clone());
-                    }
-                    id
-                }
-                None => dev.name.clone(),
+            let Some(p) = store.point_of(d, k).filter(|&p| store.meta(p).is_some()) else {
+                continue;
             };
-            let var_type = match point.kind {
-                Kind::Analog => VarType::Analog,
-                Kind::Binary => VarType::TwoState,
-                Kind::Enum => VarType::MultiStateValue,
-                _ => VarType::BaseData,
-            };
-            out.push(NodeDesc {
-                id: meta.id.clone(),
-                browse: point.name.clone(),
-                display: point.name.clone(),
-                description: point.description.clone(),
-                parent: Parent::Node(parent),
-                class: Class::Variable {
-                    var_type,
-                    text: point.kind == Kind::String,
-                    point: p,
-                    writable: meta.writable,
-                },
-            });
-            match point.kind {
-                Kind::Analog | Kind::Counter => {
-                    out.push(property(
-                        &meta.id,
-                        "EngineeringUnits",
-                        PropValue::Units(point.unit),
-                        true,
-                    ));
-                    if let Some((lo, hi)) = dev.range(k) {
-                        out.push(property(&meta.id, "EURange", PropValue::Range(lo, hi), true));
-                    }
+            let Some(point) = dev.profile.points.get(k) else { continue };
+            if let Some(f) = block_folder(dev, point) {
+                if !blocks.contains(&f.id) {
+                    blocks.push(f.id.clone());
+                    out.push(f);
                 }
-                Kind::Binary => {
-                    let label = |v: i64| point.labels.get(&v).cloned().unwrap_or_else(|| v.to_string());
-                    out.push(property(&meta.id, "TrueState", PropValue::Localized(label(1)), true));
-                    out.push(property(&meta.id, "FalseState", PropValue::Localized(label(0)), true));
-                }
-                Kind::Enum => {
-                    let values = point.labels.iter().map(|(v, l)| (*v, l.clone())).collect();
-                    out.push(property(&meta.id, "EnumValues", PropValue::EnumValues(values), true));
-                }
-                _ => {}
+            }
+            if with_points {
+                out.extend(describe_point(config, store, p));
             }
         }
         for m in super::methods_of(config, store, d) {
