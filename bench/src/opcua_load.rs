@@ -4,12 +4,8 @@
 //! more CPU decoding than the servers spend serving at 100k items, so this one shows the
 //! servers' own figures; both run against both servers in the same table.
 
-use opcua::client::{ClientBuilder, DataChangeCallback, IdentityToken, Session};
-use opcua::crypto::SecurityPolicy;
-use opcua::types::{
-    DateTime, EndpointDescription, MessageSecurityMode, MonitoredItemCreateRequest, MonitoringMode,
-    MonitoringParameters, NodeId, ReadValueId, TimestampsToReturn, UserTokenPolicy,
-};
+use opcua::client::{DataChangeCallback, Session};
+use opcua::types::{DateTime, TimestampsToReturn};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -48,36 +44,17 @@ struct Arrivals {
 /// Subscribe to every id of `ids` (namespace `ns_uri`) at `url`, wait 2 s, then measure for
 /// `window`.
 pub async fn run(url: &str, ns_uri: &str, ids: &[String], window: Duration) -> anyhow::Result<Figures> {
-    let pki = std::env::temp_dir().join(format!("busbar-bench-client-pki-{}", std::process::id()));
-    let mut client = ClientBuilder::new()
-        .application_name("busbar-bench load client")
-        .application_uri("urn:busbar:bench:client")
-        .create_sample_keypair(false)
-        .trust_server_certs(true)
-        .pki_dir(pki)
-        .session_retry_limit(0)
-        .request_timeout(Duration::from_secs(60))
-        // asyncua's server sends more notifications per publish than asked (1,100 for 1,000)
-        // and first rounds of several MB: take them, so that both servers can be measured.
-        .max_array_length(1_000_000)
-        .max_message_size(64 << 20)
-        .max_chunk_count(0)
-        .client()
-        .map_err(|e| anyhow::anyhow!(e.join("; ")))?;
-    let endpoint: EndpointDescription = (
-        url,
-        SecurityPolicy::None.to_str(),
-        MessageSecurityMode::None,
-        UserTokenPolicy::anonymous(),
-    )
-        .into();
-    let (session, event_loop) = client
-        .connect_to_matching_endpoint(endpoint, IdentityToken::Anonymous)
-        .await?;
-    let event_loop = event_loop.spawn();
-    if !session.wait_for_connection().await {
-        anyhow::bail!("{url}: no session");
-    }
+    let (session, event_loop) = busbar_sim::qa::probe::opcua_anonymous_session(url, "bench-load", |b| {
+        b.request_timeout(Duration::from_secs(60))
+            // asyncua's server sends more notifications per publish than asked (1,100 for
+            // 1,000) and first rounds of several MB: take them, so that both servers can be
+            // measured.
+            .max_array_length(1_000_000)
+            .max_message_size(64 << 20)
+            .max_chunk_count(0)
+    })
+    .await
+    .map_err(anyhow::Error::msg)?;
     eprintln!("connected to {url}");
     // A server that stops answering fails the row instead of stalling the table.
     let limit = window + Duration::from_secs(120);
@@ -115,18 +92,7 @@ async fn measure(session: &Session, ns_uri: &str, ids: &[String], window: Durati
     for chunk in ids.chunks(1000) {
         let items = chunk
             .iter()
-            .map(|id| {
-                MonitoredItemCreateRequest::new(
-                    ReadValueId::from(NodeId::new(ns, id.as_str())),
-                    MonitoringMode::Reporting,
-                    MonitoringParameters {
-                        sampling_interval: 0.0,
-                        queue_size: 1,
-                        discard_oldest: true,
-                        ..Default::default()
-                    },
-                )
-            })
+            .map(|id| busbar_sim::qa::probe::opcua_value_item(ns, id))
             .collect();
         let created = session
             .create_monitored_items(sub, TimestampsToReturn::Both, items)

@@ -6,12 +6,9 @@ use busbar_bridge::acquisition::Acquisition;
 use busbar_bridge::demo::{demo_config, DemoPorts};
 use busbar_bridge::northbound::opcua as server;
 use busbar_bridge::store::Store;
-use opcua::client::{ClientBuilder, DataChangeCallback, IdentityToken};
-use opcua::crypto::SecurityPolicy;
-use opcua::types::{
-    EndpointDescription, MessageSecurityMode, MonitoredItemCreateRequest, MonitoringMode, MonitoringParameters, NodeId,
-    ReadValueId, TimestampsToReturn, UserTokenPolicy, VariableId, Variant,
-};
+use busbar_sim::qa::probe::{opcua_anonymous_session, opcua_namespace, opcua_value_item};
+use opcua::client::DataChangeCallback;
+use opcua::types::{NodeId, ReadValueId, TimestampsToReturn};
 use server::{OpcUaSettings, Role, NAMESPACE_URI};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -53,41 +50,12 @@ async fn a_client_without_a_publish_limit_gets_every_first_value() {
         .collect();
     assert!(!ids.is_empty());
 
-    let mut client = ClientBuilder::new()
-        .application_name("busbar test")
-        .application_uri("urn:busbar:test")
-        .create_sample_keypair(false)
-        .trust_server_certs(true)
-        .pki_dir(std::env::temp_dir().join(format!("busbar-opcua-test-client-pki-{}", std::process::id())))
-        .session_retry_limit(0)
-        .client()
-        .unwrap_or_else(|e| panic!("{}", e.join("; ")));
-    let endpoint: EndpointDescription = (
-        url.as_str(),
-        SecurityPolicy::None.to_str(),
-        MessageSecurityMode::None,
-        UserTokenPolicy::anonymous(),
-    )
-        .into();
-    let (session, event_loop) = client
-        .connect_to_matching_endpoint(endpoint, IdentityToken::Anonymous)
+    let (session, event_loop) = opcua_anonymous_session(&url, "bridge-test", |b| b)
         .await
         .unwrap_or_else(|e| panic!("{e}"));
-    let event_loop = event_loop.spawn();
-    assert!(session.wait_for_connection().await);
-    let array = NodeId::new(0, VariableId::Server_NamespaceArray as u32);
-    let read = session
-        .read(&[ReadValueId::from(array)], TimestampsToReturn::Neither, 0.0)
+    let ns = opcua_namespace(&session, NAMESPACE_URI)
         .await
         .unwrap_or_else(|e| panic!("{e}"));
-    let ns = match read.into_iter().next().and_then(|dv| dv.value) {
-        Some(Variant::Array(a)) => a
-            .values
-            .iter()
-            .position(|v| matches!(v, Variant::String(s) if s.as_ref() == NAMESPACE_URI))
-            .unwrap_or_else(|| panic!("no Busbar namespace")),
-        other => panic!("no namespace array: {other:?}"),
-    } as u16;
 
     let seen = Arc::new(AtomicUsize::new(0));
     let counter = seen.clone();
@@ -108,19 +76,7 @@ async fn a_client_without_a_publish_limit_gets_every_first_value() {
         .unwrap_or_else(|e| panic!("{e}"));
     let all: Vec<&String> = ids.iter().cycle().take(ITEMS).collect();
     for chunk in all.chunks(500) {
-        let items = chunk
-            .iter()
-            .map(|id| {
-                MonitoredItemCreateRequest::new(
-                    ReadValueId::from(NodeId::new(ns, id.as_str())),
-                    MonitoringMode::Reporting,
-                    MonitoringParameters {
-                        queue_size: 1,
-                        ..Default::default()
-                    },
-                )
-            })
-            .collect();
+        let items = chunk.iter().map(|id| opcua_value_item(ns, id)).collect();
         let created = session
             .create_monitored_items(sub, TimestampsToReturn::Both, items)
             .await

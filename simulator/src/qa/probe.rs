@@ -18,8 +18,8 @@ use busbar_modbus::codec::{Request, Response};
 use opcua::client::{ClientBuilder, IdentityToken, Session};
 use opcua::crypto::SecurityPolicy;
 use opcua::types::{
-    EndpointDescription, MessageSecurityMode, NodeId, ReadValueId, StatusCode, TimestampsToReturn, UserTokenPolicy,
-    Variant,
+    EndpointDescription, MessageSecurityMode, MonitoredItemCreateRequest, MonitoringMode, MonitoringParameters, NodeId,
+    ReadValueId, StatusCode, TimestampsToReturn, UserTokenPolicy, Variant,
 };
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -273,18 +273,33 @@ impl Prober {
 /// Open a session to `url` with security None and an anonymous identity, its event loop in a
 /// task; no reconnection of its own (a failed read drops it, the next read opens a new one).
 async fn opcua_connect(url: &str) -> Result<OpcUaSession, String> {
-    let pki = std::env::temp_dir().join(format!("busbar-sim-opcua-pki-{}", std::process::id()));
-    let mut client = ClientBuilder::new()
-        .application_name("busbar-sim test")
-        .application_uri("urn:busbar:sim:test")
-        .product_uri("urn:busbar:sim")
+    let (session, event_loop) = opcua_anonymous_session(url, "sim-probe", |b| b.request_timeout(TIMEOUT)).await?;
+    Ok(OpcUaSession {
+        session,
+        event_loop,
+        namespaces: HashMap::new(),
+    })
+}
+
+/// An anonymous session on the unsecured endpoint of `url` with async-opcua's client, its event
+/// loop running: the one way in of the probes, the benchmark's load client and the bridge's
+/// tests. `app` names the client (`busbar <app>`, its own PKI directory); `tune` sets limits
+/// and timeouts before the client is built.
+pub async fn opcua_anonymous_session(
+    url: &str,
+    app: &str,
+    tune: impl FnOnce(ClientBuilder) -> ClientBuilder,
+) -> Result<(Arc<Session>, tokio::task::JoinHandle<StatusCode>), String> {
+    let pki = std::env::temp_dir().join(format!("busbar-{app}-pki-{}", std::process::id()));
+    let builder = ClientBuilder::new()
+        .application_name(format!("busbar {app}"))
+        .application_uri(format!("urn:busbar:{app}"))
+        .product_uri("urn:busbar")
         .create_sample_keypair(false)
         .trust_server_certs(true)
         .pki_dir(pki)
-        .session_retry_limit(0)
-        .request_timeout(TIMEOUT)
-        .client()
-        .map_err(|e| e.join("; "))?;
+        .session_retry_limit(0);
+    let mut client = tune(builder).client().map_err(|e| e.join("; "))?;
     let endpoint: EndpointDescription = (
         url,
         SecurityPolicy::None.to_str(),
@@ -298,13 +313,24 @@ async fn opcua_connect(url: &str) -> Result<OpcUaSession, String> {
         .map_err(|e| format!("{url}: {e}"))?;
     let event_loop = event_loop.spawn();
     if !session.wait_for_connection().await {
+        event_loop.abort();
         return Err(format!("{url}: no session"));
     }
-    Ok(OpcUaSession {
-        session,
-        event_loop,
-        namespaces: HashMap::new(),
-    })
+    Ok((session, event_loop))
+}
+
+/// A monitored item on the Value of `ns;s=id`: sampled on every change, the newest value kept.
+pub fn opcua_value_item(ns: u16, id: &str) -> MonitoredItemCreateRequest {
+    MonitoredItemCreateRequest::new(
+        ReadValueId::from(NodeId::new(ns, id)),
+        MonitoringMode::Reporting,
+        MonitoringParameters {
+            sampling_interval: 0.0,
+            queue_size: 1,
+            discard_oldest: true,
+            ..Default::default()
+        },
+    )
 }
 
 /// The index of namespace `uri` in the server's NamespaceArray.

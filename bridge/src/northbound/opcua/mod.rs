@@ -23,7 +23,6 @@ use busbar_core::profile::Kind;
 use busbar_core::quality::Quality;
 use busbar_core::units::Unit;
 use history::{History, PointHistory};
-use points::PointNodes;
 use opcua::crypto::SecurityPolicy;
 use opcua::nodes::AccessLevel;
 use opcua::nodes::MethodBuilder;
@@ -36,6 +35,7 @@ use opcua::types::{
     Argument, DataTypeId, DataValue, DateTime, EUInformation, LocalizedText, MessageSecurityMode, NodeId, ObjectId,
     QualifiedName, StatusCode, UAString, VariableTypeId, Variant,
 };
+use points::PointNodes;
 use space::{describe_frame, Class, Parent};
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -275,7 +275,7 @@ pub async fn start(
             tracing::error!("OPC UA server stopped: {e}");
         }
     }));
-    // Store changes -> node values (subscriptions are notified by set_values). Subscribed
+    // Store changes -> subscriptions and history. Subscribed
     // before the first full push, so that no change falls between the two.
     let subs = handle.subscriptions().clone();
     let changes = store.subscribe();
@@ -530,7 +530,7 @@ fn device_properties(
     })
 }
 
-/// Store changes -> node values (subscriptions are notified by set_values), in batches of what
+/// Store changes -> subscriptions and history, in batches of what
 /// is already queued; the server stops with the bridge.
 fn feed_changes(
     feeder: Arc<Feeder>,

@@ -20,9 +20,8 @@ use opcua::nodes::{AccessLevel, DefaultTypeTree, NodeType, VariableBuilder};
 use opcua::server::address_space::{read_node_value, validate_node_read, validate_node_write};
 use opcua::server::diagnostics::NamespaceMetadata;
 use opcua::server::node_manager::{
-    impl_translate_browse_paths_using_browse, AddReferenceResult, BrowseNode, BrowsePathItem,
-    ExternalReferenceRequest, HistoryNode, NodeManager, NodeMetadata, ReadNode, RequestContext, ServerContext,
-    WriteNode,
+    impl_translate_browse_paths_using_browse, AddReferenceResult, BrowseNode, BrowsePathItem, ExternalReferenceRequest,
+    HistoryNode, NodeManager, NodeMetadata, ReadNode, RequestContext, ServerContext, WriteNode,
 };
 use opcua::server::CreateMonitoredItem;
 use opcua::types::{
@@ -121,7 +120,9 @@ impl PointNodes {
         if id.namespace != self.ns {
             return None;
         }
-        let Identifier::String(s) = &id.identifier else { return None };
+        let Identifier::String(s) = &id.identifier else {
+            return None;
+        };
         let s = s.as_ref();
         if let Some(p) = self.store.find(s).filter(|&p| self.is_served(p)) {
             return Some(Owned::Point(p));
@@ -221,7 +222,9 @@ impl PointNodes {
                 out.push(type_ref(VariableTypeId::PropertyType));
             }
             None => {
-                let Some(folder) = self.foreign_folder(id) else { return out };
+                let Some(folder) = self.foreign_folder(id) else {
+                    return out;
+                };
                 let points = |list: Option<&Vec<PointIdx>>| list.cloned().unwrap_or_default();
                 for p in points(self.children.get(folder)) {
                     if let Some(var) = self.describe(p).first() {
@@ -298,10 +301,7 @@ pub(super) fn property_value(value: &PropValue) -> (DataTypeId, Variant) {
         ),
         PropValue::Range(low, high) => (
             DataTypeId::Range,
-            Variant::from(ExtensionObject::from_message(Range {
-                low: *low,
-                high: *high,
-            })),
+            Variant::from(ExtensionObject::from_message(Range { low: *low, high: *high })),
         ),
         PropValue::EnumValues(values) => {
             let items: Vec<ExtensionObject> = values
@@ -376,7 +376,11 @@ impl NodeManager for PointNodes {
 
     async fn init(&self, _type_tree: &mut DefaultTypeTree, _context: ServerContext) {}
 
-    async fn resolve_external_references(&self, _context: &RequestContext, items: &mut [&mut ExternalReferenceRequest]) {
+    async fn resolve_external_references(
+        &self,
+        _context: &RequestContext,
+        items: &mut [&mut ExternalReferenceRequest],
+    ) {
         for item in items {
             if let Some(desc) = self.desc(item.node_id()) {
                 let meta = self.meta(&desc);
@@ -415,11 +419,13 @@ impl NodeManager for PointNodes {
             let type_tree = context.get_type_tree_for_user();
             for (i, write) in nodes_to_write.iter_mut().enumerate() {
                 let id = &write.value().node_id;
-                let (Some(node), Some(Owned::Point(p))) = (self.node(id), self.owned(id)) else {
-                    write.set_status(match self.node(id) {
-                        Some(_) => StatusCode::BadNotWritable,
-                        None => StatusCode::BadNodeIdUnknown,
-                    });
+                let Some(node) = self.node(id) else {
+                    write.set_status(StatusCode::BadNodeIdUnknown);
+                    continue;
+                };
+                // Properties are constants of the profile.
+                let Some(Owned::Point(p)) = self.owned(id) else {
+                    write.set_status(StatusCode::BadNotWritable);
                     continue;
                 };
                 if let Err(e) = validate_node_write(&node, context, write.value(), type_tree.get()) {
@@ -486,7 +492,11 @@ impl NodeManager for PointNodes {
             let mut rest = VecDeque::new();
             for r in self.references(node.node_id()) {
                 // `add` filters by reference type and node class, not by direction.
-                if !(if r.is_forward { node.allows_forward() } else { node.allows_inverse() }) {
+                if !(if r.is_forward {
+                    node.allows_forward()
+                } else {
+                    node.allows_inverse()
+                }) {
                     continue;
                 }
                 if let AddReferenceResult::Full(r) = node.add(type_tree.get(), r) {

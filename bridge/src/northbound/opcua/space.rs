@@ -132,7 +132,12 @@ pub fn device_folder(config: &Config, store: &Store, id: &str) -> Option<NodeDes
     let d = config.devices.iter().position(|dev| dev.name == device)?;
     let dev = &config.devices[d];
     let Some(block) = block else {
-        return Some(folder(&dev.name, &dev.name, &dev.name, Parent::Node(config.site_id.clone())));
+        return Some(folder(
+            &dev.name,
+            &dev.name,
+            &dev.name,
+            Parent::Node(config.site_id.clone()),
+        ));
     };
     dev.acquired
         .iter()
@@ -146,9 +151,13 @@ pub fn device_folder(config: &Config, store: &Store, id: &str) -> Option<NodeDes
 pub fn describe_point(config: &Config, store: &Store, p: PointIdx) -> Vec<NodeDesc> {
     let mut out = Vec::new();
     let Some(meta) = store.meta(p) else { return out };
-    let Some(dev) = config.devices.get(meta.device) else { return out };
+    let Some(dev) = config.devices.get(meta.device) else {
+        return out;
+    };
     let k = meta.profile_point;
-    let Some(point) = dev.profile.points.get(k) else { return out };
+    let Some(point) = dev.profile.points.get(k) else {
+        return out;
+    };
     let var_type = match point.kind {
         Kind::Analog => VarType::Analog,
         Kind::Binary => VarType::TwoState,
@@ -231,7 +240,9 @@ fn describe_nodes(config: &Config, store: &Store, with_points: bool) -> Vec<Node
             let Some(p) = store.point_of(d, k).filter(|&p| store.meta(p).is_some()) else {
                 continue;
             };
-            let Some(point) = dev.profile.points.get(k) else { continue };
+            let Some(point) = dev.profile.points.get(k) else {
+                continue;
+            };
             if let Some(f) = block_folder(dev, point) {
                 if !blocks.contains(&f.id) {
                     blocks.push(f.id.clone());
