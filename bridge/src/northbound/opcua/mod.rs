@@ -421,13 +421,16 @@ async fn place_conditions(
         .map(|d| (d.name.clone(), NodeId::new(ns, d.name.as_str())))
         .collect();
     let mut points = HashMap::new();
+    let mut indices = HashMap::new();
     for (d, dev) in config.devices.iter().enumerate() {
         for &k in &dev.acquired {
             let (Some(p), Some(point)) = (store.point_of(d, k), dev.profile.points.get(k)) else {
                 continue;
             };
             if let Some(meta) = store.meta(p) {
-                points.insert((dev.name.clone(), point.id.clone()), NodeId::new(ns, meta.id.as_str()));
+                let key = (dev.name.clone(), point.id.clone());
+                points.insert(key.clone(), NodeId::new(ns, meta.id.as_str()));
+                indices.insert(key, p);
             }
         }
     }
@@ -445,13 +448,7 @@ async fn place_conditions(
     // device -HasEventSource-> point: the points are the other node manager's to browse.
     let mut sources: HashMap<String, Vec<PointIdx>> = HashMap::new();
     for v in &views {
-        let source = points
-            .get(&(v.device.clone(), v.point.clone()))
-            .and_then(|node| match &node.identifier {
-                opcua::types::Identifier::String(id) => store.find(id.as_ref()),
-                _ => None,
-            });
-        if let Some(p) = source {
+        if let Some(&p) = indices.get(&(v.device.clone(), v.point.clone())) {
             let list = sources.entry(v.device.clone()).or_default();
             if !list.contains(&p) {
                 list.push(p);
