@@ -1,6 +1,6 @@
 //! Starting and stopping the bridge: the store, acquisition, the alarm service, then every
-//! configured server and sink through their seam ([`crate::component`]). Nothing here names a
-//! protocol.
+//! configured server and sink through their seam ([`crate::component`]), then the load manager.
+//! Nothing here names a protocol.
 
 use crate::acquisition::{self, metrics::DeviceMetrics, Acquisition};
 use crate::alarms::Alarms;
@@ -60,7 +60,11 @@ pub async fn start_with_clock(config: Config, clock: Arc<dyn Clock>) -> anyhow::
     let (shutdown, _) = watch::channel(false);
     let metrics = Metrics::new();
     metrics.register(Arc::new(DeviceMetrics { store: store.clone() }));
-    let (acq, mut tasks) = acquisition::start(&config, store.clone(), shutdown.subscribe());
+    let acquisition::Started {
+        acq,
+        mut tasks,
+        mut local,
+    } = acquisition::start(&config, store.clone(), shutdown.subscribe());
     let alarms = match &config.alarms {
         Some(s) => {
             let alarms = Alarms::open(&config, store.clone(), s)?;
@@ -88,6 +92,16 @@ pub async fn start_with_clock(config: Config, clock: Arc<dyn Clock>) -> anyhow::
     {
         endpoints.push(started.endpoint);
         tasks.extend(started.tasks);
+    }
+    if let Some(lm) = crate::dlm::LoadManager::new(config.clone(), store.clone(), acq.clone())? {
+        let connection = config
+            .load_management
+            .as_ref()
+            .and_then(|l| config.devices.get(l.device))
+            .map(|d| d.connection);
+        if let Some(writes) = connection.and_then(|c| local.remove(&c)) {
+            tasks.push(lm.start(writes, shutdown.subscribe()));
+        }
     }
     if let (Some(a), Some(s)) = (&alarms, &config.alarms) {
         let targets = s.notification_targets();

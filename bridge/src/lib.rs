@@ -10,6 +10,7 @@ pub mod clock;
 pub mod component;
 pub mod config;
 pub mod demo;
+pub mod dlm;
 pub mod grafana;
 pub mod metrics;
 pub mod northbound;

@@ -10,7 +10,7 @@ pub mod metrics;
 
 mod transport;
 
-use crate::config::{Config, Device};
+use crate::config::{Config, Device, Link};
 use crate::store::{PointIdx, PointMeta, PointValue, Reading, Store};
 use busbar_core::encoding;
 use busbar_core::profile::{DataType, Kind, Table};
@@ -18,6 +18,7 @@ use busbar_core::quality::Quality;
 use busbar_modbus::codec::{Request, Response};
 use busbar_modbus::plan::{plan, ReadBlock};
 use serde::Serialize;
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 use tokio::sync::{mpsc, oneshot, watch};
@@ -46,6 +47,38 @@ struct WriteCmd {
     point: PointIdx,
     value: f64,
     reply: oneshot::Sender<WriteOutcome>,
+}
+
+/// The writes to the devices of an internal connection ([`Link::Internal`]), for the task of
+/// the bridge that owns them; they come through [`Acquisition::write`] like any other.
+pub struct LocalWrites {
+    rx: mpsc::Receiver<WriteCmd>,
+}
+
+/// One write to a device of the bridge: answer it with [`LocalWrite::answer`].
+pub struct LocalWrite {
+    pub point: PointIdx,
+    pub value: f64,
+    reply: oneshot::Sender<WriteOutcome>,
+}
+
+impl LocalWrites {
+    /// The next write (None: every writer is gone).
+    pub async fn next(&mut self) -> Option<LocalWrite> {
+        let c = self.rx.recv().await?;
+        Some(LocalWrite {
+            point: c.point,
+            value: c.value,
+            reply: c.reply,
+        })
+    }
+}
+
+impl LocalWrite {
+    pub fn answer(self, outcome: WriteOutcome) {
+        // The writer may have given up waiting; nothing to do then.
+        let _ = self.reply.send(outcome);
+    }
 }
 
 /// Handle to the running acquisition: where writes go.
@@ -133,18 +166,27 @@ struct DeviceRun {
     identity_due: bool,
 }
 
+/// What [`start`] started: the write path, the tasks, and the writes of each internal
+/// connection (by connection index) for the bridge's task that owns its devices.
+pub struct Started {
+    pub acq: Acquisition,
+    pub tasks: Vec<JoinHandle<()>>,
+    pub local: HashMap<usize, LocalWrites>,
+}
+
 /// Start one task per connection, and the staleness sweeper.
-pub fn start(
-    config: &Config,
-    store: Arc<Store>,
-    shutdown: watch::Receiver<bool>,
-) -> (Acquisition, Vec<JoinHandle<()>>) {
+pub fn start(config: &Config, store: Arc<Store>, shutdown: watch::Receiver<bool>) -> Started {
     let mut writers = Vec::new();
     let mut tasks = Vec::new();
+    let mut local = HashMap::new();
     let config = Arc::new(config.clone());
     for (c, conn) in config.connections.iter().enumerate() {
         let (tx, rx) = mpsc::channel(64);
         writers.push(tx);
+        if conn.link == Link::Internal {
+            local.insert(c, LocalWrites { rx });
+            continue;
+        }
         let members: Vec<usize> = config
             .devices
             .iter()
@@ -155,7 +197,9 @@ pub fn start(
         if members.is_empty() {
             continue;
         }
-        let transport = Transport::new(&conn.link);
+        let Some(transport) = Transport::new(&conn.link) else {
+            continue;
+        };
         let task = ConnectionTask {
             name: conn.name.clone(),
             config: config.clone(),
@@ -192,7 +236,7 @@ pub fn start(
             .collect(),
         config: Some(config.clone()),
     };
-    (acq, tasks)
+    Started { acq, tasks, local }
 }
 
 struct ConnectionTask {

@@ -33,8 +33,9 @@ pub enum Transport {
 }
 
 impl Transport {
-    pub fn new(link: &Link) -> Transport {
-        match link {
+    /// The transport of a field link (None for an internal connection, which has none).
+    pub fn new(link: &Link) -> Option<Transport> {
+        Some(match link {
             Link::Tcp {
                 host,
                 port,
@@ -48,7 +49,8 @@ impl Transport {
                 line: line.clone(),
                 master: None,
             },
-        }
+            Link::Internal => return None,
+        })
     }
 
     pub async fn call(&mut self, unit: u8, req: &Request, timeout: Duration) -> Result<Response, TransportError> {

@@ -128,6 +128,9 @@ pub enum Link {
         connect_timeout: Duration,
     },
     Rtu(SerialLine),
+    /// No field link: a device of the bridge itself (the load manager), whose writes are
+    /// answered by the task that owns it ([`crate::acquisition::LocalWrites`]).
+    Internal,
 }
 
 pub use busbar_modbus::rtu::SerialLine;
@@ -256,6 +259,8 @@ pub(super) fn connections(
         let key = match &c.link {
             Link::Tcp { host, port, .. } => format!("{host}:{port}"),
             Link::Rtu(serial) => serial.device.clone(),
+            // Only the load manager makes one, after this check.
+            Link::Internal => continue,
         };
         if let Some(prev) = endpoints.insert(key.clone(), i) {
             let line = docs[i].referenced.line();

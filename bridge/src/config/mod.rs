@@ -42,6 +42,8 @@ struct ConfigDoc {
     history: SinksDoc,
     #[serde(default)]
     alarms: Option<Spanned<crate::alarms::AlarmsDoc>>,
+    #[serde(default)]
+    load_management: Option<Spanned<crate::dlm::section::LoadManagementDoc>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -72,6 +74,9 @@ pub struct Config {
     pub sinks: Sinks,
     /// The alarm engine, when `alarms:` is configured and enabled.
     pub alarms: Option<crate::alarms::AlarmSettings>,
+    /// The load manager, when `load_management:` is configured and enabled (its device is the
+    /// last of `devices`).
+    pub load_management: Option<crate::dlm::section::LoadManagement>,
     /// Where the profiles came from.
     pub profiles_from: String,
 }
@@ -95,8 +100,8 @@ pub fn parse_config(file: &str, text: &str, profiles: &ProfileSet, profiles_from
     let text = env::expand(file, text, |name| std::env::var(name).ok())?;
     let doc: ConfigDoc = serde_saphyr::from_str(&text).map_err(|e| Diagnostics::from_yaml_error(file, &e))?;
     let mut d = Diagnostics::default();
-    let (connections, conn_index) = devices::connections(file, &doc.connections, &mut d);
-    let (devices, device_lines) = devices::devices(
+    let (mut connections, conn_index) = devices::connections(file, &doc.connections, &mut d);
+    let (mut devices, mut device_lines) = devices::devices(
         file,
         &doc.devices,
         &doc.defaults,
@@ -105,6 +110,23 @@ pub fn parse_config(file: &str, text: &str, profiles: &ProfileSet, profiles_from
         profiles,
         &mut d,
     );
+    // The load manager's device joins the devices before the servers see them.
+    let load_management = doc
+        .load_management
+        .as_ref()
+        .filter(|l| l.value.enabled())
+        .and_then(|l| {
+            l.value.resolve(
+                file,
+                l.referenced.line(),
+                doc.writes.enabled,
+                profiles,
+                &mut connections,
+                &mut devices,
+                &mut device_lines,
+                &mut d,
+            )
+        });
     let base_dir = std::path::Path::new(file).parent().unwrap_or(std::path::Path::new("."));
     let mut sections = Sections {
         file,
@@ -135,6 +157,7 @@ pub fn parse_config(file: &str, text: &str, profiles: &ProfileSet, profiles_from
         servers,
         sinks,
         alarms,
+        load_management,
         profiles_from: profiles_from.to_string(),
     };
     d.into_result(config)

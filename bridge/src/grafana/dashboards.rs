@@ -119,7 +119,7 @@ pub fn dashboard_of(family: Family) -> &'static str {
         Family::TransferSwitch => "busbar-ats",
         Family::InsulationMonitor | Family::FaultLocator => "busbar-insulation",
         Family::TankGauge | Family::OilSeparator | Family::VapourRecovery => "busbar-tanks",
-        Family::Charger => "busbar-ev",
+        Family::Charger | Family::LoadManager => "busbar-ev",
     }
 }
 
@@ -754,6 +754,44 @@ fn ev_charging(s: &Schema) -> Dashboard {
             "Phase currents of the site meter. The dashed line is the maximum current available to the site (250 A here): edit the panel's threshold to your site's.",
             &["i1", "i2", "i3"],
             thresholds("green", &[(230.0, "orange"), (250.0, "red")]),
+        ),
+    );
+    let lm = Family::LoadManager;
+    d.add(
+        12,
+        8,
+        trend(
+            s,
+            lm,
+            Series::site_wide(lm),
+            "Load manager: measured current against its borders",
+            "The most loaded phase of the consumption meter, the green/yellow border (maximum current for charging), the yellow/red border (maximum current available) and the current left for charging.",
+            &["measured_current", "max_charging_current", "max_current", "available_current"],
+            Draw::Lines,
+        ),
+    );
+    d.add(
+        6,
+        8,
+        states(
+            s,
+            lm,
+            Series::site_wide(lm),
+            "Load manager: zone",
+            "Green: requests are granted. Yellow: nothing new; sessions reduced while a request waits. Red: sessions reduced, then stopped.",
+            &["zone"],
+        ),
+    );
+    d.add(
+        6,
+        8,
+        states(
+            s,
+            lm,
+            Series::site_wide(lm),
+            "Load manager: mode",
+            "Running, safe state (meter silent or bad, a station refused a write), commissioning (control logic off) or unlimited (load control off).",
+            &["mode"],
         ),
     );
     d.add(

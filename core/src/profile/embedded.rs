@@ -2,6 +2,7 @@
 
 /// `(profile name, YAML text)` of every shipped profile.
 pub const PROFILES: &[(&str, &str)] = &[
+    ("busbar-dlm", include_str!("../../../profiles/busbar-dlm.yaml")),
     (
         "fafnir-oil-separator",
         include_str!("../../../profiles/fafnir-oil-separator.yaml"),

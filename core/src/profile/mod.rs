@@ -25,6 +25,8 @@ pub enum Family {
     Charger,
     Breaker,
     PulseCounter,
+    /// Busbar's own load manager (not a field device: served by the bridge, never simulated).
+    LoadManager,
 }
 
 impl Family {
@@ -39,6 +41,7 @@ impl Family {
         Family::Charger,
         Family::Breaker,
         Family::PulseCounter,
+        Family::LoadManager,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -53,6 +56,7 @@ impl Family {
             Family::Charger => "charger",
             Family::Breaker => "breaker",
             Family::PulseCounter => "pulse_counter",
+            Family::LoadManager => "load_manager",
         }
     }
 

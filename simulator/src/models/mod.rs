@@ -205,6 +205,10 @@ pub fn build(
             Box::new(pulse::PulseConcentrator::new(p(params)?, block_count)?),
             LinkNames::default(),
         ),
+        Family::LoadManager => return Err(
+            "a load manager is part of the bridge (`load_management:` in its config), not a field device to simulate"
+                .into(),
+        ),
     })
 }
 

@@ -535,6 +535,64 @@ const PULSE_COUNTER: FamilyTable = FamilyTable {
     ],
 };
 
+const LOAD_MANAGER: FamilyTable = FamilyTable {
+    id: 20,
+    prefix: "busbarLoadManager",
+    family: Family::LoadManager,
+    block: None,
+    description: "Load managers of EV charging: mode, zone, measured and available current, sessions.",
+    columns: &[
+        col(
+            1,
+            "Mode",
+            "mode",
+            None,
+            Syntax::Text,
+            "What the load manager does (label).",
+        ),
+        col(
+            2,
+            "Zone",
+            "zone",
+            None,
+            Syntax::Text,
+            "Zone of the most loaded phase (label).",
+        ),
+        col(
+            3,
+            "MeasuredCurrent",
+            "measured_current",
+            Some(Unit::Ampere),
+            Syntax::Decimal(1),
+            "Most loaded phase of the consumption meter (A).",
+        ),
+        col(
+            4,
+            "AvailableCurrent",
+            "available_current",
+            Some(Unit::Ampere),
+            Syntax::Decimal(1),
+            "Current left for charging below the green/yellow border (A).",
+        ),
+        col(
+            5,
+            "Sessions",
+            "sessions",
+            None,
+            Syntax::Decimal(0),
+            "Sessions authorised.",
+        ),
+        col(
+            6,
+            "Queued",
+            "queued",
+            None,
+            Syntax::Decimal(0),
+            "Requests waiting for a grant.",
+        ),
+    ],
+};
+
 /// The family table of each family: one per family, and the compiler refuses a family without
 /// one. The columns are the points an operator reads at a glance; every point of every device
 /// is in the generic point table as well.
@@ -550,6 +608,7 @@ pub fn family_table(family: Family) -> &'static FamilyTable {
         Family::Charger => &CHARGER,
         Family::Breaker => &BREAKER,
         Family::PulseCounter => &PULSE_COUNTER,
+        Family::LoadManager => &LOAD_MANAGER,
     }
 }
 
