@@ -8,6 +8,7 @@
 mod alarm_engine;
 mod alarms;
 mod bacnet;
+mod dlm_loop;
 mod echo;
 mod influx;
 mod load;
@@ -99,6 +100,12 @@ pub enum Serve {
         #[arg(long, default_value = "bench")]
         db: String,
     },
+    /// Play the load-management noon rush with both strategies (3 minutes) and write their
+    /// plots (SVG) into OUT: docs/load-management.md shows them.
+    PlotDlm {
+        #[arg(long, default_value = "docs")]
+        out: PathBuf,
+    },
 }
 
 fn main() -> anyhow::Result<()> {
@@ -141,6 +148,7 @@ fn main() -> anyhow::Result<()> {
                 }
                 _ => anyhow::bail!("give --lines (prepare a backlog) or --url (send it)"),
             },
+            Serve::PlotDlm { out } => rt.block_on(dlm_loop::plots(&out)),
         };
     }
     let rt = tokio::runtime::Builder::new_multi_thread()

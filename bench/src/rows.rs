@@ -842,6 +842,9 @@ pub async fn run_all(args: &Args) -> anyhow::Result<String> {
             out.push(acquisition_row(n, window).await?);
         }
     }
+    if want("dlm") {
+        out.extend(crate::dlm_loop::rows().await?);
+    }
     if want("alarms") {
         out.extend(crate::alarms::journal_rows(args.quick)?);
         out.extend(crate::alarm_engine::query_rows(args.quick)?);

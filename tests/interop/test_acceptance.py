@@ -3,10 +3,9 @@ test: each scenario's `busbar-sim test` with the parameters a QA team gives for 
 (`--param gateway=... sut_http=... mail_sink=...`, the probes' defaults built on `sut_http`),
 and a `busbar run` configured for that scenario's devices, its alarms mailed to the scenario's
 SMTP sink. The seven run side by side, each on its own ports, so the library costs the time of
-its longest scenario. Busbar passes six of them; it has no load management yet, so the EV
-rush hour fails on exactly the expectations a load manager must meet (it sets no current limit
-and the site current exceeds the limit) and passes the others. The reports are validated as
-in test_scenarios.py."""
+its longest scenario. Busbar passes all seven; for the EV rush hour its load manager
+(`load_management:`, docs/load-management.md) is configured with the scenario's site limit as
+its maximum current. The reports are validated as in test_scenarios.py."""
 
 import json
 import subprocess
@@ -22,7 +21,7 @@ from test_scenarios import validate_junit
 LIBRARY = ROOT / "scenarios/acceptance"
 
 # The devices each scenario simulates, as the bridge is configured to read them.
-CHARGER = "profile: legrand-greenup, points: { current_limit: { writable: true } }"
+CHARGER = "profile: legrand-greenup, points: { current_limit: { writable: true }, command: { writable: true } }"
 DEVICES = {
     "mains-failure-genset-fails": [
         "{ name: ats, profile: socomec-atys-pm, unit_id: 1 }",
@@ -49,10 +48,15 @@ DEVICES = {
     ],
 }
 
-# What Busbar without load management (issue 17) fails, and nothing else.
-EXPECTED_FAILURES = {
-    "ev-rush-hour": {f"the SUT sets a current limit on charger {i}" for i in range(1, 5)}
-    | {"the site phase current stays under the limit from 45 s on"},
+# The load manager of the scenarios that need one: the site limit of ev-rush-hour (80 A) is its
+# maximum current, the green/yellow border 8 A below it.
+LOAD_MANAGEMENT = {
+    "ev-rush-hour": """load_management:
+  meter: main_meter
+  chargers: [ev1, ev2, ev3, ev4]
+  max_current_a: 80
+  max_charging_current_a: 72
+""",
 }
 
 
@@ -74,7 +78,7 @@ alarms:
     from: Busbar <busbar@acceptance.test>
     hold_off_s: 2
     recipients: [{{ to: ops@acceptance.test }}]
-""")
+{LOAD_MANAGEMENT.get(tmp.name, "")}""")
     return config
 
 
@@ -125,9 +129,8 @@ def test_busbar_meets_the_acceptance_scenario(runs, name):
     validate_junit(junit)
     r = json.loads(report.read_text())
     failed = {e["name"] for e in r["expectations"] if not e["passed"]}
-    expected = EXPECTED_FAILURES.get(name, set())
-    assert failed == expected, out
-    assert code == (1 if expected else 0), out
+    assert failed == set(), out
+    assert code == 0, out
     assert r["parameters"]["sut_http"].startswith("http://127.0.0.1:26"), r["parameters"]
     props = {p.get("name"): p.get("value") for p in ET.parse(junit).getroot().iter("property")}
     assert props["parameter.gateway"] == r["parameters"]["gateway"]

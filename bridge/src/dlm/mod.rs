@@ -121,6 +121,8 @@ pub struct LoadManager {
     written: Vec<Option<Written>>,
     /// Per side: a write failed; when to try again.
     retry_at: Vec<Option<f64>>,
+    /// Per side: when it was last told to pause.
+    paused_at: Vec<Option<f64>>,
     safe: Option<SafeCause>,
     /// A first decision was made (or the meter stayed silent past its timeout).
     started: bool,
@@ -207,6 +209,7 @@ impl LoadManager {
             sides,
             written: vec![None; n],
             retry_at: vec![None; n],
+            paused_at: vec![None; n],
             safe: None,
             started: false,
             writes: 0,
@@ -360,6 +363,7 @@ impl LoadManager {
             if !side.state.connected() {
                 self.written[i] = None;
                 self.retry_at[i] = None;
+                self.paused_at[i] = None;
                 continue;
             }
             if self.retry_at[i].is_some_and(|t| now < t) {
@@ -382,10 +386,14 @@ impl LoadManager {
                     ok &= self.write(i, point, START).await;
                 }
             } else {
+                // Paused once when it was authorised; again only if it still charges a while
+                // after (a vehicle ramps down in a few seconds).
                 let authorised = before.is_some_and(|w| w.run);
-                if due || authorised || side.state == SideState::Charging {
+                let still = side.state == SideState::Charging && self.paused_at[i].is_none_or(|t| now - t >= RETRY_S);
+                if due || authorised || still {
                     let point = self.chargers[i].command;
                     ok &= self.write(i, point, PAUSE).await;
+                    self.paused_at[i] = Some(now);
                 }
             }
             if ok {

@@ -380,9 +380,11 @@ pub fn observe(tracks: &mut Vec<Track>, now: f64, sides: &[Side], p: &Params) {
         if s.state == SideState::Charging {
             t.granted_at = None;
             t.queued_since = None;
-            if !t.running() && t.skipped_until.is_none() {
+            let paused_by_us = matches!(t.setpoint.reason, Reason::Stopped | Reason::Skipped);
+            if !t.running() && t.skipped_until.is_none() && !paused_by_us {
                 // Started without a grant (a station that does not wait for one): running at
-                // its rated current until the strategy says otherwise.
+                // its rated current until the strategy says otherwise. A session paused here
+                // that still draws while it ramps down is not one.
                 t.setpoint = Setpoint {
                     limit_a: s.rated_a,
                     reason: Reason::Granted,
@@ -452,6 +454,25 @@ pub fn next_to_stop(tracks: &[Track], sides: &[Side], p: &Params) -> Option<usiz
             a.connected_since
                 .unwrap_or(0.0)
                 .total_cmp(&b.connected_since.unwrap_or(0.0))
+                .then(i.cmp(j))
+        })
+        .map(|(i, _)| i)
+}
+
+/// The session to stop when the site is still above its maximum current and no session may be
+/// stopped by the manual's rule (none has received its guaranteed charge): the maximum current
+/// is the hard limit. Non-priority before priority, then the one that received the most charge
+/// (the closest to its guarantee).
+pub fn next_to_force_stop(tracks: &[Track], sides: &[Side]) -> Option<usize> {
+    tracks
+        .iter()
+        .zip(sides)
+        .enumerate()
+        .filter(|(_, (t, _))| t.running())
+        .min_by(|(i, (_, a)), (j, (_, b))| {
+            a.priority
+                .cmp(&b.priority)
+                .then(b.session_ah.total_cmp(&a.session_ah))
                 .then(i.cmp(j))
         })
         .map(|(i, _)| i)

@@ -6,14 +6,15 @@
 //! `priority_weight`). A request joins once it has waited the hold time. When even 6 A each does
 //! not fit, sessions leave in the manual's stop order (non-priority, guaranteed charge received,
 //! connected longest), then requests not yet started (the latest first); a session that has not
-//! received its guaranteed charge is never stopped. A session that draws less than its limit for
+//! received its guaranteed charge is stopped only when even so 6 A each is above the maximum
+//! current (the hard limit: [`next_to_force_stop`]). A session that draws less than its limit for
 //! the settle time (the vehicle's own limit) is capped at its draw plus 2 A, so the rest goes to
 //! the others. Limits are whole amperes; a limit goes down at once and up only by 2 A or more,
 //! once per settle time.
 
 use super::model::{
-    max_phase, next_to_stop, number_queue, observe, Decision, Params, Reason, Setpoint, Side, Strategy, Track, Zone,
-    MIN_CHARGING_A,
+    max_phase, next_to_force_stop, next_to_stop, number_queue, observe, Decision, Params, Reason, Setpoint, Side,
+    Strategy, Track, Zone, MIN_CHARGING_A,
 };
 
 /// A session drawing this much below its limit is limited by its vehicle.
@@ -137,6 +138,11 @@ impl FairShare {
                 sides[i].state.connected() && t.skipped_until.is_none() && (t.running() || held(t))
             })
             .collect();
+        // The same below the red border: past it, the maximum current is the hard limit.
+        let mut red = cap;
+        for c in &mut red {
+            *c += self.p.max_current_a - self.p.max_charging_current_a;
+        }
         while !Self::minimum_fits(&members, sides, cap) {
             let running: Vec<Track> = (0..sides.len())
                 .map(|i| {
@@ -147,16 +153,25 @@ impl FairShare {
                     t
                 })
                 .collect();
-            let out = next_to_stop(&running, sides, &self.p).or_else(|| {
-                members
-                    .iter()
-                    .copied()
-                    .filter(|&i| !self.tracks[i].running())
-                    .max_by(|&i, &j| {
-                        let q = |k: usize| self.tracks[k].queued_since.unwrap_or(0.0);
-                        q(i).total_cmp(&q(j)).then(i.cmp(&j))
-                    })
-            });
+            let out = next_to_stop(&running, sides, &self.p)
+                .or_else(|| {
+                    members
+                        .iter()
+                        .copied()
+                        .filter(|&i| !self.tracks[i].running())
+                        .max_by(|&i, &j| {
+                            let q = |k: usize| self.tracks[k].queued_since.unwrap_or(0.0);
+                            q(i).total_cmp(&q(j)).then(i.cmp(&j))
+                        })
+                })
+                .or_else(|| {
+                    if Self::minimum_fits(&members, sides, red) {
+                        return None;
+                    }
+                    let i = next_to_force_stop(&running, sides)?;
+                    tracing::warn!(side = i, "above the maximum current with no session past its guaranteed charge: stopping one short of it");
+                    Some(i)
+                });
             let Some(out) = out else { break };
             members.retain(|&i| i != out);
             if self.tracks[out].running() {

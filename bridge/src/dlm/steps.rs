@@ -1,18 +1,19 @@
 //! The Green'Up steps (../shared/reference/devices.md section 5; docs/load-management.md).
 //!
 //! Green: the request that may be granted (held long enough, priority first, then the one
-//! waiting longest) is granted at the highest step that keeps the site out of the red zone;
+//! waiting longest) is granted at the highest step that stays under the green/yellow border;
 //! with no request, the session reduced first is raised one step, if that stays green. Yellow:
 //! nothing new; while a request waits, one running session is reduced one step per decision.
 //! Red: running sessions are reduced one step at a time (non-priority before priority, the
 //! highest step first, connected longest first) until the load predicted from the written limits
 //! is under the maximum; when all are at the second step, the non-priority session connected
-//! longest that received the guaranteed charge is stopped. Grants and raises wait `settle_s`
-//! after the previous one, so that the meter has seen it.
+//! longest that received the guaranteed charge is stopped (if none has, the maximum current is
+//! the hard limit: [`next_to_force_stop`]). Grants and raises wait `settle_s` after the previous
+//! change, so that the meter has seen it.
 
 use super::model::{
-    grant_order, headroom, max_phase, next_to_stop, number_queue, observe, predicted, Decision, Params, Reason,
-    Setpoint, Side, Strategy, Track, Zone,
+    grant_order, headroom, max_phase, next_to_force_stop, next_to_stop, number_queue, observe, predicted, Decision,
+    Params, Reason, Setpoint, Side, Strategy, Track, Zone,
 };
 
 /// The step a side is held at.
@@ -54,8 +55,8 @@ pub struct Steps {
     zone: Zone,
     tracks: Vec<Track>,
     steps: Vec<StepTrack>,
-    /// When the last grant or raise was made.
-    last_up: Option<f64>,
+    /// When the last change was made (a grant or raise waits `settle_s` after it).
+    last_change: Option<f64>,
 }
 
 impl Steps {
@@ -65,7 +66,7 @@ impl Steps {
             zone: Zone::Green,
             tracks: Vec::new(),
             steps: Vec::new(),
-            last_up: None,
+            last_change: None,
         }
     }
 
@@ -132,9 +133,17 @@ impl Steps {
         Some((i, freed))
     }
 
-    /// Stop the session the manual says to stop; the current it frees, A.
+    /// Stop the session the manual says to stop (or, when none may be, the one
+    /// [`next_to_force_stop`] names); the current it frees, A.
     fn stop_one(&mut self, now: f64, sides: &[Side]) -> Option<(usize, f64)> {
-        let i = next_to_stop(&self.tracks, sides, &self.p)?;
+        let i = next_to_stop(&self.tracks, sides, &self.p).or_else(|| {
+            let i = next_to_force_stop(&self.tracks, sides)?;
+            tracing::warn!(
+                side = i,
+                "above the maximum current with no session past its guaranteed charge: stopping one short of it"
+            );
+            Some(i)
+        })?;
         let side = &sides[i];
         let freed = side.current_a.min(self.tracks[i].setpoint.limit_a);
         self.set(i, side, Level::Paused, Reason::Stopped);
@@ -146,9 +155,10 @@ impl Steps {
     fn relieve_red(&mut self, now: f64, sides: &[Side], mut load: [f64; 3]) {
         while max_phase(load) > self.p.max_current_a {
             let Some((i, freed)) = self.reduce_one(now, sides).or_else(|| self.stop_one(now, sides)) else {
-                // Every session at the second step, none may be stopped: nothing more to do.
+                // Nothing runs any more.
                 return;
             };
+            self.last_change = Some(now);
             for (k, on) in sides[i].phases.iter().enumerate() {
                 if *on {
                     load[k] -= freed;
@@ -157,10 +167,11 @@ impl Steps {
         }
     }
 
-    /// Grant the first request at the highest step under the red border, or make room for it.
+    /// Grant the first request at the highest step that stays under the green/yellow border
+    /// (a margin below the maximum for the other loads to move in), or make room for it.
     fn grant_or_make_room(&mut self, now: f64, sides: &[Side], load: [f64; 3], first: usize) {
         let side = &sides[first];
-        let room = headroom(load, side, self.p.max_current_a);
+        let room = headroom(load, side, self.p.max_charging_current_a);
         let fits = [Level::Full, Level::First, Level::Second]
             .into_iter()
             .find(|l| self.limit_of(side, *l) <= room);
@@ -178,10 +189,12 @@ impl Steps {
                 let t = &mut self.tracks[first];
                 t.granted_at = Some(now);
                 t.queued_since = None;
-                self.last_up = Some(now);
+                self.last_change = Some(now);
             }
             None => {
-                self.reduce_one(now, sides);
+                if self.reduce_one(now, sides).is_some() {
+                    self.last_change = Some(now);
+                }
             }
         }
     }
@@ -211,7 +224,7 @@ impl Steps {
             self.set(i, side, level, Reason::Reduced);
         }
         self.tracks[i].granted_at = None;
-        self.last_up = Some(now);
+        self.last_change = Some(now);
     }
 }
 
@@ -243,12 +256,14 @@ impl Strategy for Steps {
             }
         } else {
             let load = predicted(phases_a, &self.tracks, sides, now, &self.p);
-            let up_allowed = self.last_up.is_none_or(|t| now - t >= self.p.settle_s);
+            let up_allowed = self.last_change.is_none_or(|t| now - t >= self.p.settle_s);
             let waiting = grant_order(&self.tracks, sides, now, &self.p);
             match Zone::of(self.zone, max_phase(load), &self.p) {
                 Zone::Red => self.relieve_red(now, sides, load),
                 Zone::Yellow if !waiting.is_empty() => {
-                    self.reduce_one(now, sides);
+                    if self.reduce_one(now, sides).is_some() {
+                        self.last_change = Some(now);
+                    }
                 }
                 Zone::Yellow => {}
                 Zone::Green if !up_allowed => {}
@@ -326,14 +341,17 @@ mod tests {
     }
 
     #[test]
-    fn a_grant_takes_the_highest_step_that_stays_out_of_the_red_zone() {
+    fn a_grant_takes_the_highest_step_that_stays_under_the_green_border() {
         let mut c = Steps::new(params());
         let sides = vec![side(SideState::Waiting, 0.0, 0.0)];
-        c.decide(0.0, [80.0; 3], &sides);
-        // 20 A of room below 100 A: the first step (24 A) would be red, the second (16 A) is not.
-        let d = c.decide(60.0, [80.0; 3], &sides);
+        c.decide(0.0, [70.0; 3], &sides);
+        // 20 A of room below 90 A: the first step (24 A) would be yellow, the second (16 A) is not.
+        let d = c.decide(60.0, [70.0; 3], &sides);
         assert_eq!(d.setpoints[0].limit_a, 16.0);
         assert_eq!(d.setpoints[0].reason, Reason::Reduced);
+        let mut c = Steps::new(params());
+        c.decide(0.0, [80.0; 3], &sides);
+        assert_eq!(limits(&c.decide(60.0, [80.0; 3], &sides)), vec![0.0], "no room: queued");
     }
 
     #[test]
@@ -373,8 +391,33 @@ mod tests {
         assert_eq!(limits(&d), vec![0.0, 16.0, 0.0]);
         sides[2].current_a = 0.0;
         sides[2].state = SideState::Waiting;
+        // Still red and no one left that had its guaranteed charge: the maximum current is the
+        // hard limit, side 1 is stopped short of it.
         let d = c.decide(6.0, [120.0; 3], &sides);
-        assert_eq!(limits(&d), vec![0.0, 16.0, 0.0], "nothing more may be stopped");
+        assert_eq!(limits(&d), vec![0.0, 0.0, 0.0]);
+        assert_eq!(d.setpoints[1].reason, Reason::Stopped);
+    }
+
+    #[test]
+    fn a_stopped_session_still_ramping_down_is_not_taken_for_a_new_one() {
+        let mut c = Steps::new(params());
+        let mut sides = vec![
+            side(SideState::Charging, 16.0, 40.0),
+            side(SideState::Charging, 16.0, 10.0),
+        ];
+        c.decide(0.0, [50.0; 3], &sides[..1]);
+        c.decide(1.0, [50.0; 3], &sides);
+        c.decide(2.0, [150.0; 3], &sides);
+        let d = c.decide(3.0, [130.0; 3], &sides);
+        assert_eq!(d.setpoints[0].reason, Reason::Stopped);
+        // The vehicle is still coming down from 16 A: the side stays stopped, and queues once
+        // it waits.
+        sides[0].current_a = 8.0;
+        let d = c.decide(4.0, [90.0; 3], &sides);
+        assert_eq!(d.setpoints[0], Setpoint::paused(Reason::Stopped));
+        sides[0] = side(SideState::Waiting, 0.0, 40.0);
+        let d = c.decide(5.0, [80.0; 3], &sides);
+        assert_eq!((d.setpoints[0].limit_a, d.setpoints[0].queue), (0.0, 1));
     }
 
     #[test]
@@ -405,10 +448,13 @@ mod tests {
         let d = c.decide(61.0, [95.0; 3], &sides);
         assert_eq!(limits(&d), vec![24.0, 0.0], "one step for the waiting request");
         let d = c.decide(62.0, [95.0; 3], &sides);
+        assert_eq!(limits(&d), vec![24.0, 0.0], "green as predicted, but settling");
+        // After the settle time: still no room for 16 A below 90 A, one more step.
+        let d = c.decide(71.0, [95.0; 3], &sides);
         assert_eq!(limits(&d), vec![16.0, 0.0]);
-        // The load came down to green: the request gets what stays out of red.
+        // The load came down: the request gets what stays under the green border.
         sides[0].current_a = 16.0;
-        let d = c.decide(63.0, [79.0; 3], &sides);
+        let d = c.decide(81.0, [70.0; 3], &sides);
         assert_eq!(limits(&d), vec![16.0, 16.0]);
         assert_eq!(d.setpoints[1].reason, Reason::Reduced);
     }
@@ -427,11 +473,13 @@ mod tests {
             s.current_a = 24.0;
         }
         let d = c.decide(2.0, [60.0; 3], &sides);
+        assert_eq!(limits(&d), vec![24.0, 24.0], "settling after the reduction");
+        let d = c.decide(11.0, [60.0; 3], &sides);
         assert_eq!(limits(&d), vec![32.0, 24.0], "side 0 was reduced first");
-        let d = c.decide(5.0, [60.0; 3], &sides);
+        let d = c.decide(15.0, [60.0; 3], &sides);
         assert_eq!(limits(&d), vec![32.0, 24.0], "settling");
         sides[0].current_a = 32.0;
-        let d = c.decide(12.0, [68.0; 3], &sides);
+        let d = c.decide(21.0, [68.0; 3], &sides);
         assert_eq!(limits(&d), vec![32.0, 32.0]);
         assert_eq!(d.setpoints[1].reason, Reason::Granted);
     }
