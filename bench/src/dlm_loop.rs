@@ -586,7 +586,9 @@ mod tests {
         );
         let last = run.frames.last().unwrap_or_else(|| panic!("no frames"));
         let charged = last.sides.iter().filter(|s| s.session_ah > 0.5).count();
-        assert!(charged >= 3, "only {charged} vehicles were charged");
+        // Beside the shop's ~48 A at noon, the green border (90 A) leaves room for two sessions
+        // at their second step at least.
+        assert!(charged >= 2, "only {charged} vehicles were charged");
         let arrivals = run.arrivals();
         let stops = run.stops();
         if expect_stops {
@@ -709,11 +711,12 @@ mod tests {
             "skipped at {} s",
             pauses[0]
         );
-        // Ignored for the 300 s skip time, then a new request: granted after the hold time.
+        // Ignored for the 300 s skip time, then a new request: granted no sooner than the hold
+        // time after (then as soon as a grant fits and the last change has settled).
+        let again = starts[1] - pauses[0];
         assert!(
-            (starts[1] - pauses[0] - 360.0).abs() <= 6.0,
-            "granted again at {} s",
-            starts[1]
+            (358.0..=400.0).contains(&again),
+            "granted again {again} s after the skip"
         );
         // Meanwhile the others charge.
         let f = run.at(400.0).unwrap_or_else(|| panic!("no frame"));

@@ -409,36 +409,81 @@ pub fn observe(tracks: &mut Vec<Track>, now: f64, sides: &[Side], p: &Params) {
     }
 }
 
-/// The queued sides that may be granted at `now`, in grant order: held long enough, not
-/// skipped; priority first, then the one waiting longest.
-pub fn grant_order(tracks: &[Track], sides: &[Side], now: f64, p: &Params) -> Vec<usize> {
+/// The queued sides (held or not) in grant order: priority first, then the one waiting longest;
+/// each with the time it queued.
+fn queue_order(tracks: &[Track], sides: &[Side]) -> Vec<(usize, f64)> {
     let mut q: Vec<(usize, f64, bool)> = tracks
         .iter()
         .zip(sides)
         .enumerate()
         .filter(|(_, (t, _))| !t.running() && t.skipped_until.is_none())
         .filter_map(|(i, (t, s))| Some((i, t.queued_since?, s.priority)))
-        .filter(|(_, since, _)| now - since >= p.hold_s)
         .collect();
     q.sort_by(|a, b| b.2.cmp(&a.2).then(a.1.total_cmp(&b.1)).then(a.0.cmp(&b.0)));
-    q.into_iter().map(|(i, _, _)| i).collect()
+    q.into_iter().map(|(i, since, _)| (i, since)).collect()
+}
+
+/// The queued sides that may be granted at `now`, in grant order: held long enough, not
+/// skipped.
+pub fn grant_order(tracks: &[Track], sides: &[Side], now: f64, p: &Params) -> Vec<usize> {
+    queue_order(tracks, sides)
+        .into_iter()
+        .filter(|(_, since)| now - since >= p.hold_s)
+        .map(|(i, _)| i)
+        .collect()
 }
 
 /// Number every queued side (held or not) in grant order.
 pub fn number_queue(tracks: &mut [Track], sides: &[Side]) {
-    let mut q: Vec<(usize, f64, bool)> = tracks
-        .iter()
-        .zip(sides)
-        .enumerate()
-        .filter(|(_, (t, _))| !t.running() && t.skipped_until.is_none())
-        .filter_map(|(i, (t, s))| Some((i, t.queued_since?, s.priority)))
-        .collect();
-    q.sort_by(|a, b| b.2.cmp(&a.2).then(a.1.total_cmp(&b.1)).then(a.0.cmp(&b.0)));
+    let order = queue_order(tracks, sides);
     for t in tracks.iter_mut() {
         t.setpoint.queue = 0;
     }
-    for (n, (i, _, _)) in q.into_iter().enumerate() {
+    for (n, (i, _)) in order.into_iter().enumerate() {
         tracks[i].setpoint.queue = n + 1;
+    }
+}
+
+/// What both strategies do when the switches say so; true when they did (nothing else is
+/// decided then). Control logic off: nothing is decided, the reasons say so. Load control off:
+/// every connected side not skipped at its rating.
+pub fn switched_off(tracks: &mut [Track], sides: &[Side], now: f64, p: &Params) -> bool {
+    if !p.control_logic {
+        for (t, s) in tracks.iter_mut().zip(sides) {
+            if s.state.connected() {
+                t.setpoint.reason = Reason::Manual;
+            }
+        }
+        return true;
+    }
+    if !p.load_control {
+        for (t, s) in tracks.iter_mut().zip(sides) {
+            if s.state.connected() && t.skipped_until.is_none() {
+                if !t.running() {
+                    t.granted_at = Some(now);
+                    t.queued_since = None;
+                }
+                t.setpoint = Setpoint {
+                    limit_a: s.rated_a,
+                    reason: Reason::Unlimited,
+                    queue: 0,
+                };
+            }
+        }
+        return true;
+    }
+    false
+}
+
+/// The decision both strategies answer: the queue numbered, the zone, the measured and
+/// available current, each side's setpoint.
+pub fn decision(zone: Zone, phases_a: [f64; 3], tracks: &mut [Track], sides: &[Side], p: &Params) -> Decision {
+    number_queue(tracks, sides);
+    Decision {
+        zone,
+        measured_a: max_phase(phases_a),
+        available_a: available(phases_a, sides, p),
+        setpoints: tracks.iter().map(|t| t.setpoint).collect(),
     }
 }
 

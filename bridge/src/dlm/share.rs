@@ -12,9 +12,10 @@
 //! the others. Limits are whole amperes; a limit goes down at once and up only by 2 A or more,
 //! once per settle time.
 
+use super::model::{decision, switched_off};
 use super::model::{
-    max_phase, next_to_force_stop, next_to_stop, number_queue, observe, Decision, Params, Reason, Setpoint, Side,
-    Strategy, Track, Zone, MIN_CHARGING_A,
+    max_phase, next_to_force_stop, next_to_stop, observe, Decision, Params, Reason, Setpoint, Side, Strategy, Track,
+    Zone, MIN_CHARGING_A,
 };
 
 /// A session drawing this much below its limit is limited by its vehicle.
@@ -224,36 +225,12 @@ impl Strategy for FairShare {
         } else {
             Zone::Green
         };
-        if !self.p.control_logic {
-            for (t, s) in self.tracks.iter_mut().zip(sides) {
-                if s.state.connected() {
-                    t.setpoint.reason = Reason::Manual;
-                }
-            }
-        } else if !self.p.load_control {
-            for (t, s) in self.tracks.iter_mut().zip(sides) {
-                if s.state.connected() && t.skipped_until.is_none() {
-                    if !t.running() {
-                        t.granted_at = Some(now);
-                        t.queued_since = None;
-                    }
-                    t.setpoint = Setpoint {
-                        limit_a: s.rated_a,
-                        reason: Reason::Unlimited,
-                        queue: 0,
-                    };
-                }
-            }
+        if switched_off(&mut self.tracks, sides, now, &self.p) {
+            // The switches decided.
         } else {
             self.share_out(now, phases_a, sides);
         }
-        number_queue(&mut self.tracks, sides);
-        Decision {
-            zone: self.zone,
-            measured_a,
-            available_a: super::model::available(phases_a, sides, &self.p),
-            setpoints: self.tracks.iter().map(|t| t.setpoint).collect(),
-        }
+        decision(self.zone, phases_a, &mut self.tracks, sides, &self.p)
     }
 
     fn params(&self) -> &Params {

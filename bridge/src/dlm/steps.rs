@@ -11,9 +11,10 @@
 //! the hard limit: [`next_to_force_stop`]). Grants and raises wait `settle_s` after the previous
 //! change, so that the meter has seen it.
 
+use super::model::{decision, switched_off};
 use super::model::{
-    grant_order, headroom, max_phase, next_to_force_stop, next_to_stop, number_queue, observe, predicted, Decision,
-    Params, Reason, Setpoint, Side, Strategy, Track, Zone,
+    grant_order, headroom, max_phase, next_to_force_stop, next_to_stop, observe, predicted, Decision, Params, Reason,
+    Setpoint, Side, Strategy, Track, Zone,
 };
 
 /// The step a side is held at.
@@ -238,22 +239,8 @@ impl Strategy for Steps {
         } else {
             Zone::Green
         };
-        if !self.p.control_logic {
-            for (t, s) in self.tracks.iter_mut().zip(sides) {
-                if s.state.connected() {
-                    t.setpoint.reason = Reason::Manual;
-                }
-            }
-        } else if !self.p.load_control {
-            for (i, s) in sides.iter().enumerate() {
-                if s.state.connected() && self.tracks[i].skipped_until.is_none() {
-                    if !self.tracks[i].running() {
-                        self.tracks[i].granted_at = Some(now);
-                        self.tracks[i].queued_since = None;
-                    }
-                    self.set(i, s, Level::Full, Reason::Unlimited);
-                }
-            }
+        if switched_off(&mut self.tracks, sides, now, &self.p) {
+            // The switches decided.
         } else {
             let load = predicted(phases_a, &self.tracks, sides, now, &self.p);
             let up_allowed = self.last_change.is_none_or(|t| now - t >= self.p.settle_s);
@@ -273,13 +260,7 @@ impl Strategy for Steps {
                 },
             }
         }
-        number_queue(&mut self.tracks, sides);
-        Decision {
-            zone: self.zone,
-            measured_a,
-            available_a: super::model::available(phases_a, sides, &self.p),
-            setpoints: self.tracks.iter().map(|t| t.setpoint).collect(),
-        }
+        decision(self.zone, phases_a, &mut self.tracks, sides, &self.p)
     }
 
     fn params(&self) -> &Params {
