@@ -15,7 +15,7 @@ def f32(words):
 
 def test_exported_map_describes_every_device(demo):
     units = {row["unit_id"] for row in demo.map.values()}
-    assert len(units) == 16
+    assert len(units) == 17
     v1 = demo.map["main_meter/v1"]
     assert (v1["type"], v1["registers"], v1["unit"], v1["word_order"]) == ("float32", "2", "V", "ABCD")
     assert demo.map["ats/command"]["writable"] == "yes"

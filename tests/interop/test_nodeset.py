@@ -34,6 +34,6 @@ def test_asyncua_server_imports_the_exported_nodeset(tmp_path):
         method = server.get_node(ua.NodeId("ev1#SetCurrentLimit", idx))
         assert await method.read_node_class() == ua.NodeClass.Method
         site = await server.nodes.objects.get_child([f"{idx}:Busbar", f"{idx}:station-nord"])
-        assert len(await site.get_children()) == 16, "every device"
+        assert len(await site.get_children()) == 17, "every device"
 
     asyncio.run(go())

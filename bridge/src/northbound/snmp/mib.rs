@@ -423,25 +423,30 @@ impl Mib {
                         Some(v) => self.store.display_value(p, v).unwrap_or_else(|| text_of(v)),
                         None => String::new(),
                     })),
-                    (syntax, Some(unit)) => {
-                        let from = self.store.meta(p).and_then(|m| {
-                            self.store
-                                .device_profile(m.device)?
-                                .points
-                                .get(m.profile_point)
-                                .map(|x| x.unit)
-                        })?;
-                        let v = value
-                            .and_then(PointValue::as_f64)
-                            .and_then(|v| from.convert(v, unit))
-                            .unwrap_or(0.0);
+                    (syntax, unit) => {
+                        let raw = value.and_then(PointValue::as_f64);
+                        // A column with a unit is served in that unit, whatever the profile's;
+                        // a count (no unit) as it is.
+                        let v = match unit {
+                            Some(unit) => {
+                                let from = self.store.meta(p).and_then(|m| {
+                                    self.store
+                                        .device_profile(m.device)?
+                                        .points
+                                        .get(m.profile_point)
+                                        .map(|x| x.unit)
+                                })?;
+                                raw.and_then(|v| from.convert(v, unit))
+                            }
+                            None => raw,
+                        }
+                        .unwrap_or(0.0);
                         Some(match syntax {
                             Syntax::Counter => Cell::Counter(v.clamp(0.0, f64::from(u32::MAX)) as u32),
                             Syntax::Decimal(n) => Cell::Int(to_i32(v * 10f64.powi(i32::from(n)))),
                             _ => return None,
                         })
                     }
-                    _ => None,
                 }
             }
         }
