@@ -364,6 +364,12 @@ impl Mib {
         listed.get(i).cloned()
     }
 
+    /// The profile's definition of point `p`.
+    fn profile_point(&self, p: PointIdx) -> Option<&busbar_core::profile::Point> {
+        let meta = self.store.meta(p)?;
+        self.store.device_profile(meta.device)?.points.get(meta.profile_point)
+    }
+
     /// The value of a cell, `None` if the instance does not exist.
     pub fn cell(&self, table: &Table, column: u32, row: &Row) -> Option<Cell> {
         match table.kind {
@@ -382,9 +388,7 @@ impl Mib {
             }
             TableKind::Points => {
                 let p = row.point?;
-                let meta = self.store.meta(p)?;
-                let profile = self.store.device_profile(meta.device)?;
-                let point = profile.points.get(meta.profile_point)?;
+                let point = self.profile_point(p)?;
                 // Borrowed under the store's read lock: a walk reads every cell.
                 let samples = self.store.samples();
                 let sample = samples.get(p as usize)?;
@@ -429,13 +433,7 @@ impl Mib {
                         // a count (no unit) as it is.
                         let v = match unit {
                             Some(unit) => {
-                                let from = self.store.meta(p).and_then(|m| {
-                                    self.store
-                                        .device_profile(m.device)?
-                                        .points
-                                        .get(m.profile_point)
-                                        .map(|x| x.unit)
-                                })?;
+                                let from = self.profile_point(p)?.unit;
                                 raw.and_then(|v| from.convert(v, unit))
                             }
                             None => raw,

@@ -723,15 +723,25 @@ mod tests {
                         profile.name, table.prefix, table.prefix, c.name
                     );
                 };
-                if let Some(unit) = c.unit {
-                    let from = profile.points[k].unit;
-                    assert!(
+                let from = profile.points[k].unit;
+                match c.unit {
+                    Some(unit) => assert!(
                         from.convert(1.0, unit).is_some(),
                         "{}: `{id}` in {} cannot be served in {}",
                         profile.name,
                         from.symbol(),
                         unit.symbol()
-                    );
+                    ),
+                    // A number without a unit is served as it is: the point must have none.
+                    None if c.syntax != Syntax::Text => assert_eq!(
+                        from.symbol(),
+                        "",
+                        "{}: `{id}` has a unit but {}{} serves it without one",
+                        profile.name,
+                        table.prefix,
+                        c.name
+                    ),
+                    None => {}
                 }
             }
         }
